@@ -1,0 +1,184 @@
+import { z } from 'zod';
+
+/** The four Data-B classes, in the order every confusion matrix and model head uses. */
+export const DATA_B_CLASSES = ['normal', 'pneumonia', 'other_disease', 'covid'] as const;
+/** A Data-B class name. */
+export type DataBClass = (typeof DATA_B_CLASSES)[number];
+/** The two Data-A classes of the pretraining (source) task. */
+export const DATA_A_CLASSES = ['normal', 'diseased'] as const;
+
+const positiveInt = z.number().int().positive();
+
+const augmentationSchema = z.strictObject({
+  /** Maximum absolute rotation, in degrees. */
+  rotationDegrees: z.number().min(0).max(45).default(10),
+  /** Maximum relative zoom in or out (0.1 = ±10%). */
+  scale: z.number().min(0).max(0.5).default(0.1),
+  /** Mirror left-right with probability 0.5. */
+  horizontalFlip: z.boolean().default(true),
+});
+
+const syntheticSourceSchema = z.strictObject({
+  kind: z.literal('synthetic'),
+  /** Images generated per Data-B class; Data-A images are generated for other patients. */
+  imagesPerClass: positiveInt.default(40),
+  /** Images generated per Data-A class (normal / diseased). */
+  pretrainImagesPerClass: positiveInt.default(120),
+});
+
+const folderSourceSchema = z.strictObject({
+  kind: z.literal('folder'),
+  /** Folder with one sub-folder per class (`normal/`, `pneumonia/`, …), optionally a labels.csv with patient ids. */
+  root: z.string().min(1),
+});
+
+const datasetSchema = z.strictObject({
+  source: z.discriminatedUnion('kind', [syntheticSourceSchema, folderSourceSchema]).prefault({ kind: 'synthetic' }),
+  /** Side of the square greyscale images the networks see, in pixels. */
+  imageSize: z.number().int().min(16).max(512).default(64),
+  /** Number of cross-validation folds over Data-B (grouped by patient, stratified by class). */
+  folds: z.number().int().min(2).max(10).default(5),
+  /** Upper bound of Data-B images per class (the paper: 350/322/300/305); null takes all available. */
+  maxImagesPerClass: positiveInt.nullable().default(null),
+  /** Share of patients of the source kept for Data-A pretraining instead of Data-B (folder sources only). */
+  pretrainPatientShare: z.number().gt(0).lt(1).default(0.5),
+  /** Share of Data-A held out for per-epoch validation. */
+  pretrainValidationShare: z.number().gt(0).lt(1).default(0.2),
+  /** What to do with an unreadable image: stop the run, or report it and leave it out. */
+  onCorruptImage: z.enum(['fail', 'skip']).default('fail'),
+  /**
+   * Removes the resolution shortcut of mixed sources: `degrade` shrinks every image to this many
+   * pixels and back before use, so sharpness no longer tells the source; null leaves images as they are.
+   */
+  degradeToPixels: z.number().int().min(8).max(512).nullable().default(null),
+});
+
+const pretrainSchema = z.strictObject({
+  epochs: positiveInt.default(6),
+  batchSize: positiveInt.default(16),
+  optimizer: z.enum(['adam', 'sgd']).default('adam'),
+  learningRate: z.number().positive().default(1e-3),
+  momentum: z.number().min(0).lt(1).default(0.9),
+  schedule: z.enum(['cosine', 'constant']).default('cosine'),
+  augmentation: augmentationSchema.prefault({}),
+});
+
+const fineTuneSchema = z.strictObject({
+  epochs: positiveInt.default(8),
+  batchSize: positiveInt.default(16),
+  optimizer: z.enum(['sgd', 'adam']).default('sgd'),
+  learningRate: z.number().positive().default(1e-4),
+  momentum: z.number().min(0).lt(1).default(0.9),
+  schedule: z.enum(['cosine', 'constant']).default('constant'),
+  /**
+   * Which pretrained layers stay fixed: the paper freezes everything below the last conv block;
+   * `none` fine-tunes everything; `all-but-head` trains the new dense head only;
+   * `scratch` ignores the pretrained weights (the 4-class baseline of the ablation).
+   */
+  freeze: z.enum(['below-last-conv-block', 'none', 'all-but-head', 'scratch']).default('below-last-conv-block'),
+  augmentation: augmentationSchema.prefault({ rotationDegrees: 5, scale: 0.05 }),
+});
+
+const modelSchema = z.strictObject({
+  architecture: z.enum(['small-vgg', 'alexnet', 'vgg16', 'resnet50']).default('small-vgg'),
+  /** Multiplies every layer's filter / unit count; 1 is the standard architecture. */
+  widthMultiplier: z.number().positive().max(4).default(1),
+});
+
+const gradCamSchema = z.strictObject({
+  /** Correctly and incorrectly classified images explained per class (from the held-out folds). */
+  imagesPerClass: z.number().int().min(0).max(50).default(2),
+});
+
+const runtimeSchema = z.strictObject({
+  /** tfjs backend; `auto` tries tensorflow-gpu, then tensorflow (tfjs-node), then wasm. */
+  backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+});
+
+/** Full, validated configuration of one DETL experiment. Unknown keys are rejected at every level. */
+export const experimentConfigSchema = z.strictObject({
+  name: z.string().min(1).max(200).default('detl-experiment'),
+  seed: z.number().int().min(0).max(2 ** 31 - 1).default(42),
+  dataset: datasetSchema.prefault({}),
+  model: modelSchema.prefault({}),
+  pretrain: pretrainSchema.prefault({}),
+  fineTune: fineTuneSchema.prefault({}),
+  gradCam: gradCamSchema.prefault({}),
+  runtime: runtimeSchema.prefault({}),
+});
+
+/** A complete experiment configuration, every default filled in. */
+export type ExperimentConfig = z.output<typeof experimentConfigSchema>;
+/** What a user may write: any subset of {@link ExperimentConfig}. */
+export type ExperimentConfigInput = z.input<typeof experimentConfigSchema>;
+/** Augmentation settings of one training stage. */
+export type AugmentationConfig = z.output<typeof augmentationSchema>;
+/** Settings of one training stage (pretraining or fine-tuning). */
+export type TrainingStageConfig = z.output<typeof pretrainSchema> | z.output<typeof fineTuneSchema>;
+
+/** Raised when a configuration does not validate; the message names every offending field. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    message: string,
+    /** Dotted paths of the offending fields, e.g. `pretrain.epochs`. */
+    readonly fields: string[],
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Validates a raw configuration (parsed JSON, CLI overrides merged in) and fills in defaults.
+ * @param origin where the value came from, quoted in error messages (a file path or `--set`).
+ * @throws ConfigError naming each bad or unknown field.
+ */
+export function parseExperimentConfig(raw: unknown, origin = 'config'): ExperimentConfig {
+  const result = experimentConfigSchema.safeParse(raw ?? {});
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const base = issue.path.map(String).join('.');
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => ({ field: base ? `${base}.${key}` : key, text: 'unknown key' }));
+    }
+    return [{ field: base || '(root)', text: issue.message }];
+  });
+  const flat = problems.flat();
+  const lines = flat.map((problem) => `  ${problem.field}: ${problem.text}`);
+  return raiseConfigError(`${origin}: invalid experiment configuration\n${lines.join('\n')}`, flat.map((p) => p.field));
+}
+
+function raiseConfigError(message: string, fields: string[]): never {
+  throw new ConfigError(message, fields);
+}
+
+/**
+ * Applies `path=value` overrides (as given to `--set`) onto a raw configuration object.
+ * Values are parsed as JSON when they parse, otherwise kept as strings.
+ * @throws ConfigError when an override is not of the form `a.b.c=value`.
+ */
+export function applyConfigOverrides(raw: Record<string, unknown>, overrides: readonly string[]): Record<string, unknown> {
+  const result: Record<string, unknown> = structuredClone(raw);
+  for (const override of overrides) {
+    const separator = override.indexOf('=');
+    const path = separator > 0 ? override.slice(0, separator).split('.') : [];
+    if (path.length === 0 || path.some((part) => part.length === 0)) {
+      raiseConfigError(`--set ${override}: expected <dotted.path>=<value>`, [override]);
+    }
+    const text = override.slice(separator + 1);
+    let value: unknown = text;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      value = text;
+    }
+    let node: Record<string, unknown> = result;
+    for (const part of path.slice(0, -1)) {
+      const child = node[part];
+      if (typeof child !== 'object' || child === null || Array.isArray(child)) node[part] = {};
+      node = node[part] as Record<string, unknown>;
+    }
+    node[path[path.length - 1] as string] = value;
+  }
+  return result;
+}

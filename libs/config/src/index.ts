@@ -1,0 +1,2 @@
+export * from './experiment-config';
+export * from './service-settings';
