@@ -1,0 +1,53 @@
+import { ObjectNotFoundError, type ObjectStore, type StoredObject } from '@detl/storage';
+import { sha256Hex } from '../random';
+
+/**
+ * An {@link ObjectStore} held in memory, for unit tests of code that only needs the interface.
+ * It validates keys like the real store so tests catch bad keys; it is not a stand-in for S3 in
+ * integration tests. `puts` counts writes so tests can prove reuse.
+ */
+export class MemoryObjectStore implements ObjectStore {
+  readonly bucket = 'memory';
+  /** Every putObject call, in order, by key. */
+  readonly puts: string[] = [];
+  private readonly objects = new Map<string, Uint8Array>();
+
+  async putObject(key: string, body: Uint8Array | string): Promise<StoredObject> {
+    checkKey(key);
+    const bytes = typeof body === 'string' ? new TextEncoder().encode(body) : Uint8Array.from(body);
+    this.objects.set(key, bytes);
+    this.puts.push(key);
+    return { key, sizeBytes: bytes.byteLength, sha256: sha256Hex(bytes) };
+  }
+
+  async getObject(key: string): Promise<Uint8Array> {
+    checkKey(key);
+    const bytes = this.objects.get(key);
+    if (!bytes) throw new ObjectNotFoundError(key);
+    return Uint8Array.from(bytes);
+  }
+
+  async headObject(key: string): Promise<{ sizeBytes: number } | null> {
+    checkKey(key);
+    const bytes = this.objects.get(key);
+    return bytes ? { sizeBytes: bytes.byteLength } : null;
+  }
+
+  async listKeys(prefix: string): Promise<string[]> {
+    return [...this.objects.keys()].filter((key) => key.startsWith(prefix)).sort();
+  }
+
+  async deleteObject(key: string): Promise<void> {
+    this.objects.delete(key);
+  }
+
+  uri(key: string): string {
+    return `memory://${this.bucket}/${key}`;
+  }
+}
+
+function checkKey(key: string): void {
+  if (key.length === 0 || key.startsWith('/') || key.split('/').some((part) => part === '..' || part === '')) {
+    throw new Error(`invalid object key: ${JSON.stringify(key)}`);
+  }
+}
