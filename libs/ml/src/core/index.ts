@@ -1,0 +1,2 @@
+export { initBackend, BACKEND_ENV_VARIABLE, type BackendInfo, type BackendAttempt, type BackendPreference } from './backend';
+export { registerWasmConvGradients, WASM_CONV_GRADIENT_KERNELS } from './wasm-conv-gradients';
