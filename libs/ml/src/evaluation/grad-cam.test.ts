@@ -1,0 +1,216 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createGradCamExplainer } from './grad-cam';
+import { createSeededRandom } from './metrics';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+const SIZE = 8;
+
+function randomImage(seed: number, size = SIZE): Uint8Array {
+  const random = createSeededRandom(seed);
+  return Uint8Array.from({ length: size * size }, () => Math.floor(random() * 256));
+}
+
+function seeded(seed: number) {
+  return tfl.initializers.glorotUniform({ seed });
+}
+
+/** conv → conv 'last' (tanh) → max-pool → flatten → dense (tanh) → dropout → dense softmax. */
+function denseHeadModel(): tfl.LayersModel {
+  return tfl.sequential({
+    layers: [
+      tfl.layers.conv2d({ inputShape: [SIZE, SIZE, 1], filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: seeded(1), name: 'c1' }),
+      tfl.layers.conv2d({ filters: 3, kernelSize: 3, padding: 'same', activation: 'tanh', kernelInitializer: seeded(2), biasInitializer: 'ones', name: 'last' }),
+      tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool' }),
+      tfl.layers.flatten({ name: 'flat' }),
+      tfl.layers.dense({ units: 6, activation: 'tanh', kernelInitializer: seeded(3), name: 'fc1' }),
+      tfl.layers.dropout({ rate: 0.5, name: 'drop' }),
+      tfl.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: seeded(4), biasInitializer: 'ones', name: 'out' }),
+    ],
+  });
+}
+
+/** The head after 'last', written out by hand, ending in the pre-softmax logits. */
+function handLogits(model: tfl.LayersModel, features: tf.Tensor): tf.Tensor2D {
+  return tf.tidy(() => {
+    let h = model.getLayer('pool').apply(features) as tf.Tensor;
+    h = model.getLayer('flat').apply(h) as tf.Tensor;
+    h = model.getLayer('fc1').apply(h) as tf.Tensor;
+    const [kernel, bias] = model.getLayer('out').getWeights();
+    return tf.add(tf.matMul(h as tf.Tensor2D, kernel as tf.Tensor2D), bias as tf.Tensor) as tf.Tensor2D;
+  });
+}
+
+describe('createGradCamExplainer', () => {
+  it('differentiates the pre-softmax score: gradients match central finite differences', () => {
+    const model = denseHeadModel();
+    const explainer = createGradCamExplainer(model);
+    expect(explainer.layerName).toBe('last');
+    const pixels = randomImage(11);
+    for (const classIndex of [0, 2]) {
+      const { features, gradients, shape, score } = explainer.gradients(pixels, SIZE, classIndex);
+      expect(shape).toEqual([SIZE, SIZE, 3]);
+      const scoreAt = (values: Float32Array): number =>
+        tf.tidy(() => handLogits(model, tf.tensor4d(values, [1, ...shape])).dataSync()[classIndex] as number);
+      expect(scoreAt(features)).toBeCloseTo(score, 5);
+      const eps = 1e-3;
+      const maxGrad = Math.max(...gradients.map(Math.abs));
+      expect(maxGrad).toBeGreaterThan(1e-3);
+      const tolerance = 2e-3 + 1e-2 * maxGrad;
+      const base = scoreAt(features);
+      let worst = 0;
+      let kinks = 0;
+      for (let i = 0; i < features.length; i++) {
+        const plus = Float32Array.from(features);
+        const minus = Float32Array.from(features);
+        plus[i] = (plus[i] as number) + eps;
+        minus[i] = (minus[i] as number) - eps;
+        const up = scoreAt(plus);
+        const down = scoreAt(minus);
+        // Max-pooling makes y piecewise smooth; where a step crosses a pooling tie the one-sided
+        // slopes disagree and no finite difference measures the derivative. Such points must be rare.
+        if (Math.abs((up - base) / eps - (base - down) / eps) > tolerance) {
+          kinks++;
+          continue;
+        }
+        worst = Math.max(worst, Math.abs((up - down) / (2 * eps) - (gradients[i] as number)));
+      }
+      expect(kinks).toBeLessThanOrEqual(2);
+      expect(worst).toBeLessThan(tolerance);
+    }
+  });
+
+  it('computes ReLU(Σ_k mean(∂y/∂A^k) A^k), upsampled and scaled to [0, 1]', () => {
+    const model = denseHeadModel();
+    const explainer = createGradCamExplainer(model);
+    const pixels = randomImage(5);
+    const { features, gradients, shape, classIndex } = explainer.gradients(pixels, SIZE, 1);
+    const [h, w, k] = shape;
+    const weights = new Array<number>(k).fill(0);
+    for (let i = 0; i < h * w; i++) for (let c = 0; c < k; c++) weights[c] = (weights[c] as number) + (gradients[i * k + c] as number) / (h * w);
+    const cam = new Float32Array(h * w);
+    for (let i = 0; i < h * w; i++) {
+      let s = 0;
+      for (let c = 0; c < k; c++) s += (weights[c] as number) * (features[i * k + c] as number);
+      cam[i] = Math.max(0, s);
+    }
+    const up = tf.tidy(() => tf.image.resizeBilinear(tf.tensor4d(cam, [1, h, w, 1]), [SIZE, SIZE], false, true).dataSync());
+    const max = Math.max(...up);
+    const result = explainer.explain(pixels, SIZE, 1);
+    expect(result.classIndex).toBe(classIndex);
+    expect(result.heatmap).toHaveLength(SIZE * SIZE);
+    if (max === 0) {
+      expect(Math.max(...result.heatmap)).toBe(0);
+    } else {
+      result.heatmap.forEach((v, i) => expect(v).toBeCloseTo((up[i] as number) / max, 5));
+      expect(Math.max(...result.heatmap)).toBeCloseTo(1, 6);
+      const peak = result.heatmap[result.peak.y * SIZE + result.peak.x] as number;
+      expect(peak).toBe(Math.max(...result.heatmap));
+    }
+    expect(Math.min(...result.heatmap)).toBeGreaterThanOrEqual(0);
+  });
+
+  it('feeds pixels / 255 and reports the model probabilities and predicted class', () => {
+    const model = denseHeadModel();
+    const explainer = createGradCamExplainer(model);
+    const pixels = randomImage(3);
+    const expected = tf.tidy(() =>
+      Array.from((model.predict(tf.div(tf.tensor4d(pixels, [1, SIZE, SIZE, 1], 'float32'), 255)) as tf.Tensor).dataSync()),
+    );
+    const result = explainer.explain(pixels, SIZE);
+    result.probabilities.forEach((p, i) => expect(p).toBeCloseTo(expected[i] as number, 5));
+    expect(result.classIndex).toBe(expected.indexOf(Math.max(...expected)));
+  });
+
+  it('leaks no tensors over repeated calls', () => {
+    const model = denseHeadModel();
+    const explainer = createGradCamExplainer(model);
+    const pixels = randomImage(4);
+    explainer.explain(pixels, SIZE);
+    explainer.gradients(pixels, SIZE, 0);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 5; i++) {
+      explainer.explain(pixels, SIZE);
+      explainer.explain(pixels, SIZE, i % 3);
+      explainer.gradients(pixels, SIZE, 1);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    explainer.dispose();
+    expect(() => explainer.explain(pixels, SIZE)).toThrow(/disposed/);
+    // The model is untouched by the explainer's disposal.
+    expect(() => tf.tidy(() => model.predict(tf.zeros([1, SIZE, SIZE, 1])))).not.toThrow();
+  });
+
+  it('explains the rectified maps of conv → BatchNorm → ReLU with a GAP head and Activation(softmax)', () => {
+    const input = tfl.input({ shape: [SIZE, SIZE, 1] });
+    let x = tfl.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', kernelInitializer: seeded(7), name: 'conv' }).apply(input) as tfl.SymbolicTensor;
+    x = tfl.layers.batchNormalization({ name: 'bn' }).apply(x) as tfl.SymbolicTensor;
+    x = tfl.layers.activation({ activation: 'relu', name: 'relu' }).apply(x) as tfl.SymbolicTensor;
+    x = tfl.layers.globalAveragePooling2d({ name: 'gap' }).apply(x) as tfl.SymbolicTensor;
+    x = tfl.layers.dense({ units: 2, kernelInitializer: seeded(8), name: 'logits' }).apply(x) as tfl.SymbolicTensor;
+    const output = tfl.layers.activation({ activation: 'softmax', name: 'softmax' }).apply(x) as tfl.SymbolicTensor;
+    const model = tfl.model({ inputs: input, outputs: output });
+    const explainer = createGradCamExplainer(model);
+    expect(explainer.layerName).toBe('relu');
+    const pixels = randomImage(9);
+    const { features, gradients, score } = explainer.gradients(pixels, SIZE, 1);
+    // GAP then a linear layer: ∂y/∂A^k_{hw} = W[k][1] / (H·W) everywhere, and y is the logit.
+    const [kernel, bias] = model.getLayer('logits').getWeights();
+    const W = (kernel as tf.Tensor).arraySync() as number[][];
+    for (let i = 0; i < gradients.length; i++) expect(gradients[i]).toBeCloseTo((W[i % 4]?.[1] as number) / (SIZE * SIZE), 6);
+    let expectedScore = (bias as tf.Tensor).dataSync()[1] as number;
+    for (let i = 0; i < features.length; i++) expectedScore += ((features[i] as number) * (W[i % 4]?.[1] as number)) / (SIZE * SIZE);
+    expect(score).toBeCloseTo(expectedScore, 5);
+    expect(Math.min(...features)).toBeGreaterThanOrEqual(0);
+  });
+
+  it('moves past a residual Add to the block output, and refuses a layer that the skip bypasses', () => {
+    const input = tfl.input({ shape: [SIZE, SIZE, 1] });
+    const a = tfl.layers.conv2d({ filters: 2, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: seeded(1), name: 'a' }).apply(input) as tfl.SymbolicTensor;
+    const b = tfl.layers.conv2d({ filters: 2, kernelSize: 3, padding: 'same', kernelInitializer: seeded(2), name: 'b' }).apply(a) as tfl.SymbolicTensor;
+    let x = tfl.layers.add({ name: 'sum' }).apply([a, b]) as tfl.SymbolicTensor;
+    x = tfl.layers.reLU({ name: 'block_out' }).apply(x) as tfl.SymbolicTensor;
+    x = tfl.layers.globalMaxPooling2d({ name: 'gmp' }).apply(x) as tfl.SymbolicTensor;
+    const output = tfl.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: seeded(3), name: 'out' }).apply(x) as tfl.SymbolicTensor;
+    const model = tfl.model({ inputs: input, outputs: output });
+    expect(createGradCamExplainer(model).layerName).toBe('block_out');
+    expect(createGradCamExplainer(model, { lastConvLayerName: 'sum' }).layerName).toBe('sum');
+    expect(() => createGradCamExplainer(model, { lastConvLayerName: 'b' })).toThrow(/reaches the output without passing 'b'/);
+    const result = createGradCamExplainer(model).explain(randomImage(2), SIZE, 0);
+    expect(result.heatmap).toHaveLength(SIZE * SIZE);
+  });
+
+  it('rejects wrong inputs clearly', () => {
+    const explainer = createGradCamExplainer(denseHeadModel());
+    expect(() => explainer.explain(new Uint8Array(10), SIZE)).toThrow(/64 pixels/);
+    expect(() => explainer.explain(new Uint8Array(16), 4)).toThrow(/takes 8 px/);
+    expect(() => explainer.explain(randomImage(1), SIZE, 3)).toThrow(/classIndex 3/);
+    const rgb = tfl.sequential({ layers: [tfl.layers.conv2d({ inputShape: [4, 4, 3], filters: 1, kernelSize: 1 }), tfl.layers.flatten(), tfl.layers.dense({ units: 2 })] });
+    expect(() => createGradCamExplainer(rgb)).toThrow(/greyscale/);
+    const noConv = tfl.sequential({ layers: [tfl.layers.flatten({ inputShape: [4, 4, 1] }), tfl.layers.dense({ units: 2 })] });
+    expect(() => createGradCamExplainer(noConv)).toThrow(/no Conv2D/);
+  });
+});
+
+describe('Grad-CAM on the wasm backend', () => {
+  it('gives the cpu backend’s map using only kernels wasm has', async () => {
+    await import('@tensorflow/tfjs-backend-wasm');
+    const model = denseHeadModel();
+    const pixels = randomImage(21);
+    const onCpu = createGradCamExplainer(model).explain(pixels, SIZE, 2);
+    try {
+      expect(await tf.setBackend('wasm')).toBe(true);
+      const onWasm = createGradCamExplainer(model).explain(pixels, SIZE, 2);
+      expect(onWasm.classIndex).toBe(2);
+      onWasm.heatmap.forEach((v, i) => expect(v).toBeCloseTo(onCpu.heatmap[i] as number, 4));
+      onWasm.probabilities.forEach((p, i) => expect(p).toBeCloseTo(onCpu.probabilities[i] as number, 5));
+    } finally {
+      await tf.setBackend('cpu');
+    }
+  });
+});
