@@ -1,0 +1,305 @@
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { DATA_A_CLASSES, DATA_B_CLASSES, type ExperimentConfig } from '@detl/config';
+import type { ObjectStore, StoredObject } from '@detl/storage';
+import type { CatalogEntry, DuplicateGroup, SkippedFile } from './catalog';
+import { mapLimit } from './concurrency';
+import { DatasetError } from './errors';
+import { importFolderDataset } from './folder-import';
+import { datasetManifestSchema, MANIFEST_CLASSES, MANIFEST_VERSION, MAX_SHARD_BYTES, type DatasetManifest, type ManifestItem, type ManifestShard } from './manifest';
+import { CROP_POLICY, DEGRADE_KERNELS, preprocessImage, preprocessMask, RESIZE_KERNEL } from './preprocess';
+import { compareStrings, sha256Hex } from './random';
+import { assignFolds, assignSets, capPerClass, checkSplitIntegrity, splitDataA } from './split';
+import { generateSyntheticDataset } from './synthetic';
+
+/** Progress report: `done` of `total` units of the named phase (generate, import, preprocess, upload). */
+export type SampleProgress = (progress: { phase: string; done: number; total: number }) => void;
+
+/** Arguments of {@link sampleDataset}. */
+export interface SampleDatasetOptions {
+  config: ExperimentConfig;
+  store: ObjectStore;
+  /** Local folder for generated synthetic datasets (cached by parameters and seed). */
+  workDir: string;
+  onProgress?: SampleProgress;
+}
+
+/** What a sampling wrote and how it went. */
+export interface SampleResult {
+  manifestKey: string;
+  manifest: DatasetManifest;
+  counts: { dataB: Record<string, number>; dataA: { train: number; validation: number } };
+  /** Shards uploaded by this call. */
+  shardsWritten: number;
+  /** Shards that already existed in the store with the right size and were not uploaded again. */
+  shardsReused: number;
+  /** Every object this call wrote (new shards and the manifest; reused shards are not rewritten). */
+  stored: StoredObject[];
+  skipped: SkippedFile[];
+  warnings: string[];
+}
+
+/** Size at which synthetic images are generated: at least 128 px, so resizing to the input size only ever shrinks. */
+function syntheticSize(config: ExperimentConfig): number {
+  return Math.max(128, config.dataset.imageSize);
+}
+
+/**
+ * Builds Data-A and Data-B for one experiment and stores them: for a synthetic source it generates
+ * (or reuses from `workDir`) a dataset first; for a folder source it imports `source.root`. Then it
+ * samples (see {@link sampleCatalog}), preprocesses, writes shards and finally the manifest.
+ * @throws DatasetError for any data problem (naming file, CSV line / column, or class).
+ */
+export async function sampleDataset(options: SampleDatasetOptions): Promise<SampleResult> {
+  const { config, workDir, onProgress } = options;
+  const source = config.dataset.source;
+  let root: string;
+  if (source.kind === 'synthetic') {
+    root = await ensureSyntheticDataset(config, workDir, onProgress);
+  } else {
+    root = source.root;
+  }
+  const imported = await importFolderDataset(root, {
+    onCorruptImage: config.dataset.onCorruptImage,
+    ...(onProgress ? { onProgress } : {}),
+  });
+  return sampleCatalog({
+    catalog: imported.catalog,
+    config,
+    store: options.store,
+    skipped: imported.skipped,
+    duplicates: imported.duplicates,
+    warnings: imported.warnings,
+    ...(onProgress ? { onProgress } : {}),
+  });
+}
+
+async function ensureSyntheticDataset(config: ExperimentConfig, workDir: string, onProgress?: SampleProgress): Promise<string> {
+  const source = config.dataset.source;
+  if (source.kind !== 'synthetic') throw new Error('not a synthetic source');
+  const parameters = {
+    generator: 1,
+    seed: config.seed,
+    imageSize: syntheticSize(config),
+    dataB: { normal: source.imagesPerClass, pneumonia: source.imagesPerClass, other_disease: source.imagesPerClass, covid: source.imagesPerClass },
+    dataA: { normal: source.pretrainImagesPerClass, diseased: source.pretrainImagesPerClass },
+  };
+  const root = path.join(workDir, 'synthetic', sha256Hex(JSON.stringify(parameters)).slice(0, 16));
+  // labels.csv is written last by the generator, so its presence means a complete earlier run.
+  if (await stat(path.join(root, 'labels.csv')).catch(() => null)) return root;
+  const total = Object.values(parameters.dataB).reduce((a, b) => a + b, 0) + parameters.dataA.normal + parameters.dataA.diseased;
+  onProgress?.({ phase: 'generate', done: 0, total });
+  const temporary = `${root}.partial-${process.pid}-${Date.now()}`;
+  await mkdir(path.dirname(root), { recursive: true });
+  await generateSyntheticDataset({ root: temporary, seed: config.seed, imageSize: parameters.imageSize, dataB: parameters.dataB, dataA: parameters.dataA });
+  await rm(root, { recursive: true, force: true });
+  try {
+    await rename(temporary, root);
+  } catch (error) {
+    // Another worker finished the same generation first; its copy is identical.
+    if (!(await stat(path.join(root, 'labels.csv')).catch(() => null))) throw error;
+    await rm(temporary, { recursive: true, force: true });
+  }
+  onProgress?.({ phase: 'generate', done: total, total });
+  return root;
+}
+
+/** Arguments of {@link sampleCatalog}: an already imported catalog plus what its importer reported. */
+export interface SampleCatalogOptions {
+  catalog: readonly CatalogEntry[];
+  config: ExperimentConfig;
+  store: ObjectStore;
+  skipped?: readonly SkippedFile[];
+  duplicates?: readonly DuplicateGroup[];
+  warnings?: readonly string[];
+  onProgress?: SampleProgress;
+}
+
+interface PlannedItem {
+  entry: CatalogEntry;
+  set: 'A' | 'B';
+  fold?: number;
+  split?: 'train' | 'validation';
+  partition: string;
+}
+
+/**
+ * Samples Data-B (4 classes, at most `maxImagesPerClass` each, `folds` patient-grouped folds
+ * stratified by class) and Data-A (normal vs diseased = other_disease, split into training and
+ * validation by patient) from a catalog, preprocesses every image with sharp, and writes
+ * content-addressed shards, then the manifest, to the store. Shards already in the store (same
+ * key, same size) are not uploaded again. Same catalog + config → byte-identical manifest.
+ * @throws DatasetError on a leak (patient in two folds / in both sets), a class with fewer patients
+ *   than folds, an empty Data-A class, or an unreadable image under `onCorruptImage: 'fail'`.
+ */
+export async function sampleCatalog(options: SampleCatalogOptions): Promise<SampleResult> {
+  const { config, store, onProgress } = options;
+  const { seed } = config;
+  const dataset = config.dataset;
+  const warnings = [...(options.warnings ?? [])];
+  const skipped = [...(options.skipped ?? [])];
+  const ids = new Set<string>();
+  for (const entry of options.catalog) {
+    if (ids.has(entry.imageId)) throw new DatasetError(`image id "${entry.imageId}" occurs twice in the catalog (${entry.file})`, { file: entry.file });
+    ids.add(entry.imageId);
+  }
+
+  const { dataA, dataB, rule } = assignSets(options.catalog, seed, dataset.pretrainPatientShare);
+  const sampledB = capPerClass(dataB, dataset.maxImagesPerClass, seed);
+  if (sampledB.length < dataB.length) warnings.push(`Data-B capped at ${dataset.maxImagesPerClass} images per class: ${dataB.length - sampledB.length} images left out`);
+  for (const label of DATA_B_CLASSES) {
+    const have = sampledB.filter((entry) => entry.label === label).length;
+    if (dataset.maxImagesPerClass !== null && have < dataset.maxImagesPerClass) {
+      warnings.push(`Data-B class "${label}": ${have} images available, fewer than maxImagesPerClass ${dataset.maxImagesPerClass}; using what exists`);
+    }
+  }
+  const folds = assignFolds(sampledB, dataset.folds, seed);
+  const sortedA = dataA.slice().sort((a, b) => compareStrings(a.imageId, b.imageId));
+  if (!sortedA.some((e) => e.label === 'normal') || !sortedA.some((e) => e.label === 'other_disease')) {
+    throw new DatasetError(
+      `Data-A needs normal and diseased (other_disease) images; it has ${sortedA.filter((e) => e.label === 'normal').length} normal and ${sortedA.filter((e) => e.label === 'other_disease').length} diseased`,
+    );
+  }
+  const splits = splitDataA(sortedA, dataset.pretrainValidationShare, seed);
+
+  const planned: PlannedItem[] = [];
+  for (let k = 0; k < dataset.folds; k += 1) {
+    for (const entry of sampledB) if (folds.get(entry.imageId) === k) planned.push({ entry, set: 'B', fold: k, partition: `B/fold-${k}` });
+  }
+  for (const split of ['train', 'validation'] as const) {
+    for (const entry of sortedA) if (splits.get(entry.imageId) === split) planned.push({ entry, set: 'A', split, partition: `A/${split}` });
+  }
+  checkSplitIntegrity(planned.map((p) => ({ set: p.set, imageId: p.entry.imageId, patientId: p.entry.patientId, fold: p.fold, split: p.split })));
+
+  // Preprocess everything; an image that fails here (it decoded at import) is treated like a corrupt file.
+  const size = dataset.imageSize;
+  let done = 0;
+  const pixels = await mapLimit(planned, 4, async (item) => {
+    try {
+      const bytes = await readFile(item.entry.path);
+      const image = await preprocessImage(bytes, { imageSize: size, degradeToPixels: dataset.degradeToPixels });
+      const mask = item.entry.maskPath ? await preprocessMask(await readFile(item.entry.maskPath), size) : null;
+      return { image, mask };
+    } catch (error) {
+      const reason = `${item.entry.path}: preprocessing failed (${(error as Error).message})`;
+      if (dataset.onCorruptImage === 'fail') throw new DatasetError(reason, { file: item.entry.path });
+      skipped.push({ path: item.entry.file, reason });
+      return null;
+    } finally {
+      onProgress?.({ phase: 'preprocess', done: (done += 1), total: planned.length });
+    }
+  });
+  const kept = planned.map((item, index) => ({ item, data: pixels[index] })).filter((x): x is { item: PlannedItem; data: { image: Uint8Array; mask: Uint8Array | null } } => !!x.data);
+
+  // Cut each partition into shards; shard keys are the SHA-256 of the shard bytes.
+  const perShard = Math.max(1, Math.floor(MAX_SHARD_BYTES / (size * size)));
+  const shards: { meta: ManifestShard; bytes: Uint8Array }[] = [];
+  const items: ManifestItem[] = [];
+  const partitions = [...new Set(kept.map((k) => k.item.partition))];
+  for (const partition of partitions) {
+    const members = kept.filter((k) => k.item.partition === partition);
+    for (let start = 0; start < members.length; start += perShard) {
+      const chunk = members.slice(start, start + perShard);
+      const imageShard = packShard(chunk.map((c) => c.data.image), size, 'images', partition);
+      shards.push(imageShard);
+      const withMask = chunk.filter((c) => c.data.mask !== null);
+      const maskShard = withMask.length > 0 ? packShard(withMask.map((c) => c.data.mask as Uint8Array), size, 'masks', partition) : null;
+      if (maskShard) shards.push(maskShard);
+      let maskIndex = 0;
+      chunk.forEach((c, index) => {
+        const entry = c.item.entry;
+        const className = c.item.set === 'B' ? entry.label : entry.label === 'normal' ? 'normal' : 'diseased';
+        const classList: readonly string[] = c.item.set === 'B' ? DATA_B_CLASSES : DATA_A_CLASSES;
+        items.push({
+          set: c.item.set,
+          imageId: entry.imageId,
+          className,
+          label: classList.indexOf(className),
+          patientId: entry.patientId,
+          source: entry.source,
+          file: entry.file,
+          sourceSha256: entry.sha256,
+          ...(c.item.fold !== undefined ? { fold: c.item.fold } : {}),
+          ...(c.item.split !== undefined ? { split: c.item.split } : {}),
+          shardKey: imageShard.meta.key,
+          index,
+          ...(maskShard && c.data.mask ? { maskShardKey: maskShard.meta.key, maskIndex: maskIndex++ } : {}),
+        });
+      });
+    }
+  }
+
+  const manifest: DatasetManifest = datasetManifestSchema.parse({
+    format: 'detl-dataset-manifest',
+    version: MANIFEST_VERSION,
+    seed,
+    imageSize: size,
+    classes: MANIFEST_CLASSES,
+    options: {
+      source: dataset.source,
+      folds: dataset.folds,
+      maxImagesPerClass: dataset.maxImagesPerClass,
+      pretrainPatientShare: dataset.pretrainPatientShare,
+      pretrainValidationShare: dataset.pretrainValidationShare,
+      onCorruptImage: dataset.onCorruptImage,
+      degradeToPixels: dataset.degradeToPixels,
+      crop: CROP_POLICY,
+      resizeKernel: RESIZE_KERNEL,
+      degradeKernels: DEGRADE_KERNELS,
+      setAssignment: rule,
+      shardFormat: 'uint8 NxHxW row-major, no header',
+    },
+    items,
+    shards: shards.map((s) => s.meta),
+    skipped: skipped.sort((a, b) => compareStrings(a.path, b.path)),
+    duplicates: [...(options.duplicates ?? [])],
+  });
+
+  const stored: StoredObject[] = [];
+  let shardsWritten = 0;
+  let shardsReused = 0;
+  let uploaded = 0;
+  const uniqueShards = [...new Map(shards.map((s) => [s.meta.key, s])).values()];
+  for (const shard of uniqueShards) {
+    const existing = await store.headObject(shard.meta.key);
+    if (existing && existing.sizeBytes === shard.meta.sizeBytes) {
+      shardsReused += 1;
+    } else {
+      stored.push(await store.putObject(shard.meta.key, shard.bytes, 'application/octet-stream'));
+      shardsWritten += 1;
+    }
+    onProgress?.({ phase: 'upload', done: (uploaded += 1), total: uniqueShards.length + 1 });
+  }
+  if (shardsReused > 0) warnings.push(`${shardsReused} of ${uniqueShards.length} shards were already stored and reused`);
+  // The manifest goes last: once it exists, every shard it names exists too.
+  const manifestBytes = JSON.stringify(manifest);
+  const manifestKey = `manifests/${sha256Hex(manifestBytes)}.json`;
+  stored.push(await store.putObject(manifestKey, manifestBytes, 'application/json'));
+  onProgress?.({ phase: 'upload', done: uniqueShards.length + 1, total: uniqueShards.length + 1 });
+
+  const countsB: Record<string, number> = Object.fromEntries(DATA_B_CLASSES.map((label) => [label, 0]));
+  for (const item of items) if (item.set === 'B') countsB[item.className] = (countsB[item.className] ?? 0) + 1;
+  return {
+    manifestKey,
+    manifest,
+    counts: {
+      dataB: countsB,
+      dataA: {
+        train: items.filter((i) => i.set === 'A' && i.split === 'train').length,
+        validation: items.filter((i) => i.set === 'A' && i.split === 'validation').length,
+      },
+    },
+    shardsWritten,
+    shardsReused,
+    stored,
+    skipped: manifest.skipped,
+    warnings,
+  };
+}
+
+function packShard(images: readonly Uint8Array[], size: number, kind: 'images' | 'masks', partition: string): { meta: ManifestShard; bytes: Uint8Array } {
+  const bytes = new Uint8Array(images.length * size * size);
+  images.forEach((image, index) => bytes.set(image, index * size * size));
+  const sha256 = sha256Hex(bytes);
+  return { meta: { key: `shards/${sha256}.u8`, sha256, count: images.length, sizeBytes: bytes.byteLength, kind, partition }, bytes };
+}
