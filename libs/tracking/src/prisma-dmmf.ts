@@ -48,6 +48,18 @@ export interface DmmfDatamodel {
   indexes: DmmfIndex[];
 }
 
+// The workspace compiles without the DOM library, which is where TypeScript declares WebAssembly.
+interface WasmTable {
+  grow(delta: number): number;
+  get(index: number): unknown;
+  set(index: number, value: unknown): void;
+}
+interface WasmApi {
+  Module: { new (bytes: Uint8Array): object; imports(module: object): { module: string; name: string }[] };
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+}
+const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
 /**
  * Reads a Prisma schema into its DMMF data model without the schema engine or network: it runs
  * `prisma_schema_build_bg.wasm`, the schema compiler the installed `prisma` CLI itself uses for
@@ -56,12 +68,12 @@ export interface DmmfDatamodel {
  */
 export function readPrismaDatamodel(schemaPath: string): DmmfDatamodel {
   const wasmPath = path.join(path.dirname(require.resolve('prisma/package.json')), 'build', 'prisma_schema_build_bg.wasm');
-  const module = new WebAssembly.Module(readFileSync(wasmPath));
+  const module = new wasm.Module(readFileSync(wasmPath));
   let exports: Record<string, unknown> = {};
-  const memory = (): Uint8Array => new Uint8Array((exports['memory'] as WebAssembly.Memory).buffer);
+  const memory = (): Uint8Array => new Uint8Array((exports['memory'] as { buffer: ArrayBuffer }).buffer);
   const decoder = new TextDecoder('utf-8', { fatal: true });
   const text = (pointer: number, length: number): string => decoder.decode(memory().subarray(pointer >>> 0, (pointer >>> 0) + length));
-  const externrefs = (): WebAssembly.Table => exports['__wbindgen_externrefs'] as WebAssembly.Table;
+  const externrefs = (): WasmTable => exports['__wbindgen_externrefs'] as WasmTable;
   // wasm-bindgen suffixes import names with a hash that changes between builds; match on the stem.
   const implementations: [RegExp, (...args: never[]) => unknown][] = [
     [/^__wbg_Error_/, (pointer: number, length: number) => new Error(text(pointer, length))],
@@ -80,12 +92,12 @@ export function readPrismaDatamodel(schemaPath: string): DmmfDatamodel {
     }],
   ];
   const imports: Record<string, Record<string, (...args: never[]) => unknown>> = {};
-  for (const entry of WebAssembly.Module.imports(module)) {
+  for (const entry of wasm.Module.imports(module)) {
     const implementation = implementations.find(([pattern]) => pattern.test(entry.name))?.[1];
     if (!implementation) throw new Error(`prisma schema wasm needs unknown import ${entry.name}; update readPrismaDatamodel`);
     (imports[entry.module] ??= {})[entry.name] = implementation;
   }
-  exports = new WebAssembly.Instance(module, imports as WebAssembly.Imports).exports as Record<string, unknown>;
+  exports = new wasm.Instance(module, imports).exports;
   (exports['__wbindgen_start'] as () => void)();
 
   const schema = readFileSync(schemaPath, 'utf8');

@@ -1,0 +1,20 @@
+export * from './tracking-types';
+export { createTrackingStore, type TrackingStoreOptions } from './tracking-store';
+export {
+  applyMigrations,
+  readMigrations,
+  migrationChecksum,
+  MigrationError,
+  DEFAULT_MIGRATIONS_DIR,
+  PRISMA_MIGRATION_LOCK_KEY,
+  type ApplyMigrationsOptions,
+  type MigrationFile,
+} from './migrations';
+export {
+  startEmbeddedPostgres,
+  EMBEDDED_POSTGRES_READY_PREFIX,
+  type EmbeddedPostgres,
+  type EmbeddedPostgresOptions,
+} from './embedded-postgres';
+export { PgliteWireServer, type PgliteWireServerOptions } from './pglite-wire-server';
+export { createTestDatabase, type TestDatabase } from './test-database';

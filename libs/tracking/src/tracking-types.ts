@@ -1,0 +1,286 @@
+import type { ExperimentConfig } from '@detl/config';
+import * as enums from './generated/prisma/enums';
+
+/** Lifecycle of an experiment: `queued` → `running` → `succeeded` | `failed` | `cancelled`. */
+export type ExperimentStatus = (typeof enums.ExperimentStatus)[keyof typeof enums.ExperimentStatus];
+/** Every {@link ExperimentStatus}, in lifecycle order. */
+export const EXPERIMENT_STATUSES = Object.values(enums.ExperimentStatus) as readonly ExperimentStatus[];
+/** Statuses that end an experiment. */
+export type FinishedExperimentStatus = Exclude<ExperimentStatus, 'queued' | 'running'>;
+
+/** The five activities of the experiment workflow. */
+export type StageName = (typeof enums.Stage)[keyof typeof enums.Stage];
+/** Every {@link StageName}, in workflow order. */
+export const STAGE_NAMES = Object.values(enums.Stage) as readonly StageName[];
+
+/** State of one activity attempt or fold. */
+export type AttemptStatus = (typeof enums.AttemptStatus)[keyof typeof enums.AttemptStatus];
+/** Every {@link AttemptStatus}. */
+export const ATTEMPT_STATUSES = Object.values(enums.AttemptStatus) as readonly AttemptStatus[];
+
+/** What an S3 object is. */
+export type ArtifactKind = (typeof enums.ArtifactKind)[keyof typeof enums.ArtifactKind];
+/** Every {@link ArtifactKind}. */
+export const ARTIFACT_KINDS = Object.values(enums.ArtifactKind) as readonly ArtifactKind[];
+
+/** Precision, recall, F1 and support of one class. */
+export interface ClassMetrics {
+  precision: number;
+  recall: number;
+  f1: number;
+  /** Number of test images whose true class this is. */
+  support: number;
+}
+
+/** Per-class metrics keyed by class name (`normal`, `pneumonia`, …). */
+export type ClassificationReport = Record<string, ClassMetrics>;
+
+/** Aggregated result of an experiment, stored in `experiments.summary`. */
+export interface ResultSummary {
+  /** Class names in confusion-matrix order. */
+  classes: string[];
+  /** Test accuracy of each fold, by fold index. */
+  foldAccuracies: number[];
+  meanAccuracy: number;
+  /** Population standard deviation of {@link foldAccuracies}. */
+  stdAccuracy: number;
+  /** Metrics of the summed confusion matrix. */
+  perClass: ClassificationReport;
+  /** Sum of the fold confusion matrices: rows are true classes, columns predictions. */
+  confusionMatrix: number[][];
+}
+
+/** One experiment row. */
+export interface ExperimentRecord {
+  id: string;
+  name: string;
+  /** Temporal workflow id; unique. */
+  workflowId: string;
+  status: ExperimentStatus;
+  /** The validated configuration the run was started with. */
+  config: ExperimentConfig;
+  configHash: string;
+  seed: number;
+  /** tfjs backend the training used; null until known. */
+  backend: string | null;
+  /** S3 key of the sampling manifest; null until sampled. */
+  datasetManifestKey: string | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  error: string | null;
+  summary: ResultSummary | null;
+}
+
+/** One attempt of one activity. */
+export interface StageAttemptRecord {
+  id: string;
+  experimentId: string;
+  stage: StageName;
+  /** Unit of work inside the stage, e.g. `sample`, `pretrain`, `fold-0`. */
+  task: string;
+  /** Temporal's attempt number, from 1. */
+  attempt: number;
+  status: AttemptStatus;
+  startedAt: Date;
+  finishedAt: Date | null;
+  durationMs: number | null;
+  error: string | null;
+  workerIdentity: string;
+  /** Free-form facts about the attempt (counts, keys, timings). */
+  details: Record<string, unknown>;
+}
+
+/** Metrics of one epoch of one attempt of one task. */
+export interface EpochMetricRecord {
+  id: string;
+  experimentId: string;
+  task: string;
+  attempt: number;
+  /** From 0. */
+  epoch: number;
+  trainLoss: number;
+  trainAccuracy: number;
+  validationLoss: number | null;
+  validationAccuracy: number | null;
+  learningRate: number;
+  durationMs: number;
+  imagesPerSecond: number;
+  checkpointKey: string | null;
+  recordedAt: Date;
+}
+
+/** One cross-validation fold. Result fields are null until the fold succeeded. */
+export interface FoldRecord {
+  id: string;
+  experimentId: string;
+  foldIndex: number;
+  status: AttemptStatus;
+  trainCount: number;
+  testCount: number;
+  accuracy: number | null;
+  confusionMatrix: number[][] | null;
+  report: ClassificationReport | null;
+  modelKey: string | null;
+  updatedAt: Date;
+}
+
+/** One S3 object a run wrote. */
+export interface ArtifactRecord {
+  id: string;
+  experimentId: string;
+  kind: ArtifactKind;
+  key: string;
+  /** Object size; a JavaScript number is exact up to 8 PiB. */
+  sizeBytes: number;
+  /** Hex SHA-256 of the object's bytes. */
+  sha256: string;
+  contentType: string;
+  createdAt: Date;
+}
+
+/** An experiment with everything recorded about it, each list in a stable order. */
+export interface ExperimentDetail extends ExperimentRecord {
+  /** By start time, then task and attempt. */
+  stageAttempts: StageAttemptRecord[];
+  /** By fold index. */
+  folds: FoldRecord[];
+  /** By task, attempt and epoch. */
+  epochMetrics: EpochMetricRecord[];
+  /** By key. */
+  artifacts: ArtifactRecord[];
+}
+
+/** One page of {@link TrackingStore.listExperiments}. */
+export interface ExperimentPage {
+  /** Newest first. */
+  items: ExperimentRecord[];
+  /** Pass as `cursor` to get the next page; null on the last page. */
+  nextCursor: string | null;
+}
+
+/** Input of {@link TrackingStore.createExperiment}. */
+export interface CreateExperimentInput {
+  workflowId: string;
+  name: string;
+  config: ExperimentConfig;
+  /** Hash of the canonical config, so identical configurations can be found. */
+  configHash: string;
+  seed: number;
+}
+
+/** Input of {@link TrackingStore.startStageAttempt}. */
+export interface StartStageAttemptInput {
+  experimentId: string;
+  stage: StageName;
+  task: string;
+  attempt: number;
+  workerIdentity: string;
+}
+
+/** Input of {@link TrackingStore.finishStageAttempt}. */
+export interface FinishStageAttemptInput {
+  experimentId: string;
+  task: string;
+  attempt: number;
+  status: Exclude<AttemptStatus, 'running'>;
+  error?: string | null;
+  details?: Record<string, unknown>;
+}
+
+/** Input of {@link TrackingStore.recordEpoch}. */
+export interface RecordEpochInput {
+  experimentId: string;
+  task: string;
+  attempt: number;
+  epoch: number;
+  trainLoss: number;
+  trainAccuracy: number;
+  validationLoss?: number | null;
+  validationAccuracy?: number | null;
+  learningRate: number;
+  durationMs: number;
+  imagesPerSecond: number;
+  checkpointKey?: string | null;
+}
+
+/** Input of {@link TrackingStore.recordFold}; a `succeeded` fold must carry every result field. */
+export interface RecordFoldInput {
+  experimentId: string;
+  foldIndex: number;
+  status: AttemptStatus;
+  trainCount: number;
+  testCount: number;
+  accuracy?: number | null;
+  confusionMatrix?: number[][] | null;
+  report?: ClassificationReport | null;
+  modelKey?: string | null;
+}
+
+/** One artifact of {@link TrackingStore.recordArtifacts}. */
+export interface ArtifactInput {
+  kind: ArtifactKind;
+  key: string;
+  sizeBytes: number | bigint;
+  sha256: string;
+  contentType: string;
+}
+
+/** Input of {@link TrackingStore.listExperiments}. */
+export interface ListExperimentsInput {
+  /** Page size, 1–500. */
+  limit: number;
+  status?: ExperimentStatus;
+  /** `nextCursor` of the previous page. */
+  cursor?: string | null;
+}
+
+/**
+ * The run history: everything the workflow's activities record and the CLI reads. Every write is
+ * idempotent on its natural key, so a retried activity rewrites its rows instead of adding new ones.
+ * Ids are UUIDs; a malformed one is rejected with a {@link TrackingError} before any query.
+ */
+export interface TrackingStore {
+  /** Creates the experiment of a workflow, or returns the existing one when the workflow id is known. */
+  createExperiment(input: CreateExperimentInput): Promise<ExperimentRecord>;
+  /** Marks it running (the first start time is kept) and records the tfjs backend when given. */
+  markExperimentRunning(id: string, options?: { backend?: string | null }): Promise<ExperimentRecord>;
+  /** Ends it; the first finish time is kept when called again. */
+  markExperimentFinished(
+    id: string,
+    outcome: { status: FinishedExperimentStatus; error?: string | null; summary?: ResultSummary | null },
+  ): Promise<ExperimentRecord>;
+  /** Records the S3 key of the sampling manifest. */
+  setDatasetManifest(id: string, key: string): Promise<void>;
+  /** Records the start of an activity attempt (re-running the same attempt restarts its row). */
+  startStageAttempt(input: StartStageAttemptInput): Promise<StageAttemptRecord>;
+  /** Records the end of an attempt started with {@link startStageAttempt}, with its duration. */
+  finishStageAttempt(input: FinishStageAttemptInput): Promise<StageAttemptRecord>;
+  /** Writes the metrics of one epoch, replacing any earlier write of the same epoch. */
+  recordEpoch(input: RecordEpochInput): Promise<EpochMetricRecord>;
+  /** Writes one fold's state and results, replacing any earlier write of the same fold. */
+  recordFold(input: RecordFoldInput): Promise<FoldRecord>;
+  /** Writes artifacts in one transaction, replacing earlier writes of the same keys; returns how many. */
+  recordArtifacts(experimentId: string, artifacts: readonly ArtifactInput[]): Promise<number>;
+  /** Experiments, newest first. */
+  listExperiments(input: ListExperimentsInput): Promise<ExperimentPage>;
+  /** One experiment by id or workflow id, with all its rows; null when unknown. */
+  getExperiment(idOrWorkflowId: string): Promise<ExperimentDetail | null>;
+  /** Closes the connection pool. */
+  close(): Promise<void>;
+}
+
+/** Why a tracking call was refused. */
+export type TrackingErrorCode = 'invalid_argument' | 'not_found' | 'conflict';
+
+/** Raised for invalid input, unknown rows and contradictory writes; the message names the value. */
+export class TrackingError extends Error {
+  override readonly name = 'TrackingError';
+  constructor(
+    readonly code: TrackingErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
