@@ -12,3 +12,24 @@ export {
   type ArchitectureDescription,
   type ModelSpec,
 } from './models';
+export { writeLabelledImages, readLabelledImages, assertLabelledImages, type LabelledImages } from './labelled-images';
+export { SeededRandom } from './random';
+export {
+  trainModel,
+  evaluateModel,
+  augmentBatch,
+  createOptimizer,
+  imagesToTensor,
+  learningRateAt,
+  outputClasses,
+  restoreWeights,
+  snapshotWeights,
+  type AugmentationOptions,
+  type BatchMetrics,
+  type BestWeights,
+  type EpochMetrics,
+  type TrainingStage,
+  type TrainOptions,
+  type TrainResult,
+  type WeightSnapshot,
+} from './train';

@@ -1,0 +1,153 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from './backend';
+import { buildModel } from './models';
+import { SeededRandom } from './random';
+import { quadrantImages } from './test-data';
+import { augmentBatch, createOptimizer, evaluateModel, learningRateAt, trainModel, type TrainingStage } from './train';
+
+const stage: TrainingStage = {
+  epochs: 4,
+  batchSize: 16,
+  optimizer: 'adam',
+  learningRate: 3e-3,
+  momentum: 0.9,
+  schedule: 'cosine',
+  augmentation: { rotationDegrees: 5, scale: 0.05, horizontalFlip: false },
+};
+
+const tiny = (seed = 1) => buildModel({ architecture: 'small-vgg', widthMultiplier: 0.5, imageSize: 16, channels: 1, numClasses: 4, seed });
+
+describe('trainModel', () => {
+  beforeAll(async () => {
+    await initBackend('wasm');
+  });
+
+  it('learns a separable task, keeps the best validation weights and leaks no tensors', async () => {
+    const train = quadrantImages(128, 16, 4, 1);
+    const validation = quadrantImages(48, 16, 4, 2);
+    const model = tiny();
+    const counts: number[] = [];
+    const result = await trainModel({
+      model,
+      train,
+      validation,
+      stage: { ...stage, epochs: 5 },
+      seed: 3,
+      onEpochEnd: () => {
+        counts.push(tf.memory().numTensors);
+      },
+    });
+    expect(result.epochs.map((m) => m.epoch)).toEqual([1, 2, 3, 4, 5]);
+    // The optimizer creates its moments during epoch 1; from then on nothing may accumulate.
+    expect(new Set(counts.slice(1)).size).toBe(1);
+    const accuracies = result.epochs.map((m) => m.validationAccuracy as number);
+    expect(Math.max(...accuracies)).toBeGreaterThan(0.9);
+    expect(result.best?.validationAccuracy).toBe(Math.max(...accuracies));
+    expect(result.best?.epoch).toBe(accuracies.indexOf(Math.max(...accuracies)) + 1);
+    // restoreBest: the model now scores the best epoch's accuracy again.
+    expect(evaluateModel(model, validation).accuracy).toBeCloseTo(result.best?.validationAccuracy as number, 6);
+    expect(result.epochs[0]?.learningRate).toBe(stage.learningRate);
+    expect(result.epochs[4]?.learningRate).toBeLessThan(stage.learningRate / 2);
+    expect(result.epochs.every((m) => m.imagesPerSecond > 0 && m.durationMs > 0)).toBe(true);
+    result.optimizer.dispose();
+    model.dispose();
+  }, 60_000);
+
+  it('is reproducible from the seed, and a resumed run ends with the same weights', async () => {
+    const train = quadrantImages(32, 16, 4, 5);
+    const three = { ...stage, epochs: 3 };
+    const firstWeights = (model: ReturnType<typeof tiny>) => Array.from((model.getWeights()[0] as tf.Tensor).dataSync());
+
+    const straight = async () => {
+      const model = tiny(9);
+      const losses: number[] = [];
+      const result = await trainModel({ model, train, stage: three, seed: 4, onEpochEnd: (m) => void losses.push(m.trainLoss) });
+      const weights = firstWeights(model);
+      result.optimizer.dispose();
+      model.dispose();
+      return { losses, weights };
+    };
+    const once = await straight();
+    const again = await straight();
+    expect(again.losses).toEqual(once.losses);
+    expect(again.weights).toEqual(once.weights);
+
+    // Interrupt after epoch 1 (as a killed worker would), then resume from there with the same optimizer.
+    const model = tiny(9);
+    const optimizer = createOptimizer(three);
+    const controller = new AbortController();
+    const losses: number[] = [];
+    await expect(
+      trainModel({ model, train, stage: three, seed: 4, optimizer, signal: controller.signal, onEpochEnd: (m) => { losses.push(m.trainLoss); controller.abort(); } }),
+    ).rejects.toMatchObject({ name: 'AbortError' });
+    await trainModel({ model, train, stage: three, seed: 4, optimizer, startEpoch: 1, onEpochEnd: (m) => void losses.push(m.trainLoss) });
+    expect(losses).toEqual(once.losses);
+    expect(firstWeights(model)).toEqual(once.weights);
+    optimizer.dispose();
+    model.dispose();
+  }, 60_000);
+
+  it('aborts between batches', async () => {
+    const controller = new AbortController();
+    const model = tiny();
+    const promise = trainModel({
+      model,
+      train: quadrantImages(64, 16, 4, 1),
+      stage,
+      seed: 1,
+      signal: controller.signal,
+      onBatchEnd: (b) => {
+        if (b.batch === 2) controller.abort();
+      },
+    });
+    await expect(promise).rejects.toMatchObject({ name: 'AbortError' });
+    model.dispose();
+  });
+
+  it('rejects data that does not fit the model', async () => {
+    const model = tiny();
+    await expect(trainModel({ model, train: quadrantImages(8, 32, 4, 1), stage, seed: 1 })).rejects.toThrow(/32x32 px, the model takes 16x16/);
+    const bad = quadrantImages(8, 16, 4, 1);
+    bad.labels[3] = 7;
+    await expect(trainModel({ model, train: bad, stage, seed: 1 })).rejects.toThrow(/label 7 of image 3 is outside 0…3/);
+    model.dispose();
+  });
+});
+
+describe('schedule and augmentation', () => {
+  beforeAll(async () => {
+    await initBackend('wasm');
+  });
+
+  it('anneals the learning rate on a cosine from the peak to zero', () => {
+    const s = { learningRate: 1e-3, schedule: 'cosine' as const };
+    expect(learningRateAt(s, 0, 100)).toBe(1e-3);
+    expect(learningRateAt(s, 50, 100)).toBeCloseTo(5e-4, 12);
+    expect(learningRateAt(s, 100, 100)).toBeCloseTo(0, 12);
+    expect(learningRateAt({ ...s, schedule: 'constant' }, 70, 100)).toBe(1e-3);
+  });
+
+  it('mirrors exactly and is seeded', () => {
+    const x = tf.tensor4d(Float32Array.from({ length: 4 * 8 * 8 }, (_, i) => i % 13), [4, 8, 8, 1]);
+    const flipOnly = { rotationDegrees: 0, scale: 0, horizontalFlip: true };
+    const out = augmentBatch(x, new SeededRandom(1), flipOnly);
+    const mirrored = tf.reverse(x, 2);
+    const identical = (a: tf.Tensor, b: tf.Tensor) => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0] as number;
+    let flips = 0;
+    for (let i = 0; i < 4; i += 1) {
+      const o = tf.slice(out, [i, 0, 0, 0], [1, 8, 8, 1]);
+      const isFlipped = identical(o, tf.slice(mirrored, [i, 0, 0, 0], [1, 8, 8, 1])) < 1e-5;
+      const isSame = identical(o, tf.slice(x, [i, 0, 0, 0], [1, 8, 8, 1])) < 1e-5;
+      expect(isFlipped || isSame).toBe(true);
+      if (isFlipped) flips += 1;
+    }
+    expect(flips).toBeGreaterThan(0);
+    const full = { rotationDegrees: 20, scale: 0.2, horizontalFlip: true };
+    const a = augmentBatch(x, new SeededRandom(7), full);
+    const b = augmentBatch(x, new SeededRandom(7), full);
+    const c = augmentBatch(x, new SeededRandom(8), full);
+    expect(identical(a, b)).toBe(0);
+    expect(identical(a, c)).toBeGreaterThan(0.1);
+  });
+});

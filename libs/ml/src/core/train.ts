@@ -1,0 +1,351 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { assertLabelledImages, type LabelledImages } from './labelled-images';
+import { SeededRandom } from './random';
+
+/** Real-time augmentation of one training stage (the config's `augmentation`). */
+export interface AugmentationOptions {
+  /** Maximum absolute rotation in degrees; each image draws uniformly in [-r, r]. */
+  rotationDegrees: number;
+  /** Maximum relative zoom; each image draws a factor uniformly in [1 - s, 1 + s]. */
+  scale: number;
+  /** Mirror left-right with probability 0.5. */
+  horizontalFlip: boolean;
+}
+
+/** Recipe of one training stage; mirrors the experiment config's `pretrain` / `fineTune`. */
+export interface TrainingStage {
+  /** Total epochs of the run (a resumed run counts the epochs already done). */
+  epochs: number;
+  batchSize: number;
+  optimizer: 'adam' | 'sgd';
+  /** Initial learning rate (the cosine schedule's peak). */
+  learningRate: number;
+  /** Momentum of SGD; ignored by Adam. */
+  momentum: number;
+  /** `cosine`: per-step cosine annealing from learningRate to 0 over all epochs of the run. */
+  schedule: 'cosine' | 'constant';
+  augmentation: AugmentationOptions;
+}
+
+/** What one epoch achieved. */
+export interface EpochMetrics {
+  /** 1-based epoch number within the whole run. */
+  epoch: number;
+  /** Mean cross-entropy over the epoch's (augmented) training batches. */
+  trainLoss: number;
+  trainAccuracy: number;
+  validationLoss: number | null;
+  validationAccuracy: number | null;
+  /** Learning rate at the epoch's first step. */
+  learningRate: number;
+  durationMs: number;
+  /** Training images per second (forward + backward + update, augmentation included). */
+  imagesPerSecond: number;
+}
+
+/** Progress within an epoch. */
+export interface BatchMetrics {
+  epoch: number;
+  /** 1-based batch number within the epoch. */
+  batch: number;
+  batches: number;
+  loss: number;
+  learningRate: number;
+}
+
+/** A copy of every weight of a model (trainable or not), in `model.weights` order. */
+export interface WeightSnapshot {
+  names: string[];
+  shapes: number[][];
+  values: Float32Array[];
+}
+
+/** The best weights seen, by validation accuracy. */
+export interface BestWeights {
+  epoch: number;
+  validationAccuracy: number;
+  weights: WeightSnapshot;
+}
+
+/** Inputs of {@link trainModel}. */
+export interface TrainOptions {
+  model: LayersModel;
+  train: LabelledImages;
+  validation?: LabelledImages;
+  stage: TrainingStage;
+  seed: number;
+  /** Epochs already done (resume); training runs epochs startEpoch+1 … stage.epochs. */
+  startEpoch?: number;
+  /** Optimizer to continue with (e.g. restored Adam moments); a fresh one is made otherwise. */
+  optimizer?: tf.Optimizer;
+  /** Best weights of the epochs before startEpoch, so a resumed run only replaces them when it beats them. */
+  previousBest?: BestWeights | null;
+  /** After training, load the best-validation weights into the model (default true). */
+  restoreBest?: boolean;
+  onEpochEnd?: (metrics: EpochMetrics) => Promise<void> | void;
+  onBatchEnd?: (metrics: BatchMetrics) => Promise<void> | void;
+  /** Checked between batches; an abort rejects with an `AbortError`. */
+  signal?: AbortSignal;
+}
+
+/** Outcome of {@link trainModel}. */
+export interface TrainResult {
+  epochs: EpochMetrics[];
+  /** Best-validation weights, or null without validation data. */
+  best: BestWeights | null;
+  /** The optimizer, with its state, so the caller can save or continue it. */
+  optimizer: tf.Optimizer;
+}
+
+/** Number of classes a model's output has (its last axis). */
+export function outputClasses(model: LayersModel): number {
+  const shape = model.outputs[0]?.shape;
+  const classes = shape?.[shape.length - 1];
+  if (typeof classes !== 'number') throw new Error(`model '${model.name}' has no fixed output size`);
+  return classes;
+}
+
+function inputShape(model: LayersModel): { size: number; channels: number } {
+  const shape = model.inputs[0]?.shape;
+  const [, height, width, channels] = shape ?? [];
+  if (typeof height !== 'number' || height !== width || typeof channels !== 'number') {
+    throw new Error(`model '${model.name}' must take square NHWC images, has input shape ${JSON.stringify(shape)}`);
+  }
+  return { size: height, channels };
+}
+
+/**
+ * Float batch [n, size, size, channels] of the given images, pixels divided by 255 so inputs lie
+ * in [0, 1] (the scale every detl model is trained and evaluated on); greyscale is repeated into
+ * every channel for 3-channel models.
+ */
+export function imagesToTensor(images: LabelledImages, indices: ArrayLike<number>, channels: number): tf.Tensor4D {
+  const { size } = images;
+  const plane = size * size;
+  const values = new Float32Array(indices.length * plane * channels);
+  for (let i = 0; i < indices.length; i += 1) {
+    const offset = (indices[i] as number) * plane;
+    const source = images.pixels.subarray(offset, offset + plane);
+    const base = i * plane * channels;
+    if (channels === 1) {
+      for (let p = 0; p < plane; p += 1) values[base + p] = (source[p] as number) / 255;
+    } else {
+      for (let p = 0; p < plane; p += 1) {
+        const v = (source[p] as number) / 255;
+        for (let c = 0; c < channels; c += 1) values[base + p * channels + c] = v;
+      }
+    }
+  }
+  return tf.tensor4d(values, [indices.length, size, size, channels]);
+}
+
+/**
+ * Random rotation about the centre, zoom and left-right mirroring of a batch, one draw per
+ * image from `rng`, applied with `tf.image.transform` (a kernel wasm has). Edge pixels are
+ * replicated into the corners a rotation uncovers, as Keras' `fill_mode='nearest'` does.
+ */
+export function augmentBatch(x: tf.Tensor4D, rng: SeededRandom, augmentation: AugmentationOptions): tf.Tensor4D {
+  const { rotationDegrees, scale, horizontalFlip } = augmentation;
+  if (rotationDegrees === 0 && scale === 0 && !horizontalFlip) return tf.clone(x);
+  const [n, height, width] = x.shape;
+  const cx = (width - 1) / 2;
+  const cy = (height - 1) / 2;
+  const transforms = new Float32Array(n * 8);
+  for (let i = 0; i < n; i += 1) {
+    const theta = (rng.uniform(-rotationDegrees, rotationDegrees) * Math.PI) / 180;
+    const zoom = rng.uniform(1 - scale, 1 + scale);
+    const flip = horizontalFlip && rng.next() < 0.5 ? -1 : 1;
+    // The matrix maps output pixel coordinates to input coordinates (inverse warp).
+    const a0 = (Math.cos(theta) * flip) / zoom;
+    const a1 = -Math.sin(theta) / zoom;
+    const b0 = (Math.sin(theta) * flip) / zoom;
+    const b1 = Math.cos(theta) / zoom;
+    transforms.set([a0, a1, cx - a0 * cx - a1 * cy, b0, b1, cy - b0 * cx - b1 * cy, 0, 0], i * 8);
+  }
+  return tf.tidy(() => tf.image.transform(x, tf.tensor2d(transforms, [n, 8]), 'bilinear', 'nearest'));
+}
+
+/** Learning rate at global step `step` of `totalSteps`. */
+export function learningRateAt(stage: Pick<TrainingStage, 'learningRate' | 'schedule'>, step: number, totalSteps: number): number {
+  if (stage.schedule === 'constant' || totalSteps <= 0) return stage.learningRate;
+  return stage.learningRate * 0.5 * (1 + Math.cos((Math.PI * Math.min(step, totalSteps)) / totalSteps));
+}
+
+/** A fresh optimizer for a stage: Adam (tfjs defaults β1 0.9, β2 0.999, ε 1e-7) or SGD with momentum. */
+export function createOptimizer(stage: Pick<TrainingStage, 'optimizer' | 'learningRate' | 'momentum'>): tf.Optimizer {
+  if (stage.optimizer === 'adam') return tf.train.adam(stage.learningRate);
+  return stage.momentum > 0 ? tf.train.momentum(stage.learningRate, stage.momentum) : tf.train.sgd(stage.learningRate);
+}
+
+function setLearningRate(optimizer: tf.Optimizer, rate: number): void {
+  // SGD/Momentum cache the rate as a kept scalar, Adam reads its field on every update.
+  const withSetter = optimizer as unknown as { setLearningRate?: (lr: number) => void; learningRate: number };
+  if (typeof withSetter.setLearningRate === 'function') withSetter.setLearningRate(rate);
+  else withSetter.learningRate = rate;
+}
+
+/** Copies every weight of a model out of the backend. */
+export function snapshotWeights(model: LayersModel): WeightSnapshot {
+  return {
+    names: model.weights.map((w) => w.originalName),
+    shapes: model.weights.map((w) => w.shape.map((d) => d ?? 0)),
+    values: model.getWeights().map((t) => t.dataSync().slice() as Float32Array),
+  };
+}
+
+/** Loads a {@link snapshotWeights} copy back into the same model. */
+export function restoreWeights(model: LayersModel, snapshot: WeightSnapshot): void {
+  if (snapshot.values.length !== model.weights.length) {
+    throw new Error(`weight snapshot has ${snapshot.values.length} tensors, model '${model.name}' has ${model.weights.length}`);
+  }
+  const tensors = snapshot.values.map((values, i) => tf.tensor(values, snapshot.shapes[i]));
+  try {
+    model.setWeights(tensors);
+  } finally {
+    tf.dispose(tensors);
+  }
+}
+
+function abortError(): Error {
+  const error = new Error('training aborted');
+  error.name = 'AbortError';
+  return error;
+}
+
+/** Loss and accuracy of a model on a data set, in inference mode. */
+export function evaluateModel(model: LayersModel, data: LabelledImages, batchSize = 32): { loss: number; accuracy: number; logits: Float32Array } {
+  const { channels } = inputShape(model);
+  const classes = outputClasses(model);
+  const logits = new Float32Array(data.count * classes);
+  let lossSum = 0;
+  let correct = 0;
+  for (let start = 0; start < data.count; start += batchSize) {
+    const indices = Array.from({ length: Math.min(batchSize, data.count - start) }, (_, i) => start + i);
+    const labels = data.labels.subarray(start, start + indices.length);
+    const [batchLogits, batchLoss] = tf.tidy(() => {
+      const x = imagesToTensor(data, indices, channels);
+      const out = model.predict(x) as tf.Tensor2D;
+      const oneHot = tf.oneHot(tf.tensor1d(labels, 'int32'), classes);
+      const loss = tf.losses.softmaxCrossEntropy(oneHot, out, undefined, undefined, tf.Reduction.SUM);
+      return [out.dataSync() as Float32Array, loss.dataSync()[0] as number];
+    });
+    logits.set(batchLogits, start * classes);
+    lossSum += batchLoss;
+    for (let i = 0; i < indices.length; i += 1) {
+      if (argMax(batchLogits, i * classes, classes) === labels[i]) correct += 1;
+    }
+  }
+  return { loss: data.count > 0 ? lossSum / data.count : NaN, accuracy: data.count > 0 ? correct / data.count : NaN, logits };
+}
+
+function argMax(values: Float32Array, offset: number, length: number): number {
+  let best = 0;
+  for (let c = 1; c < length; c += 1) if ((values[offset + c] as number) > (values[offset + best] as number)) best = c;
+  return best;
+}
+
+/**
+ * Trains a model with a custom loop: per-epoch seeded shuffling, seeded real-time augmentation,
+ * softmax cross-entropy on the logits against one-hot labels (a product, so no gather gradient
+ * is needed on wasm), Adam or SGD+momentum with a per-step cosine schedule spanning the whole
+ * run, validation after each epoch, and the best-validation weights kept.
+ *
+ * Pixels are divided by 255. Only weights whose layer is `trainable` are updated. Every batch
+ * runs inside `tf.tidy`, so the tensor count is flat across epochs.
+ * @throws an `AbortError` when `signal` aborts (between batches), or when the data does not fit
+ * the model (image size, label range).
+ */
+export async function trainModel(options: TrainOptions): Promise<TrainResult> {
+  const { model, train, validation, stage, seed, signal } = options;
+  const startEpoch = options.startEpoch ?? 0;
+  const { size, channels } = inputShape(model);
+  const classes = outputClasses(model);
+  checkData(train, 'train', size, classes);
+  if (validation) checkData(validation, 'validation', size, classes);
+  if (!(stage.batchSize >= 1) || !(stage.epochs >= 1)) throw new Error(`batchSize ${stage.batchSize} and epochs ${stage.epochs} must be ≥ 1`);
+  if (startEpoch < 0 || startEpoch > stage.epochs) throw new Error(`startEpoch ${startEpoch} is outside 0…${stage.epochs}`);
+  if (train.count === 0) throw new Error('train: no images');
+
+  const optimizer = options.optimizer ?? createOptimizer(stage);
+  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  if (variables.length === 0) throw new Error(`model '${model.name}' has no trainable weights`);
+  const stepsPerEpoch = Math.ceil(train.count / stage.batchSize);
+  const totalSteps = stepsPerEpoch * stage.epochs;
+  const history: EpochMetrics[] = [];
+  let best: BestWeights | null = options.previousBest ?? null;
+
+  for (let epoch = startEpoch + 1; epoch <= stage.epochs; epoch += 1) {
+    const started = performance.now();
+    const order = SeededRandom.forEpoch(seed, epoch, 1).permutation(train.count);
+    const augmentRng = SeededRandom.forEpoch(seed, epoch, 2);
+    const epochRate = learningRateAt(stage, (epoch - 1) * stepsPerEpoch, totalSteps);
+    let lossSum = 0;
+    let correct = 0;
+    for (let batch = 0; batch < stepsPerEpoch; batch += 1) {
+      if (signal?.aborted) throw abortError();
+      const step = (epoch - 1) * stepsPerEpoch + batch;
+      const rate = learningRateAt(stage, step, totalSteps);
+      setLearningRate(optimizer, rate);
+      const indices = order.subarray(batch * stage.batchSize, Math.min((batch + 1) * stage.batchSize, train.count));
+      const labels = Int32Array.from(indices, (i) => train.labels[i] as number);
+      const { loss, predicted } = tf.tidy(() => {
+        const raw = imagesToTensor(train, indices, channels);
+        const x = augmentBatch(raw, augmentRng, stage.augmentation);
+        const oneHot = tf.oneHot(tf.tensor1d(labels, 'int32'), classes);
+        let kept: tf.Tensor | null = null;
+        const cost = optimizer.minimize(
+          () => {
+            const logits = model.apply(x, { training: true }) as tf.Tensor2D;
+            kept = tf.keep(tf.argMax(logits, 1));
+            return tf.losses.softmaxCrossEntropy(oneHot, logits);
+          },
+          true,
+          variables,
+        ) as tf.Scalar;
+        const predictedTensor = kept as unknown as tf.Tensor;
+        const result = { loss: cost.dataSync()[0] as number, predicted: predictedTensor.dataSync().slice() as Int32Array };
+        predictedTensor.dispose();
+        return result;
+      });
+      if (!Number.isFinite(loss)) throw new Error(`training diverged: loss ${loss} at epoch ${epoch}, batch ${batch + 1}`);
+      lossSum += loss * indices.length;
+      predicted.forEach((p, i) => {
+        if (p === labels[i]) correct += 1;
+      });
+      await options.onBatchEnd?.({ epoch, batch: batch + 1, batches: stepsPerEpoch, loss, learningRate: rate });
+      // Lets IPC messages, timers and abort events through between batches.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const trainSeconds = (performance.now() - started) / 1000;
+    const evaluation = validation && validation.count > 0 ? evaluateModel(model, validation, stage.batchSize * 2) : null;
+    const metrics: EpochMetrics = {
+      epoch,
+      trainLoss: lossSum / train.count,
+      trainAccuracy: correct / train.count,
+      validationLoss: evaluation?.loss ?? null,
+      validationAccuracy: evaluation?.accuracy ?? null,
+      learningRate: epochRate,
+      durationMs: performance.now() - started,
+      imagesPerSecond: train.count / trainSeconds,
+    };
+    if (evaluation && (best === null || evaluation.accuracy > best.validationAccuracy)) {
+      best = { epoch, validationAccuracy: evaluation.accuracy, weights: snapshotWeights(model) };
+    }
+    history.push(metrics);
+    await options.onEpochEnd?.(metrics);
+  }
+  if ((options.restoreBest ?? true) && best) restoreWeights(model, best.weights);
+  return { epochs: history, best, optimizer };
+}
+
+function checkData(data: LabelledImages, what: string, size: number, classes: number): void {
+  assertLabelledImages(data, what);
+  if (data.size !== size) throw new Error(`${what}: images are ${data.size}x${data.size} px, the model takes ${size}x${size}`);
+  for (let i = 0; i < data.count; i += 1) {
+    const label = data.labels[i] as number;
+    if (!Number.isInteger(label) || label < 0 || label >= classes) {
+      throw new Error(`${what}: label ${label} of image ${i} is outside 0…${classes - 1} (the model has ${classes} outputs)`);
+    }
+  }
+}
