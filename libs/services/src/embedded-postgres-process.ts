@@ -1,0 +1,91 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import pg from 'pg';
+import { isPortAccepting } from './net';
+import { launchService, PortInUseError, recordedProcessAlive, reusedService, type ServiceHandle } from './managed-process';
+
+const SERVICE_NAME = 'postgres';
+
+/** Where and how to run the embedded PostgreSQL (PGlite over the wire protocol). */
+export interface EmbeddedPostgresProcessOptions {
+  /** Data in `<home>/pglite` unless `dataDir` says otherwise; log and pid under `<home>`. */
+  home: string;
+  dataDir?: string;
+  port: number;
+  /** Connection string used to recognise a PostgreSQL already on the port (default: postgres@127.0.0.1:port). */
+  databaseUrl?: string;
+  /** Entry script; {@link embeddedPostgresEntry} otherwise. */
+  entry?: string;
+  readyTimeoutMs?: number;
+  /** Leave the server running after this process exits. */
+  keepAlive?: boolean;
+}
+
+/** A PostgreSQL server ready for connections. */
+export interface PostgresServiceHandle extends ServiceHandle {
+  readonly databaseUrl: string;
+}
+
+/** Path of the tracking library's PGlite server entry point (`libs/tracking/src/embedded-postgres-main.ts`). */
+export function embeddedPostgresEntry(): string {
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../tracking/src/embedded-postgres-main.ts');
+}
+
+/** Whether a PostgreSQL server answers `SELECT 1` at the connection string. */
+export async function postgresAnswers(databaseUrl: string, timeoutMs = 3_000): Promise<boolean> {
+  const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: timeoutMs });
+  // pg emits 'error' for a connection dropped after connect; without a listener that would crash.
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Starts the embedded PostgreSQL (`node --import tsx embedded-postgres-main.ts --data-dir … --port …`),
+ * or reuses a PostgreSQL already answering on the port. Ready when the port accepts connections.
+ * @throws PortInUseError when the port belongs to some other program.
+ * @throws Error when the entry script does not exist.
+ * @throws ServiceStartError when the server exits or is not ready in time.
+ */
+export async function startEmbeddedPostgresProcess(options: EmbeddedPostgresProcessOptions): Promise<PostgresServiceHandle> {
+  const host = '127.0.0.1';
+  const databaseUrl = options.databaseUrl ?? `postgresql://postgres:postgres@${host}:${options.port}/postgres`;
+
+  if (await isPortAccepting(host, options.port)) {
+    // PGlite serves one connection at a time, so a busy embedded server may not answer the probe;
+    // the pid we recorded when starting it identifies it then.
+    if ((await postgresAnswers(databaseUrl)) || recordedProcessAlive(options.home, SERVICE_NAME, 'embedded-postgres-main')) {
+      return { ...reusedService(SERVICE_NAME), databaseUrl };
+    }
+    throw new PortInUseError('PostgreSQL server', host, options.port, 'Stop that program or set DETL_DATABASE_URL to a free port or a real PostgreSQL.');
+  }
+
+  const entry = options.entry ?? embeddedPostgresEntry();
+  if (!existsSync(entry)) {
+    throw new Error(`the embedded PostgreSQL entry point ${entry} does not exist; is the checkout complete?`);
+  }
+  // Resolved from the entry's own location, so the child finds tsx whatever the caller's cwd.
+  const tsxLoader = pathToFileURL(createRequire(entry).resolve('tsx')).href;
+  const dataDir = options.dataDir ?? path.join(options.home, 'pglite');
+  mkdirSync(dataDir, { recursive: true });
+
+  const handle = await launchService({
+    name: SERVICE_NAME,
+    home: options.home,
+    command: process.execPath,
+    args: ['--import', tsxLoader, entry, '--data-dir', dataDir, '--port', String(options.port)],
+    isReady: () => isPortAccepting(host, options.port),
+    readyTimeoutMs: options.readyTimeoutMs ?? 60_000,
+    keepAlive: options.keepAlive,
+  });
+  return { ...handle, databaseUrl };
+}

@@ -1,0 +1,110 @@
+import { ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { isPortAccepting } from './net';
+import { launchService, PortInUseError, reusedService, type ServiceHandle } from './managed-process';
+import { resolveToolBinary } from './tool-binary';
+
+/** Root credentials of a MinIO server (also the S3 access key pair clients use). */
+export interface MinioCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+/** Where and how to run `minio server`. */
+export interface MinioOptions {
+  /** Objects go to `<home>/minio` unless `dataDir` says otherwise; log and pid under `<home>`. */
+  home: string;
+  dataDir?: string;
+  /** Loopback by default. */
+  host?: string;
+  port: number;
+  consolePort: number;
+  /** MinIO requires a secret of at least 8 characters. */
+  credentials: MinioCredentials;
+  /** Path of the `minio` binary; {@link resolveToolBinary} otherwise. */
+  binary?: string;
+  readyTimeoutMs?: number;
+  /** Leave the server running after this process exits. */
+  keepAlive?: boolean;
+}
+
+/** A MinIO server ready for S3 requests. */
+export interface MinioServiceHandle extends ServiceHandle {
+  /** `http://host:port`, the S3 endpoint. */
+  readonly endpoint: string;
+}
+
+async function isHealthy(endpoint: string): Promise<boolean> {
+  try {
+    const response = await fetch(`${endpoint}/minio/health/ready`, { signal: AbortSignal.timeout(2_000) });
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether the server at `endpoint` accepts these credentials (a signed ListBuckets succeeds). */
+async function acceptsCredentials(endpoint: string, credentials: MinioCredentials): Promise<boolean> {
+  const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials, maxAttempts: 1 });
+  try {
+    await client.send(new ListBucketsCommand({}));
+    return true;
+  } catch {
+    return false;
+  } finally {
+    client.destroy();
+  }
+}
+
+/**
+ * Starts `minio server <home>/minio`, or reuses a MinIO that already answers on the port with the
+ * same credentials. Ready when `/minio/health/ready` answers 200.
+ * @throws PortInUseError when the port belongs to some other program, or to a MinIO with other
+ * credentials (which would fail every later request with AccessDenied).
+ * @throws MissingBinaryError when no `minio` binary is found.
+ * @throws ServiceStartError when the server exits or is not ready in time.
+ */
+export async function startMinio(options: MinioOptions): Promise<MinioServiceHandle> {
+  const host = options.host ?? '127.0.0.1';
+  const endpoint = `http://${host}:${options.port}`;
+
+  if (await isPortAccepting(host, options.port)) {
+    if (!(await isHealthy(endpoint))) {
+      throw new PortInUseError('MinIO server', host, options.port, 'Stop that program or set DETL_S3_ENDPOINT to a free port or a real S3 server.');
+    }
+    if (!(await acceptsCredentials(endpoint, options.credentials))) {
+      throw new PortInUseError(
+        'MinIO server for these credentials',
+        host,
+        options.port,
+        `A MinIO there rejects access key "${options.credentials.accessKeyId}"; stop it or set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY to match.`,
+      );
+    }
+    return { ...reusedService('minio'), endpoint };
+  }
+  if (await isPortAccepting(host, options.consolePort)) {
+    throw new PortInUseError('MinIO console', host, options.consolePort, 'Stop that program or choose another console port.');
+  }
+
+  const binary = options.binary ?? resolveToolBinary('minio');
+  const dataDir = options.dataDir ?? path.join(options.home, 'minio');
+  mkdirSync(dataDir, { recursive: true });
+  const handle = await launchService({
+    name: 'minio',
+    home: options.home,
+    command: binary,
+    args: ['server', dataDir, '--address', `${host}:${options.port}`, '--console-address', `${host}:${options.consolePort}`, '--quiet'],
+    env: {
+      MINIO_ROOT_USER: options.credentials.accessKeyId,
+      MINIO_ROOT_PASSWORD: options.credentials.secretAccessKey,
+      // The machine may have no route out; MinIO would otherwise keep trying to phone home.
+      MINIO_UPDATE: 'off',
+      MINIO_CALLHOME_ENABLE: 'off',
+    },
+    isReady: () => isHealthy(endpoint),
+    readyTimeoutMs: options.readyTimeoutMs ?? 30_000,
+    keepAlive: options.keepAlive,
+  });
+  return { ...handle, endpoint };
+}

@@ -1,0 +1,133 @@
+import { Connection } from '@temporalio/client';
+import { msToTs } from '@temporalio/common/lib/time';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { isPortAccepting } from './net';
+import { launchService, PortInUseError, reusedService, type ServiceHandle } from './managed-process';
+import { resolveToolBinary } from './tool-binary';
+
+/** Where and how to run `temporal server start-dev`. */
+export interface TemporalDevServerOptions {
+  /** Data folder: `<home>/temporal.db`, `<home>/logs/temporal.log`, `<home>/run/temporal.pid`. */
+  home: string;
+  /** Loopback by default: the dev server has no authentication. */
+  host?: string;
+  port: number;
+  uiPort: number;
+  namespace: string;
+  /** Skip the Web UI (tests do not need it). */
+  headless?: boolean;
+  /** Path of the `temporal` binary; {@link resolveToolBinary} otherwise. */
+  binary?: string;
+  readyTimeoutMs?: number;
+  /** Leave the server running after this process exits. */
+  keepAlive?: boolean;
+}
+
+/** A Temporal frontend ready for clients and workers. */
+export interface TemporalServiceHandle extends ServiceHandle {
+  /** `host:port` for `Connection.connect` / `NativeConnection.connect`. */
+  readonly address: string;
+}
+
+type TemporalProbe = 'ready' | 'namespace-missing' | 'unreachable';
+
+const GRPC_NOT_FOUND = 5;
+
+/** Asks the frontend at `address` whether `namespace` exists. */
+export async function probeTemporal(address: string, namespace: string, timeoutMs = 2_000): Promise<TemporalProbe> {
+  let connection: Connection | undefined;
+  try {
+    connection = await Connection.connect({ address, connectTimeout: timeoutMs });
+    await connection.workflowService.describeNamespace({ namespace });
+    return 'ready';
+  } catch (error) {
+    return (error as { code?: unknown }).code === GRPC_NOT_FOUND ? 'namespace-missing' : 'unreachable';
+  } finally {
+    await connection?.close().catch(() => undefined);
+  }
+}
+
+async function registerNamespace(address: string, namespace: string): Promise<void> {
+  const connection = await Connection.connect({ address, connectTimeout: 5_000 });
+  try {
+    // One week of history is plenty for a development server and keeps its SQLite file small.
+    await connection.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: msToTs('7 days') });
+  } catch (error) {
+    // ALREADY_EXISTS: another process registered it in between, which is what we wanted.
+    if ((error as { code?: unknown }).code !== 6) throw error;
+  } finally {
+    await connection.close();
+  }
+}
+
+async function waitForProbe(probe: () => Promise<TemporalProbe>, want: TemporalProbe[], attempts: number): Promise<TemporalProbe> {
+  let last: TemporalProbe = 'unreachable';
+  for (let i = 0; i < attempts; i++) {
+    last = await probe();
+    if (want.includes(last)) return last;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  return last;
+}
+
+/**
+ * Starts `temporal server start-dev` (SQLite in `<home>/temporal.db`), or reuses a Temporal server
+ * that already answers on the port, registering the namespace there if it lacks it.
+ * Ready when the gRPC port accepts connections and the namespace can be described.
+ * @throws PortInUseError when the port (or the UI port) belongs to some other program.
+ * @throws MissingBinaryError when no `temporal` binary is found.
+ * @throws ServiceStartError when the server exits or is not ready in time.
+ */
+export async function startTemporalDevServer(options: TemporalDevServerOptions): Promise<TemporalServiceHandle> {
+  const host = options.host ?? '127.0.0.1';
+  const address = `${host}:${options.port}`;
+  const probe = () => probeTemporal(address, options.namespace);
+
+  if (await isPortAccepting(host, options.port)) {
+    // A server that is itself still starting needs a few seconds before it answers.
+    const state = await waitForProbe(probe, ['ready', 'namespace-missing'], 10);
+    if (state === 'unreachable') {
+      throw new PortInUseError('Temporal server', host, options.port, 'Stop that program or set DETL_TEMPORAL_ADDRESS to a free port or a real Temporal server.');
+    }
+    if (state === 'namespace-missing') {
+      await registerNamespace(address, options.namespace);
+      await waitForProbe(probe, ['ready'], 20);
+    }
+    return { ...reusedService('temporal'), address };
+  }
+  if (options.headless !== true && (await isPortAccepting(host, options.uiPort))) {
+    throw new PortInUseError('Temporal Web UI', host, options.uiPort, 'Stop that program or choose another UI port.');
+  }
+
+  const binary = options.binary ?? resolveToolBinary('temporal');
+  mkdirSync(options.home, { recursive: true });
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    host,
+    '--port',
+    String(options.port),
+    '--ui-port',
+    String(options.uiPort),
+    '--db-filename',
+    path.join(options.home, 'temporal.db'),
+    '--log-level',
+    'warn',
+  ];
+  // 'default' always exists; naming it again is harmless but noisy in the log.
+  if (options.namespace !== 'default') args.push('--namespace', options.namespace);
+  if (options.headless === true) args.push('--headless');
+
+  const handle = await launchService({
+    name: 'temporal',
+    home: options.home,
+    command: binary,
+    args,
+    isReady: async () => (await isPortAccepting(host, options.port)) && (await probe()) === 'ready',
+    readyTimeoutMs: options.readyTimeoutMs ?? 60_000,
+    keepAlive: options.keepAlive,
+  });
+  return { ...handle, address };
+}
