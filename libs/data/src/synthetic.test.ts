@@ -1,0 +1,68 @@
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { generateSyntheticDataset } from './synthetic';
+import { temporaryFolder } from './test-support/fixtures';
+
+const options = { seed: 7, imageSize: 64, dataB: { normal: 6, pneumonia: 6, other_disease: 9, covid: 6 }, dataA: { normal: 5, diseased: 5 } };
+
+async function listFiles(root: string): Promise<string[]> {
+  const entries = await readdir(root, { recursive: true, withFileTypes: true });
+  return entries.filter((e) => e.isFile()).map((e) => path.relative(root, path.join(e.parentPath, e.name))).sort();
+}
+
+describe('generateSyntheticDataset', () => {
+  it('writes images, masks and labels.csv, byte-identical for the same seed', async () => {
+    const a = await temporaryFolder();
+    const b = await temporaryFolder();
+    const result = await generateSyntheticDataset({ root: a, ...options });
+    await generateSyntheticDataset({ root: b, ...options });
+    expect(result.imageCount).toBe(37);
+    const files = await listFiles(a);
+    expect(files).toEqual(await listFiles(b));
+    expect(files.filter((f) => f.startsWith('masks/')).length).toBe(37);
+    for (const file of files) expect((await readFile(path.join(a, file))).equals(await readFile(path.join(b, file)))).toBe(true);
+
+    const csv = (await readFile(path.join(a, 'labels.csv'), 'utf8')).trim().split('\n');
+    expect(csv[0]).toBe('file,label,patient_id,subset,source');
+    expect(csv.length - 1).toBe(37);
+    expect(csv.filter((line) => line.includes(',A,')).every((line) => line.startsWith('normal/') || line.startsWith('other_disease/'))).toBe(true);
+  });
+
+  it('changes with the seed', async () => {
+    const a = await temporaryFolder();
+    const b = await temporaryFolder();
+    await generateSyntheticDataset({ root: a, ...options });
+    await generateSyntheticDataset({ root: b, ...options, seed: 8 });
+    const file = 'covid/b-covid-00001.png';
+    expect((await readFile(path.join(a, file))).equals(await readFile(path.join(b, file)))).toBe(false);
+  });
+
+  it('marks lesions in masks for diseased classes only, and lesions brighten the image there', async () => {
+    const root = await temporaryFolder();
+    await generateSyntheticDataset({ root, ...options });
+    const lines = (await readFile(path.join(root, 'labels.csv'), 'utf8')).trim().split('\n').slice(1);
+    for (const line of lines) {
+      const [file, label] = line.split(',') as [string, string];
+      const mask = await sharp(path.join(root, 'masks', file)).raw().toBuffer();
+      const marked = mask.filter((v) => v === 255).length;
+      if (label === 'normal') expect(marked, file).toBe(0);
+      else expect(marked, file).toBeGreaterThan(10);
+      if (label === 'covid' || label === 'pneumonia') {
+        const image = await sharp(path.join(root, file)).raw().toBuffer();
+        let inside = 0;
+        let outside = 0;
+        image.forEach((v, i) => (mask[i] === 255 ? (inside += v) : (outside += v)));
+        // Lesions sit in the dark lungs yet are brighter than the image average elsewhere.
+        expect(inside / marked, file).toBeGreaterThan(outside / (image.length - marked));
+      }
+    }
+  });
+
+  it('refuses a non-empty folder', async () => {
+    const root = await temporaryFolder();
+    await generateSyntheticDataset({ root, ...options });
+    await expect(generateSyntheticDataset({ root, ...options })).rejects.toThrow(/must be empty/);
+  });
+});
