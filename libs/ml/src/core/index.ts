@@ -33,3 +33,4 @@ export {
   type TrainResult,
   type WeightSnapshot,
 } from './train';
+export { prepareForFineTuning, assertArchitecture, CheckpointMismatchError, type FineTuneOptions, type FreezeMode } from './fine-tune';

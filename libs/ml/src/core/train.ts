@@ -207,6 +207,23 @@ export function restoreWeights(model: LayersModel, snapshot: WeightSnapshot): vo
   }
 }
 
+const patchedBatchNorms = new WeakSet<object>();
+
+/**
+ * tfjs-layers' BatchNormalization updates its moving statistics whenever it is called in
+ * training mode, trainable or not; Keras (TF2) runs a frozen BN in inference mode instead, and
+ * DETL's frozen layers must stay fixed. This makes every non-trainable BN layer of the model
+ * ignore `training: true`, checked per call so re-enabling `trainable` restores the usual path.
+ */
+function freezeBatchNormStatistics(model: LayersModel): void {
+  for (const layer of model.layers) {
+    if (layer.getClassName() !== 'BatchNormalization' || patchedBatchNorms.has(layer)) continue;
+    const original = layer.call.bind(layer);
+    layer.call = (inputs, kwargs) => original(inputs, layer.trainable ? kwargs : { ...kwargs, training: false });
+    patchedBatchNorms.add(layer);
+  }
+}
+
 function abortError(): Error {
   const error = new Error('training aborted');
   error.name = 'AbortError';
@@ -267,6 +284,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   if (startEpoch < 0 || startEpoch > stage.epochs) throw new Error(`startEpoch ${startEpoch} is outside 0…${stage.epochs}`);
   if (train.count === 0) throw new Error('train: no images');
 
+  freezeBatchNormStatistics(model);
   const optimizer = options.optimizer ?? createOptimizer(stage);
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
   if (variables.length === 0) throw new Error(`model '${model.name}' has no trainable weights`);
