@@ -1,2 +1,3 @@
 export * from './metrics';
 export * from './grad-cam';
+export * from './localization';
