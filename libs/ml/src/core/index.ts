@@ -34,3 +34,17 @@ export {
   type WeightSnapshot,
 } from './train';
 export { prepareForFineTuning, assertArchitecture, CheckpointMismatchError, type FineTuneOptions, type FreezeMode } from './fine-tune';
+export {
+  CHECKPOINT_FILES,
+  saveModel,
+  loadModel,
+  loadOptimizer,
+  saveModelToStore,
+  loadModelFromStore,
+  loadOptimizerFromStore,
+  modelToFiles,
+  modelFromFiles,
+  optimizerFromFiles,
+  type LoadModelOptions,
+  type SaveModelOptions,
+} from './model-io';
