@@ -1,11 +1,13 @@
 import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
+import sharp from 'sharp';
 import { DATA_A_CLASSES, DATA_B_CLASSES, type ExperimentConfig } from '@detl/config';
 import type { ObjectStore, StoredObject } from '@detl/storage';
 import type { CatalogEntry, DuplicateGroup, SkippedFile } from './catalog';
 import { mapLimit } from './concurrency';
 import { DatasetError } from './errors';
 import { importFolderDataset } from './folder-import';
+import { loadManifest } from './load';
 import { datasetManifestSchema, MANIFEST_CLASSES, MANIFEST_VERSION, MAX_SHARD_BYTES, type DatasetManifest, type ManifestItem, type ManifestShard } from './manifest';
 import { CROP_POLICY, DEGRADE_KERNELS, preprocessImage, preprocessMask, RESIZE_KERNEL } from './preprocess';
 import { compareStrings, sha256Hex } from './random';
@@ -33,7 +35,11 @@ export interface SampleResult {
   shardsWritten: number;
   /** Shards that already existed in the store with the right size and were not uploaded again. */
   shardsReused: number;
-  /** Every object this call wrote (new shards and the manifest; reused shards are not rewritten). */
+  /**
+   * Every object this call wrote: new shards, the manifest, and the input pointer
+   * `manifests/inputs/<fingerprint>.txt` (holds the manifest key; lets an identical re-run skip
+   * preprocessing). Reused shards are not rewritten, so a fully reused sampling writes nothing.
+   */
   stored: StoredObject[];
   skipped: SkippedFile[];
   warnings: string[];
@@ -171,6 +177,45 @@ export async function sampleCatalog(options: SampleCatalogOptions): Promise<Samp
   }
   checkSplitIntegrity(planned.map((p) => ({ set: p.set, imageId: p.entry.imageId, patientId: p.entry.patientId, fold: p.fold, split: p.split })));
 
+  const manifestOptions = {
+    source: dataset.source,
+    folds: dataset.folds,
+    maxImagesPerClass: dataset.maxImagesPerClass,
+    pretrainPatientShare: dataset.pretrainPatientShare,
+    pretrainValidationShare: dataset.pretrainValidationShare,
+    onCorruptImage: dataset.onCorruptImage,
+    degradeToPixels: dataset.degradeToPixels,
+    crop: CROP_POLICY,
+    resizeKernel: RESIZE_KERNEL,
+    degradeKernels: DEGRADE_KERNELS,
+    setAssignment: rule,
+    shardFormat: 'uint8 NxHxW row-major, no header',
+  };
+
+  // Same inputs as an earlier sampling → its manifest and shards are reused without decoding a
+  // single image. The fingerprint covers every input byte (file and mask hashes), the plan, the
+  // options and the preprocessing code version, so any change recomputes.
+  const maskHashes = await mapLimit(planned, 8, async (item) => (item.entry.maskPath ? sha256Hex(await readFile(item.entry.maskPath)) : null));
+  const fingerprint = sha256Hex(
+    JSON.stringify({
+      preprocessing: PREPROCESSING_VERSION,
+      libvips: sharp.versions.vips,
+      seed,
+      size: dataset.imageSize,
+      options: manifestOptions,
+      items: planned.map((p, i) => [p.partition, p.entry.imageId, p.entry.sha256, p.entry.patientId, p.entry.source, p.entry.file, p.entry.label, maskHashes[i]]),
+      skipped: options.skipped ?? [],
+      duplicates: options.duplicates ?? [],
+    }),
+  );
+  const pointerKey = `manifests/inputs/${fingerprint}.txt`;
+  const cached = await reuseEarlierSampling(store, pointerKey);
+  if (cached) {
+    onProgress?.({ phase: 'preprocess', done: planned.length, total: planned.length });
+    warnings.push(`same inputs as ${cached.manifestKey}: all ${cached.manifest.shards.length} shards reused, nothing preprocessed`);
+    return { ...cached, ...summarise(cached.manifest), shardsWritten: 0, shardsReused: cached.manifest.shards.length, stored: [], skipped: cached.manifest.skipped, warnings };
+  }
+
   // Preprocess everything; an image that fails here (it decoded at import) is treated like a corrupt file.
   const size = dataset.imageSize;
   let done = 0;
@@ -235,20 +280,7 @@ export async function sampleCatalog(options: SampleCatalogOptions): Promise<Samp
     seed,
     imageSize: size,
     classes: MANIFEST_CLASSES,
-    options: {
-      source: dataset.source,
-      folds: dataset.folds,
-      maxImagesPerClass: dataset.maxImagesPerClass,
-      pretrainPatientShare: dataset.pretrainPatientShare,
-      pretrainValidationShare: dataset.pretrainValidationShare,
-      onCorruptImage: dataset.onCorruptImage,
-      degradeToPixels: dataset.degradeToPixels,
-      crop: CROP_POLICY,
-      resizeKernel: RESIZE_KERNEL,
-      degradeKernels: DEGRADE_KERNELS,
-      setAssignment: rule,
-      shardFormat: 'uint8 NxHxW row-major, no header',
-    },
+    options: manifestOptions,
     items,
     shards: shards.map((s) => s.meta),
     skipped: skipped.sort((a, b) => compareStrings(a.path, b.path)),
@@ -275,26 +307,45 @@ export async function sampleCatalog(options: SampleCatalogOptions): Promise<Samp
   const manifestBytes = JSON.stringify(manifest);
   const manifestKey = `manifests/${sha256Hex(manifestBytes)}.json`;
   stored.push(await store.putObject(manifestKey, manifestBytes, 'application/json'));
+  // The input pointer after the manifest: it may only ever point at complete samplings.
+  stored.push(await store.putObject(pointerKey, manifestKey, 'text/plain'));
   onProgress?.({ phase: 'upload', done: uniqueShards.length + 1, total: uniqueShards.length + 1 });
 
-  const countsB: Record<string, number> = Object.fromEntries(DATA_B_CLASSES.map((label) => [label, 0]));
-  for (const item of items) if (item.set === 'B') countsB[item.className] = (countsB[item.className] ?? 0) + 1;
   return {
     manifestKey,
     manifest,
-    counts: {
-      dataB: countsB,
-      dataA: {
-        train: items.filter((i) => i.set === 'A' && i.split === 'train').length,
-        validation: items.filter((i) => i.set === 'A' && i.split === 'validation').length,
-      },
-    },
+    ...summarise(manifest),
     shardsWritten,
     shardsReused,
     stored,
     skipped: manifest.skipped,
     warnings,
   };
+}
+
+/** Bumped whenever preprocessing output could change for the same input bytes and options. */
+const PREPROCESSING_VERSION = 1;
+
+/** Per-class Data-B counts and Data-A split sizes of a manifest. */
+function summarise(manifest: DatasetManifest): Pick<SampleResult, 'counts'> {
+  const dataB: Record<string, number> = Object.fromEntries(DATA_B_CLASSES.map((label) => [label, 0]));
+  for (const item of manifest.items) if (item.set === 'B') dataB[item.className] = (dataB[item.className] ?? 0) + 1;
+  const inA = (split: string): number => manifest.items.filter((i) => i.set === 'A' && i.split === split).length;
+  return { counts: { dataB, dataA: { train: inA('train'), validation: inA('validation') } } };
+}
+
+/** The manifest an earlier sampling with the same fingerprint wrote, if it and all its shards still exist. */
+async function reuseEarlierSampling(store: ObjectStore, pointerKey: string): Promise<{ manifestKey: string; manifest: DatasetManifest } | null> {
+  if (!(await store.headObject(pointerKey))) return null;
+  const manifestKey = new TextDecoder().decode(await store.getObject(pointerKey)).trim();
+  if (!/^manifests\/[0-9a-f]{64}\.json$/.test(manifestKey) || !(await store.headObject(manifestKey))) return null;
+  const manifest = await loadManifest(store, manifestKey).catch(() => null);
+  if (!manifest) return null;
+  for (const shard of manifest.shards) {
+    const head = await store.headObject(shard.key);
+    if (!head || head.sizeBytes !== shard.sizeBytes) return null;
+  }
+  return { manifestKey, manifest };
 }
 
 function packShard(images: readonly Uint8Array[], size: number, kind: 'images' | 'masks', partition: string): { meta: ManifestShard; bytes: Uint8Array } {

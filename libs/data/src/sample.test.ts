@@ -1,0 +1,150 @@
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseExperimentConfig, type ExperimentConfigInput } from '@detl/config';
+import { describe, expect, it } from 'vitest';
+import { DatasetError } from './errors';
+import { importFolderDataset } from './folder-import';
+import { loadImages, loadManifest, loadMasks } from './load';
+import { sampleCatalog, sampleDataset } from './sample';
+import { generateSyntheticDataset } from './synthetic';
+import { temporaryFolder } from './test-support/fixtures';
+import { MemoryObjectStore } from './test-support/memory-object-store';
+
+function config(dataset: ExperimentConfigInput['dataset'] = {}, seed = 5) {
+  return parseExperimentConfig({ seed, dataset: { source: { kind: 'synthetic', imagesPerClass: 12, pretrainImagesPerClass: 14 }, imageSize: 32, ...dataset } });
+}
+
+describe('sampleDataset (synthetic)', () => {
+  it('builds Data-B folds and Data-A splits, loads them back, and reuses shards on a re-run', async () => {
+    const workDir = await temporaryFolder();
+    const store = new MemoryObjectStore();
+    const phases = new Set<string>();
+    const first = await sampleDataset({ config: config(), store, workDir, onProgress: (p) => phases.add(p.phase) });
+    expect([...phases].sort()).toEqual(['generate', 'import', 'preprocess', 'upload']);
+    expect(first.counts.dataB).toEqual({ normal: 12, pneumonia: 12, other_disease: 12, covid: 12 });
+    expect(first.counts.dataA.train + first.counts.dataA.validation).toBe(28);
+    expect(first.shardsWritten).toBe(first.manifest.shards.length);
+    expect(first.shardsReused).toBe(0);
+    // The manifest is written after every shard (then the input pointer).
+    expect(store.puts.at(-2)).toBe(first.manifestKey);
+    expect(store.puts.slice(0, -2).every((key) => key.startsWith('shards/'))).toBe(true);
+    expect(first.stored.map((s) => s.key)).toEqual(store.puts);
+
+    const manifest = await loadManifest(store, first.manifestKey);
+    expect(manifest).toEqual(first.manifest);
+    expect(new Set(manifest.items.filter((i) => i.set === 'B').map((i) => i.fold))).toEqual(new Set([0, 1, 2, 3, 4]));
+
+    const all = await loadImages(store, manifest, { set: 'B', folds: [0, 1, 2, 3, 4] });
+    expect(all.count).toBe(48);
+    expect(all.pixels.length).toBe(48 * 32 * 32);
+    const fold0 = await loadImages(store, manifest, { set: 'B', folds: [0] });
+    expect(fold0.count).toBeLessThan(48);
+    expect(new Set(fold0.labels)).toEqual(new Set([0, 1, 2, 3]));
+    const train = await loadImages(store, manifest, { set: 'A', split: 'train' });
+    expect(new Set(train.labels)).toEqual(new Set([0, 1]));
+    expect(train.imageIds.every((id) => id.startsWith('normal/a-') || id.startsWith('other_disease/a-'))).toBe(true);
+    const masks = await loadMasks(store, manifest, { set: 'B', folds: [0] });
+    expect(masks.imageIds).toEqual(fold0.imageIds);
+    // Masks line up with labels: normal images have empty masks, covid ones do not.
+    fold0.labels.forEach((label, i) => {
+      const marked = masks.masks.subarray(i * 1024, (i + 1) * 1024).some((v) => v === 255);
+      if (label === 0) expect(marked).toBe(false);
+      if (label === 3) expect(marked).toBe(true);
+    });
+
+    const putsBefore = store.puts.length;
+    const second = await sampleDataset({ config: config(), store, workDir });
+    expect(second.manifestKey).toBe(first.manifestKey);
+    expect(second.shardsWritten).toBe(0);
+    expect(second.shardsReused).toBe(first.manifest.shards.length);
+    expect(store.puts.length).toBe(putsBefore);
+    expect(second.warnings.join('\n')).toMatch(/shards reused, nothing preprocessed/);
+
+    // Without the input pointer the images are preprocessed again, but existing shards are found
+    // by key and not uploaded a second time.
+    const pointer = (await store.listKeys('manifests/inputs/'))[0] ?? '';
+    await store.deleteObject(pointer);
+    const third = await sampleDataset({ config: config(), store, workDir });
+    expect(third.manifestKey).toBe(first.manifestKey);
+    expect(third.shardsWritten).toBe(0);
+    expect(third.shardsReused).toBe(first.manifest.shards.length);
+    expect(third.stored.map((s) => s.key)).toEqual([first.manifestKey, pointer]);
+  });
+
+  it('gives a byte-identical manifest for the same catalog, config and seed, and a different one for another seed', async () => {
+    const root = await temporaryFolder();
+    await generateSyntheticDataset({ root, seed: 1, imageSize: 48, dataB: { normal: 10, pneumonia: 10, other_disease: 10, covid: 10 }, dataA: { normal: 10, diseased: 10 } });
+    const { catalog } = await importFolderDataset(root, { onCorruptImage: 'fail' });
+    const bytes = async (seed: number): Promise<string> => {
+      const store = new MemoryObjectStore();
+      const result = await sampleCatalog({ catalog, config: config({ source: { kind: 'folder', root: 'fixture' } }, seed), store });
+      return new TextDecoder().decode(await store.getObject(result.manifestKey));
+    };
+    const a = await bytes(1);
+    expect(await bytes(1)).toBe(a);
+    expect(await bytes(2)).not.toBe(a);
+  });
+
+  it('records options and degrades images when asked', async () => {
+    const workDir = await temporaryFolder();
+    const store = new MemoryObjectStore();
+    const plain = await sampleDataset({ config: config(), store, workDir });
+    const degraded = await sampleDataset({ config: config({ degradeToPixels: 8 }), store, workDir });
+    expect(degraded.manifest.options.degradeToPixels).toBe(8);
+    expect(degraded.manifest.options.crop).toBe('centre-crop-to-square');
+    const a = await loadImages(store, plain.manifest, { set: 'B', folds: [0] });
+    const b = await loadImages(store, degraded.manifest, { set: 'B', folds: [0] });
+    expect(b.imageIds).toEqual(a.imageIds);
+    // Degrading removes fine detail: neighbouring pixels differ less.
+    const roughness = (pixels: Uint8Array): number => pixels.reduce((sum, v, i) => (i % 32 === 0 ? sum : sum + Math.abs(v - (pixels[i - 1] ?? 0))), 0);
+    expect(roughness(b.pixels)).toBeLessThan(roughness(a.pixels) * 0.7);
+  });
+
+  it('caps Data-B per class and says when a class has fewer images', async () => {
+    const workDir = await temporaryFolder();
+    const result = await sampleDataset({ config: config({ maxImagesPerClass: 10 }), store: new MemoryObjectStore(), workDir });
+    expect(result.counts.dataB).toEqual({ normal: 10, pneumonia: 10, other_disease: 10, covid: 10 });
+    const short = await sampleDataset({ config: config({ maxImagesPerClass: 15 }), store: new MemoryObjectStore(), workDir });
+    expect(short.counts.dataB.covid).toBe(12);
+    expect(short.warnings.join('\n')).toMatch(/"covid": 12 images available, fewer than maxImagesPerClass 15/);
+  });
+});
+
+describe('sampleDataset (folder) bad input', () => {
+  async function folderWith(covidPatients: number): Promise<string> {
+    const root = await temporaryFolder();
+    await generateSyntheticDataset({ root, seed: 3, imageSize: 32, dataB: { normal: 8, pneumonia: 8, other_disease: 8, covid: 8 }, dataA: { normal: 6, diseased: 6 } });
+    // Keep only the first `covidPatients` covid patients' images.
+    const { catalog } = await importFolderDataset(root, { onCorruptImage: 'fail' });
+    const covidPatientIds = [...new Set(catalog.filter((e) => e.label === 'covid').map((e) => e.patientId))];
+    const keep = new Set(covidPatientIds.slice(0, covidPatients));
+    const removed = catalog.filter((e) => e.label === 'covid' && !keep.has(e.patientId));
+    for (const e of removed) await rm(e.path);
+    const csv = catalog.filter((e) => !removed.includes(e)).map((e) => `${e.file},${e.label},${e.patientId},${e.subset ?? ''},synthetic`);
+    await writeFile(path.join(root, 'labels.csv'), `file,label,patient_id,subset,source\n${csv.join('\n')}\n`);
+    return root;
+  }
+
+  it('names the class with fewer patients than folds and writes nothing', async () => {
+    const root = await folderWith(3);
+    const store = new MemoryObjectStore();
+    const error = await sampleDataset({ config: config({ source: { kind: 'folder', root } }), store, workDir: root }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DatasetError);
+    expect((error as Error).message).toMatch(/class "covid" has 3 patient\(s\) \(\d+ images\) in Data-B, fewer than the 5 folds/);
+    expect(store.puts).toEqual([]);
+  });
+
+  it('fails on a corrupt image by default, and skips and records it on request', async () => {
+    const root = await folderWith(8);
+    await mkdir(path.join(root, 'covid'), { recursive: true });
+    await writeFile(path.join(root, 'covid', 'broken.png'), Buffer.from('not a png'));
+    const lines = `covid/broken.png,covid,broken-patient,B,synthetic\n`;
+    await writeFile(path.join(root, 'labels.csv'), lines, { flag: 'a' });
+    const store = new MemoryObjectStore();
+    await expect(sampleDataset({ config: config({ source: { kind: 'folder', root } }), store, workDir: root })).rejects.toThrow(/broken\.png: unreadable image/);
+    expect(store.puts).toEqual([]);
+    const skipped = await sampleDataset({ config: config({ source: { kind: 'folder', root }, onCorruptImage: 'skip' }), store, workDir: root });
+    expect(skipped.skipped).toEqual([{ path: 'covid/broken.png', reason: expect.stringMatching(/unreadable image/) as unknown as string }]);
+    expect(skipped.manifest.skipped).toEqual(skipped.skipped);
+  });
+});
