@@ -287,7 +287,7 @@ export function createGradCamExplainer(model: tfl.LayersModel, options: GradCamO
     const [kernel, bias] = head.layer.getWeights();
     if (kernel === undefined) throw new Error(`dense layer '${head.layer.name}' has no kernel`);
     const product = tf.matMul(scoreInput as tf.Tensor2D, kernel as tf.Tensor2D);
-    return bias === undefined ? product : tf.add<tf.Tensor2D>(product, bias);
+    return bias === undefined ? product : (tf.add(product, bias) as tf.Tensor2D);
   };
   const probabilitiesOf = (logits: tf.Tensor2D): tf.Tensor2D =>
     head.kind !== 'logits' && head.activation === 'sigmoid' ? tf.sigmoid(logits) : tf.softmax(logits);
