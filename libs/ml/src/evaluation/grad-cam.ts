@@ -286,7 +286,7 @@ export function createGradCamExplainer(model: tfl.LayersModel, options: GradCamO
     if (head.kind !== 'dense') return scoreInput as tf.Tensor2D;
     const [kernel, bias] = head.layer.getWeights();
     if (kernel === undefined) throw new Error(`dense layer '${head.layer.name}' has no kernel`);
-    const product = tf.matMul(scoreInput as tf.Tensor2D, kernel as tf.Tensor2D);
+    const product: tf.Tensor2D = tf.matMul(scoreInput as tf.Tensor2D, kernel as tf.Tensor2D);
     return bias === undefined ? product : (tf.add(product, bias) as tf.Tensor2D);
   };
   const probabilitiesOf = (logits: tf.Tensor2D): tf.Tensor2D =>
