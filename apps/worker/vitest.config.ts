@@ -1,3 +1,3 @@
 import { projectTestConfig } from '../../vitest.shared';
 
-export default projectTestConfig();
+export default projectTestConfig({ timeoutMs: 600_000 });

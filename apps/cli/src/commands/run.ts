@@ -1,0 +1,145 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import type { ExperimentConfig } from '@detl/config';
+import { experimentWorkflow, progressQuery, type ExperimentWorkflowResult } from '@detl/workflows';
+import { CliError } from '../cli-error';
+import { resolveExperimentConfig, type ExperimentFlags } from '../experiment-input';
+import { ProgressView, type EpochCounts } from '../progress-view';
+import { formatSummary } from '../report-format';
+import { openRuntime, type CliRuntime } from '../runtime';
+
+/** Flags of `detl run` / `detl demo`. */
+export interface RunFlags extends ExperimentFlags {
+  worker: boolean;
+  json?: boolean;
+}
+
+const POLL_INTERVAL_MS = 1000;
+
+/**
+ * Runs one experiment to the end: services up (embedded unless configured), a local worker unless
+ * `--no-worker`, the workflow started and followed live, the results printed and copied locally.
+ */
+export async function runExperimentCommand(flags: RunFlags, preset: Record<string, unknown> = {}): Promise<void> {
+  const config = resolveExperimentConfig(flags, preset);
+  const runtime = await openRuntime({ temporal: true, s3: true });
+  try {
+    if (flags.worker) runtime.startLocalWorker();
+    const client = await runtime.temporal();
+    const workflowId = `detl-${slug(config.name)}-${randomUUID().slice(0, 8)}`;
+    const started = Date.now();
+    const handle = await client.workflow.start(experimentWorkflow, {
+      taskQueue: runtime.settings.temporal.taskQueue,
+      workflowId,
+      args: [{ config }],
+    });
+    log(flags, `started workflow ${workflowId} (Temporal UI: http://127.0.0.1:8233/namespaces/${runtime.settings.temporal.namespace}/workflows/${workflowId})`);
+    const cancel = () => {
+      log(flags, 'cancelling the experiment…');
+      void handle.cancel();
+    };
+    process.once('SIGINT', cancel);
+    const view = flags.json ? undefined : new ProgressView(config);
+    let result: ExperimentWorkflowResult;
+    try {
+      result = await followUntilDone(runtime, handle, view);
+    } catch (error) {
+      view?.stop();
+      const cause = error instanceof WorkflowFailedError ? describeCause(error) : (error as Error).message;
+      throw new CliError(`experiment ${workflowId} failed: ${cause}\nrun record: detl runs show ${workflowId}`);
+    } finally {
+      process.removeListener('SIGINT', cancel);
+    }
+    view?.stop();
+    const elapsedSeconds = (Date.now() - started) / 1000;
+    const localCopy = await copyResultsLocally(runtime, result, config);
+    if (flags.json) {
+      console.log(JSON.stringify({ workflowId, elapsedSeconds, localCopy, ...result }, null, 2));
+    } else {
+      console.log(formatSummary(result.summary));
+      console.log(`\nGrad-CAM overlays: ${runtime.store.uri(`experiments/${result.experimentId}/gradcam/`)} (${result.gradCams.overlayKeys.length} images)`);
+      if (result.gradCams.pointingGameRate !== null) {
+        console.log(`Grad-CAM pointing game (peak inside the lesion, correctly classified lesion images): ${(result.gradCams.pointingGameRate * 100).toFixed(1)}%`);
+      }
+      console.log(`Local copy of figures and overlays: ${localCopy}`);
+      console.log(`Run record: experiment ${result.experimentId} in PostgreSQL — detl runs show ${result.experimentId}`);
+      console.log(`Experiment time: ${elapsedSeconds.toFixed(0)} s`);
+    }
+  } finally {
+    await runtime.close();
+  }
+}
+
+async function followUntilDone(
+  runtime: CliRuntime,
+  handle: Awaited<ReturnType<Awaited<ReturnType<CliRuntime['temporal']>>['workflow']['start']>>,
+  view: ProgressView | undefined,
+): Promise<ExperimentWorkflowResult> {
+  const outcome = handle.result() as Promise<ExperimentWorkflowResult>;
+  let done = false;
+  outcome.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  while (!done && view) {
+    try {
+      const progress = await handle.query(progressQuery);
+      const epochs: EpochCounts = progress.experimentId ? await epochCounts(runtime, progress.experimentId) : new Map();
+      view.update(progress, epochs);
+    } catch {
+      // Progress is best effort: the workflow may not have started on a worker yet.
+    }
+    await Promise.race([outcome.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS))]);
+  }
+  const result = await outcome;
+  if (view) {
+    const progress = await handle.query(progressQuery);
+    view.update(progress, await epochCounts(runtime, result.experimentId));
+  }
+  return result;
+}
+
+/** Epochs finished per training task, counting only each task's newest attempt. */
+async function epochCounts(runtime: CliRuntime, experimentId: string): Promise<EpochCounts> {
+  const experiment = await runtime.tracking.getExperiment(experimentId);
+  const newest = new Map<string, { attempt: number; epochs: number }>();
+  for (const metric of experiment?.epochMetrics ?? []) {
+    const current = newest.get(metric.task);
+    if (!current || metric.attempt > current.attempt) newest.set(metric.task, { attempt: metric.attempt, epochs: metric.epoch });
+    else if (metric.attempt === current.attempt) current.epochs = Math.max(current.epochs, metric.epoch);
+  }
+  return new Map([...newest].map(([task, { epochs }]) => [task, epochs]));
+}
+
+/** Copies the figures, summary and Grad-CAM overlays next to the user, for opening without S3 tools. */
+async function copyResultsLocally(runtime: CliRuntime, result: ExperimentWorkflowResult, config: ExperimentConfig): Promise<string> {
+  const dir = path.join(runtime.settings.home, 'runs', `${slug(config.name)}-${result.experimentId}`);
+  const keys = [result.summary.reportKey, ...result.summary.figureKeys, ...result.gradCams.overlayKeys];
+  for (const key of keys) {
+    const target = path.join(dir, key.split('/').slice(2).join(path.sep));
+    await mkdir(path.dirname(target), { recursive: true });
+    await writeFile(target, await runtime.store.getObject(key));
+  }
+  return dir;
+}
+
+function describeCause(error: WorkflowFailedError): string {
+  let cause: unknown = error.cause;
+  let message = error.message;
+  while (cause instanceof Error) {
+    message = cause.message;
+    cause = cause.cause;
+  }
+  return message;
+}
+
+function slug(text: string): string {
+  return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'experiment';
+}
+
+function log(flags: RunFlags, message: string): void {
+  if (flags.json) console.error(message);
+  else console.log(message);
+}

@@ -1,0 +1,84 @@
+import type { ExperimentSummary } from '@detl/activities';
+import { CliError } from '../cli-error';
+import { formatMatrix, formatSummary } from '../report-format';
+import { openRuntime } from '../runtime';
+
+/** Flags of `detl runs list`. */
+export interface ListFlags {
+  json?: boolean;
+  limit: string;
+  status?: string;
+}
+
+const STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+
+/** `detl runs list`: newest experiments first, from PostgreSQL. */
+export async function listRunsCommand(flags: ListFlags): Promise<void> {
+  const limit = Number(flags.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new CliError(`--limit ${flags.limit}: expected an integer from 1 to 1000`);
+  if (flags.status !== undefined && !(STATUSES as readonly string[]).includes(flags.status)) {
+    throw new CliError(`--status ${flags.status}: expected one of ${STATUSES.join(', ')}`);
+  }
+  const runtime = await openRuntime({ temporal: false, s3: false });
+  try {
+    const page = await runtime.tracking.listExperiments({ limit, status: flags.status as (typeof STATUSES)[number] | undefined });
+    if (flags.json) {
+      console.log(JSON.stringify(page, null, 2));
+      return;
+    }
+    if (page.experiments.length === 0) {
+      console.log('no runs recorded yet — start one with: detl demo');
+      return;
+    }
+    console.log(`${'id'.padEnd(36)}  ${'status'.padEnd(9)}  ${'created'.padEnd(19)}  ${'accuracy'.padEnd(17)}  name`);
+    for (const experiment of page.experiments) {
+      const summary = experiment.summary as ExperimentSummary | null;
+      const accuracy = summary ? `${(summary.meanAccuracy * 100).toFixed(2)} ± ${(summary.stdAccuracy * 100).toFixed(2)}%` : '–';
+      console.log(
+        `${experiment.id}  ${experiment.status.padEnd(9)}  ${experiment.createdAt.toISOString().slice(0, 19).replace('T', ' ')}  ${accuracy.padEnd(17)}  ${experiment.name}`,
+      );
+    }
+  } finally {
+    await runtime.close();
+  }
+}
+
+/** `detl runs show <id>`: one experiment with its stages, folds, epochs and artifacts. */
+export async function showRunCommand(id: string, flags: { json?: boolean }): Promise<void> {
+  const runtime = await openRuntime({ temporal: false, s3: false });
+  try {
+    const experiment = await runtime.tracking.getExperiment(id);
+    if (!experiment) throw new CliError(`no run with id or workflow id "${id}" — see detl runs list`);
+    if (flags.json) {
+      console.log(JSON.stringify(experiment, (_, value: unknown) => (typeof value === 'bigint' ? Number(value) : value), 2));
+      return;
+    }
+    console.log(`experiment ${experiment.id} (${experiment.name})`);
+    console.log(`  workflow   ${experiment.workflowId}`);
+    console.log(`  status     ${experiment.status}${experiment.error ? ` — ${experiment.error}` : ''}`);
+    console.log(`  created    ${experiment.createdAt.toISOString()}`);
+    console.log(`  finished   ${experiment.finishedAt?.toISOString() ?? '–'}`);
+    console.log(`  backend    ${experiment.backend ?? '–'}`);
+    console.log(`  manifest   ${experiment.datasetManifestKey ?? '–'}`);
+    console.log('\nstage attempts');
+    for (const attempt of experiment.stageAttempts) {
+      const seconds = attempt.durationMs === null ? '' : ` ${(attempt.durationMs / 1000).toFixed(1)} s`;
+      console.log(`  ${attempt.task.padEnd(10)} attempt ${attempt.attempt}  ${attempt.status.padEnd(9)}${seconds}${attempt.error ? `  ${attempt.error}` : ''}`);
+    }
+    if (experiment.folds.length > 0) {
+      console.log('\nfolds');
+      for (const fold of experiment.folds) {
+        console.log(`  fold ${fold.foldIndex}: accuracy ${fold.accuracy === null ? '–' : (fold.accuracy * 100).toFixed(2) + '%'} (train ${fold.trainCount}, test ${fold.testCount})`);
+      }
+    }
+    const summary = experiment.summary as ExperimentSummary | null;
+    if (summary) console.log(formatSummary(summary));
+    else if (experiment.folds.length > 0) {
+      const classNames = ['normal', 'pneumonia', 'other_disease', 'covid'];
+      console.log(formatMatrix(experiment.folds[0]?.confusionMatrix as number[][], classNames));
+    }
+    console.log(`\n${experiment.epochMetrics.length} epoch records, ${experiment.artifacts.length} artifacts`);
+  } finally {
+    await runtime.close();
+  }
+}

@@ -1,0 +1,71 @@
+import cliProgress from 'cli-progress';
+import type { ExperimentConfig } from '@detl/config';
+import type { ExperimentProgress, StageState } from '@detl/workflows';
+
+/** Epochs finished per training task (`pretrain`, `fold-0`, …), newest attempt only. */
+export type EpochCounts = Map<string, number>;
+
+/**
+ * Live progress of one experiment: bars on a terminal, one line per event otherwise (CI logs,
+ * pipes), so the same command is readable in both.
+ */
+export class ProgressView {
+  private readonly bars = new Map<string, cliProgress.SingleBar>();
+  private readonly multiBar: cliProgress.MultiBar | undefined;
+  private readonly printed = new Map<string, string>();
+
+  constructor(
+    private readonly config: ExperimentConfig,
+    interactive = Boolean(process.stdout.isTTY),
+  ) {
+    this.multiBar = interactive
+      ? new cliProgress.MultiBar(
+          { format: ' {task} |{bar}| {value}/{total} {unit} {state}', hideCursor: true, clearOnComplete: false, barsize: 30 },
+          cliProgress.Presets.shades_classic,
+        )
+      : undefined;
+  }
+
+  /** Renders the latest workflow progress and epoch counts. */
+  update(progress: ExperimentProgress, epochs: EpochCounts): void {
+    const rows: { task: string; value: number; total: number; unit: string; state: StageState }[] = [
+      { task: 'sample dataset  ', ...stageRow(progress.stages.sampleDataset) },
+      { task: 'pretrain        ', value: epochs.get('pretrain') ?? 0, total: this.config.pretrain.epochs, unit: 'epochs', state: progress.stages.pretrainFromScratch },
+      ...progress.folds.map((state, fold) => ({
+        task: `fine-tune fold ${fold}`,
+        value: epochs.get(`fold-${fold}`) ?? 0,
+        total: this.config.fineTune.epochs,
+        unit: 'epochs',
+        state,
+      })),
+      { task: 'aggregate       ', ...stageRow(progress.stages.aggregateResults) },
+      { task: 'grad-cam        ', ...stageRow(progress.stages.generateGradCams) },
+    ];
+    for (const row of rows) {
+      const value = row.state === 'succeeded' ? row.total : Math.min(row.value, row.total);
+      if (this.multiBar) {
+        let bar = this.bars.get(row.task);
+        if (!bar) {
+          bar = this.multiBar.create(row.total, value, { task: row.task, unit: row.unit, state: row.state });
+          this.bars.set(row.task, bar);
+        }
+        bar.update(value, { state: row.state });
+      } else {
+        const line = `${row.task.trim()}: ${row.state}${row.unit === 'epochs' ? ` (${value}/${row.total} epochs)` : ''}`;
+        if (this.printed.get(row.task) !== line && (row.state !== 'pending' || value > 0)) {
+          this.printed.set(row.task, line);
+          console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
+        }
+      }
+    }
+  }
+
+  /** Stops redrawing; call before printing anything else. */
+  stop(): void {
+    this.multiBar?.stop();
+  }
+}
+
+function stageRow(state: StageState) {
+  return { value: state === 'succeeded' ? 1 : 0, total: 1, unit: 'step', state };
+}

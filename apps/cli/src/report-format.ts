@@ -1,0 +1,34 @@
+import type { ExperimentSummary } from '@detl/activities';
+
+const percent = (value: number) => `${(value * 100).toFixed(2)}%`;
+
+/** The human-readable result block printed at the end of a run and by `detl runs show`. */
+export function formatSummary(summary: ExperimentSummary): string {
+  const lines: string[] = [];
+  lines.push('');
+  lines.push('Per-fold accuracy: ' + summary.foldAccuracies.map((accuracy, fold) => `fold ${fold} ${percent(accuracy)}`).join(', '));
+  lines.push(
+    `Accuracy: ${percent(summary.meanAccuracy)} ± ${percent(summary.stdAccuracy)} (mean ± std over ${summary.foldAccuracies.length} folds); ` +
+      `pooled 95% bootstrap interval ${percent(summary.accuracyInterval.lower)}–${percent(summary.accuracyInterval.upper)}`,
+  );
+  lines.push('');
+  lines.push('Confusion matrix summed over folds (rows: actual, columns: predicted)');
+  lines.push(formatMatrix(summary.summedConfusionMatrix, summary.classNames));
+  lines.push('');
+  lines.push(`${'class'.padEnd(14)} ${'precision'.padStart(9)} ${'recall'.padStart(9)} ${'F1'.padStart(9)} ${'ROC-AUC'.padStart(9)} ${'n'.padStart(5)}`);
+  for (const row of summary.perClass) {
+    const auc = summary.rocAuc[row.className];
+    lines.push(
+      `${row.className.padEnd(14)} ${percent(row.precision).padStart(9)} ${percent(row.recall).padStart(9)} ${percent(row.f1).padStart(9)} ${(auc === undefined || Number.isNaN(auc) ? '–' : auc.toFixed(3)).padStart(9)} ${String(row.support).padStart(5)}`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** A labelled integer matrix as aligned text. */
+export function formatMatrix(matrix: number[][], classNames: string[]): string {
+  const width = Math.max(8, ...classNames.map((name) => name.length + 1));
+  const header = ''.padEnd(width) + classNames.map((name) => name.padStart(width)).join('');
+  const rows = matrix.map((row, index) => (classNames[index] ?? String(index)).padEnd(width) + row.map((count) => String(count).padStart(width)).join(''));
+  return [header, ...rows].join('\n');
+}

@@ -1,0 +1,78 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync } from 'node:fs';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { loadServiceSettings, type ServiceSettings } from '@detl/config';
+import { startEmbeddedServices, usesEmbeddedServices, type EmbeddedServices } from '@detl/services';
+import { applyMigrations, createTrackingStore, type TrackingStore } from '@detl/tracking';
+import { createObjectStore, type S3ObjectStore } from '@detl/storage';
+
+/** Live connections of one CLI invocation, and whatever it started, to close at the end. */
+export interface CliRuntime {
+  settings: ServiceSettings;
+  tracking: TrackingStore;
+  store: S3ObjectStore;
+  /** Temporal client; opened on first use. */
+  temporal(): Promise<Client>;
+  /** Starts a local worker process; it is stopped by {@link CliRuntime.close}. */
+  startLocalWorker(): ChildProcess;
+  close(): Promise<void>;
+}
+
+/**
+ * Connects to the configured services, starting the embedded ones (Temporal dev server, MinIO,
+ * PGlite) when the environment names none, and applies pending database migrations.
+ * @param needs which services this command uses; only those are started.
+ */
+export async function openRuntime(needs: { temporal: boolean; s3: boolean }): Promise<CliRuntime> {
+  const settings = loadServiceSettings();
+  let embedded: EmbeddedServices | undefined;
+  if (usesEmbeddedServices(settings)) {
+    embedded = await startEmbeddedServices(settings, { temporal: needs.temporal, s3: needs.s3, postgres: true });
+  }
+  await applyMigrations(settings.databaseUrl);
+  const tracking = createTrackingStore(settings.databaseUrl);
+  const store = createObjectStore(settings.s3);
+  if (needs.s3) await store.ensureBucket();
+  let client: Client | undefined;
+  const workers: ChildProcess[] = [];
+  return {
+    settings,
+    tracking,
+    store,
+    async temporal() {
+      client ??= new Client({
+        connection: await Connection.connect({ address: settings.temporal.address }),
+        namespace: settings.temporal.namespace,
+      });
+      return client;
+    },
+    startLocalWorker() {
+      const logDir = path.join(settings.home, 'logs');
+      mkdirSync(logDir, { recursive: true });
+      const log = openSync(path.join(logDir, 'worker.log'), 'a');
+      // execArgv carries the tsx loader this CLI runs under.
+      const child = spawn(process.execPath, [...process.execArgv, require.resolve('@detl/worker/src/main.ts')], {
+        env: { ...process.env, DETL_HOME: settings.home },
+        stdio: ['ignore', log, log],
+      });
+      workers.push(child);
+      return child;
+    },
+    async close() {
+      await Promise.all(workers.map((child) => stopChild(child)));
+      await client?.connection.close();
+      await tracking.close();
+      await embedded?.stop();
+    },
+  };
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
+}

@@ -1,0 +1,37 @@
+import os from 'node:os';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createActivities } from '@detl/activities';
+import type { ServiceSettings } from '@detl/config';
+import type { ObjectStore } from '@detl/storage';
+import type { TrackingStore } from '@detl/tracking';
+
+/** What a worker process needs to serve DETL workflows and activities. */
+export interface DetlWorkerOptions {
+  settings: ServiceSettings;
+  store: ObjectStore;
+  tracking: TrackingStore;
+  /**
+   * Activities run at once. Each training activity occupies one core in its own child process,
+   * so the default is the number of cores.
+   */
+  activitySlots?: number;
+  /** Connection to reuse (tests); otherwise one is opened to `settings.temporal.address`. */
+  connection?: NativeConnection;
+}
+
+/** Path of the workflow module the worker bundles. */
+export const WORKFLOWS_PATH = require.resolve('@detl/workflows/src/workflows.ts');
+
+/** Creates a worker polling `settings.temporal.taskQueue` for both workflow and activity tasks. */
+export async function createDetlWorker(options: DetlWorkerOptions): Promise<Worker> {
+  const { settings, store, tracking } = options;
+  const connection = options.connection ?? (await NativeConnection.connect({ address: settings.temporal.address }));
+  return Worker.create({
+    connection,
+    namespace: settings.temporal.namespace,
+    taskQueue: settings.temporal.taskQueue,
+    workflowsPath: WORKFLOWS_PATH,
+    activities: createActivities({ tracking, store, settings }),
+    maxConcurrentActivityTaskExecutions: options.activitySlots ?? Math.max(1, os.availableParallelism()),
+  });
+}

@@ -1,0 +1,94 @@
+import type { ExperimentConfig } from '@detl/config';
+
+/** Where a tracked run's record lives; every activity receives it. */
+export interface ExperimentRef {
+  experimentId: string;
+}
+
+/** Input of {@link DetlActivities.registerExperiment}. */
+export interface RegisterExperimentInput {
+  workflowId: string;
+  config: ExperimentConfig;
+}
+
+/** Result of {@link DetlActivities.sampleDataset}. */
+export interface SampleDatasetResult {
+  manifestKey: string;
+  /** Data-B images per class, Data-A train/validation sizes. */
+  counts: { dataB: Record<string, number>; dataA: { train: number; validation: number } };
+  shardsWritten: number;
+  shardsReused: number;
+  warnings: string[];
+}
+
+/** Result of {@link DetlActivities.pretrainFromScratch}. */
+export interface PretrainResult {
+  /** Object-store prefix of the kept (best-validation) model. */
+  modelPrefix: string;
+  bestEpoch: number;
+  bestValidationAccuracy: number | null;
+  epochsRun: number;
+  backend: string;
+}
+
+/** Input of {@link DetlActivities.fineTuneFold}. */
+export interface FineTuneFoldInput extends ExperimentRef {
+  config: ExperimentConfig;
+  manifestKey: string;
+  pretrainedModelPrefix: string;
+  /** Zero-based index of the held-out fold. */
+  fold: number;
+}
+
+/** One fold's held-out evaluation. */
+export interface FoldResult {
+  fold: number;
+  accuracy: number;
+  /** Rows are actual classes, columns predicted, in DATA_B_CLASSES order. */
+  confusionMatrix: number[][];
+  trainCount: number;
+  testCount: number;
+  modelPrefix: string;
+  /** JSON with image ids, actual and predicted classes and probabilities for the held-out images. */
+  predictionsKey: string;
+}
+
+/** Per-class precision / recall / F1 as reported to the user. */
+export interface ClassMetrics {
+  className: string;
+  precision: number;
+  recall: number;
+  f1: number;
+  support: number;
+}
+
+/** Cross-validated result of one experiment. */
+export interface ExperimentSummary {
+  foldAccuracies: number[];
+  meanAccuracy: number;
+  stdAccuracy: number;
+  summedConfusionMatrix: number[][];
+  classNames: string[];
+  perClass: ClassMetrics[];
+  macroF1: number;
+  /** Bootstrap 95% interval of the pooled accuracy. */
+  accuracyInterval: { lower: number; upper: number };
+  /** One-vs-rest ROC-AUC per class, from the pooled held-out probabilities. */
+  rocAuc: Record<string, number>;
+  reportKey: string;
+  figureKeys: string[];
+}
+
+/** Result of {@link DetlActivities.generateGradCams}. */
+export interface GradCamResult {
+  overlayKeys: string[];
+  /** Share of correctly classified lesion images whose heatmap peak falls inside the lesion mask (when masks exist). */
+  pointingGameRate: number | null;
+}
+
+/** Final state written to the run record. */
+export interface FinishExperimentInput extends ExperimentRef {
+  status: 'succeeded' | 'failed' | 'cancelled';
+  error?: string;
+  summary?: ExperimentSummary;
+}

@@ -1,0 +1,155 @@
+import {
+  ApplicationFailure,
+  CancellationScope,
+  defineQuery,
+  isCancellation,
+  proxyActivities,
+  rootCause,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { ExperimentConfig } from '@detl/config';
+import type { DetlActivities, ExperimentSummary, FoldResult, GradCamResult } from '@detl/activities';
+
+/** Input of {@link experimentWorkflow}: a validated configuration. */
+export interface ExperimentWorkflowInput {
+  config: ExperimentConfig;
+  /**
+   * Task queue of the CPU/GPU-heavy training activities; defaults to the workflow's own queue, so a
+   * sweep can send training to dedicated GPU workers while bookkeeping stays elsewhere.
+   */
+  trainingTaskQueue?: string;
+}
+
+/** What {@link experimentWorkflow} returns. */
+export interface ExperimentWorkflowResult {
+  experimentId: string;
+  manifestKey: string;
+  pretrainedModelPrefix: string;
+  folds: FoldResult[];
+  summary: ExperimentSummary;
+  gradCams: GradCamResult;
+}
+
+/** State of one stage as reported by the {@link progressQuery}. */
+export type StageState = 'pending' | 'running' | 'succeeded' | 'failed';
+
+/** Live progress, answered by the workflow at any time without touching the database. */
+export interface ExperimentProgress {
+  experimentId: string | null;
+  stages: Record<'sampleDataset' | 'pretrainFromScratch' | 'fineTuneFolds' | 'aggregateResults' | 'generateGradCams', StageState>;
+  /** State per fold, index = fold. */
+  folds: StageState[];
+  error: string | null;
+}
+
+/** Query returning {@link ExperimentProgress}. */
+export const progressQuery = defineQuery<ExperimentProgress>('progress');
+
+/** Failures that no retry can fix: bad data, bad configuration, bad model settings. */
+export const NON_RETRYABLE_ERRORS = ['DatasetError', 'ConfigError', 'ModelConfigError', 'ArchitectureMismatchError'];
+
+const retry = { initialInterval: '5s', backoffCoefficient: 2, maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS };
+
+const bookkeeping = proxyActivities<DetlActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { ...retry, maximumAttempts: 10 },
+});
+
+const dataStage = proxyActivities<DetlActivities>({
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '2 minutes',
+  retry,
+});
+
+/**
+ * One DETL experiment (Basu, Mitra, Saha 2020): sample Data-A / Data-B, pretrain from scratch on
+ * normal-vs-diseased, fine-tune one model per cross-validation fold in parallel, aggregate the
+ * confusion matrices, explain predictions with Grad-CAM. Every stage is an activity that records
+ * itself in PostgreSQL; the workflow only decides what runs when.
+ */
+export async function experimentWorkflow(input: ExperimentWorkflowInput): Promise<ExperimentWorkflowResult> {
+  const { config } = input;
+  const training = proxyActivities<DetlActivities>({
+    taskQueue: input.trainingTaskQueue ?? workflowInfo().taskQueue,
+    startToCloseTimeout: '24 hours',
+    // Training reports after every epoch and in between; a silent worker is a dead one.
+    heartbeatTimeout: '2 minutes',
+    retry,
+  });
+  const progress: ExperimentProgress = {
+    experimentId: null,
+    stages: { sampleDataset: 'pending', pretrainFromScratch: 'pending', fineTuneFolds: 'pending', aggregateResults: 'pending', generateGradCams: 'pending' },
+    folds: Array.from({ length: config.dataset.folds }, (): StageState => 'pending'),
+    error: null,
+  };
+  setHandler(progressQuery, () => progress);
+
+  const { experimentId } = await bookkeeping.registerExperiment({ workflowId: workflowInfo().workflowId, config });
+  progress.experimentId = experimentId;
+
+  async function stage<T>(name: keyof ExperimentProgress['stages'], run: () => Promise<T>): Promise<T> {
+    progress.stages[name] = 'running';
+    try {
+      const result = await run();
+      progress.stages[name] = 'succeeded';
+      return result;
+    } catch (error) {
+      progress.stages[name] = 'failed';
+      throw error;
+    }
+  }
+
+  try {
+    await bookkeeping.markExperimentRunning({ experimentId });
+    const sample = await stage('sampleDataset', () => dataStage.sampleDataset({ experimentId, config }));
+    const pretrained = await stage('pretrainFromScratch', () =>
+      training.pretrainFromScratch({ experimentId, config, manifestKey: sample.manifestKey }),
+    );
+    const folds = await stage('fineTuneFolds', () =>
+      Promise.all(
+        progress.folds.map(async (_, fold) => {
+          progress.folds[fold] = 'running';
+          try {
+            const result = await training.fineTuneFold({
+              experimentId,
+              config,
+              manifestKey: sample.manifestKey,
+              pretrainedModelPrefix: pretrained.modelPrefix,
+              fold,
+            });
+            progress.folds[fold] = 'succeeded';
+            return result;
+          } catch (error) {
+            progress.folds[fold] = 'failed';
+            throw error;
+          }
+        }),
+      ),
+    );
+    const summary = await stage('aggregateResults', () => dataStage.aggregateResults({ experimentId, config, folds }));
+    const gradCams = await stage('generateGradCams', () =>
+      training.generateGradCams({ experimentId, config, manifestKey: sample.manifestKey, folds }),
+    );
+    await bookkeeping.finishExperiment({ experimentId, status: 'succeeded', summary });
+    return { experimentId, manifestKey: sample.manifestKey, pretrainedModelPrefix: pretrained.modelPrefix, folds, summary, gradCams };
+  } catch (error) {
+    const cancelled = isCancellation(error);
+    const message = describeFailure(error);
+    progress.error = message;
+    // The run record must say how it ended even when the workflow itself is being cancelled.
+    await CancellationScope.nonCancellable(() =>
+      bookkeeping.finishExperiment({ experimentId, status: cancelled ? 'cancelled' : 'failed', error: message }),
+    );
+    if (error instanceof ApplicationFailure || cancelled) throw error;
+    throw ApplicationFailure.nonRetryable(message, 'ExperimentFailed');
+  }
+}
+
+function describeFailure(error: unknown): string {
+  if (error instanceof Error) {
+    const cause = rootCause(error);
+    return cause && cause !== error.message ? cause : error.message;
+  }
+  return String(error);
+}
