@@ -48,3 +48,11 @@ export {
   type LoadModelOptions,
   type SaveModelOptions,
 } from './model-io';
+export {
+  runTrainingJob,
+  TrainingJobError,
+  TRAINING_CHILD_ENTRY,
+  type RunTrainingJobOptions,
+} from './run-training-job';
+export { runTrainingJobInProcess, evaluateOnTest } from './training-runner';
+export type { TrainingJob, PretrainJob, FineTuneJob, TrainingJobResult, TrainingJobEpoch, TestEvaluation } from './training-job';

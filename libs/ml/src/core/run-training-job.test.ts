@@ -1,0 +1,126 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from './backend';
+import { writeLabelledImages } from './labelled-images';
+import { loadModel } from './model-io';
+import { runTrainingJob, TrainingJobError } from './run-training-job';
+import { quadrantImages } from './test-data';
+import type { TrainingStage } from './train';
+import type { FineTuneJob, PretrainJob, TrainingJobEpoch } from './training-job';
+
+const stage: TrainingStage = {
+  epochs: 2,
+  batchSize: 16,
+  optimizer: 'adam',
+  learningRate: 3e-3,
+  momentum: 0.9,
+  schedule: 'cosine',
+  augmentation: { rotationDegrees: 5, scale: 0.05, horizontalFlip: false },
+};
+
+describe('runTrainingJob (forked child)', () => {
+  let dir: string;
+  let files: { pretrain: string; validation: string; fold: string; test: string };
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'detl-job-'));
+    files = { pretrain: join(dir, 'a.bin'), validation: join(dir, 'v.bin'), fold: join(dir, 'b.bin'), test: join(dir, 't.bin') };
+    await writeLabelledImages(files.pretrain, quadrantImages(64, 16, 2, 1));
+    await writeLabelledImages(files.validation, quadrantImages(16, 16, 2, 2));
+    await writeLabelledImages(files.fold, quadrantImages(48, 16, 4, 3));
+    await writeLabelledImages(files.test, quadrantImages(20, 16, 4, 4));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const pretrainJob = (): PretrainJob => ({
+    kind: 'pretrain',
+    model: { architecture: 'small-vgg', widthMultiplier: 0.5, imageSize: 16, channels: 1, numClasses: 2 },
+    outputDir: join(dir, 'pretrain'),
+    trainFile: files.pretrain,
+    validationFile: files.validation,
+    stage,
+    seed: 7,
+    backend: 'wasm',
+  });
+
+  const fineTuneJob = (outputDir: string, overrides: Partial<FineTuneJob> = {}): FineTuneJob => ({
+    kind: 'fine-tune',
+    initialModelDir: join(dir, 'pretrain', 'best'),
+    numClasses: 4,
+    freeze: 'below-last-conv-block',
+    architecture: 'small-vgg',
+    outputDir,
+    trainFile: files.fold,
+    testFile: files.test,
+    stage: { ...stage, optimizer: 'sgd', learningRate: 1e-2, schedule: 'constant' },
+    seed: 8,
+    backend: 'wasm',
+    ...overrides,
+  });
+
+  it('pretrains, then fine-tunes and evaluates on the test fold, checkpointing every epoch', async () => {
+    const epochs: TrainingJobEpoch[] = [];
+    const pre = await runTrainingJob(pretrainJob(), { onEpoch: (m) => void epochs.push(m) });
+    expect(epochs.map((m) => m.epoch)).toEqual([1, 2]);
+    expect(epochs.every((m) => existsSync(join(m.checkpointDir, 'model.json')) && existsSync(join(m.checkpointDir, 'optimizer.json')))).toBe(true);
+    expect(pre.backend.backend).toBe('wasm');
+    expect(pre.bestValidationAccuracy).toBe(Math.max(...pre.epochs.map((m) => m.validationAccuracy as number)));
+    expect(pre.test).toBeNull();
+    expect(existsSync(join(pre.bestDir, 'model.json'))).toBe(true);
+
+    const fine = await runTrainingJob(fineTuneJob(join(dir, 'fold-0')));
+    const test = fine.test;
+    expect(test?.predictedClass).toBeInstanceOf(Int32Array);
+    expect(test?.predictedClass.length).toBe(20);
+    expect(test?.probabilities.every((row) => row.length === 4 && Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 1e-5)).toBe(true);
+    expect(test?.confusionMatrix.flat().reduce((a, b) => a + b, 0)).toBe(20);
+    const diagonal = test?.confusionMatrix.reduce((sum, row, i) => sum + (row[i] as number), 0);
+    expect(test?.accuracy).toBeCloseTo((diagonal as number) / 20, 10);
+
+    // The frozen base left the child exactly as it came from pretraining.
+    await initBackend('wasm');
+    const pretrained = await loadModel(pre.bestDir);
+    const tuned = await loadModel(fine.bestDir);
+    const weights = (m: typeof tuned, name: string) => Array.from(m.getLayer(name).getWeights()[0]?.dataSync() ?? []);
+    expect(weights(tuned, 'block1_conv1')).toEqual(weights(pretrained, 'block1_conv1'));
+    expect(weights(tuned, 'block4_conv1')).not.toEqual(weights(pretrained, 'block4_conv1'));
+    expect(tuned.getLayer('block1_conv1').trainable).toBe(false);
+    pretrained.dispose();
+    tuned.dispose();
+  }, 90_000);
+
+  it('resumes a fine-tune from an epoch checkpoint', async () => {
+    const outputDir = join(dir, 'fold-0');
+    const epochs: number[] = [];
+    const resumed = await runTrainingJob(fineTuneJob(outputDir, { resumeFrom: { epoch: 1, modelDir: join(outputDir, 'epoch-1') } }), {
+      onEpoch: (m) => void epochs.push(m.epoch),
+    });
+    expect(epochs).toEqual([2]);
+    expect(resumed.epochs.map((m) => m.epoch)).toEqual([2]);
+    expect(resumed.test?.confusionMatrix.flat().reduce((a, b) => a + b, 0)).toBe(20);
+  }, 60_000);
+
+  it("rejects with the child's message and exits non-zero", async () => {
+    const job = fineTuneJob(join(dir, 'wrong'), { architecture: 'vgg16' });
+    const failure = await runTrainingJob(job).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(TrainingJobError);
+    expect((failure as TrainingJobError).message).toMatch(/is a small-vgg model, but the experiment expects vgg16/);
+    expect((failure as TrainingJobError).childErrorName).toBe('CheckpointMismatchError');
+  }, 60_000);
+
+  it('kills the child on abort', async () => {
+    const controller = new AbortController();
+    const job = { ...pretrainJob(), outputDir: join(dir, 'aborted'), stage: { ...stage, epochs: 50 } };
+    const promise = runTrainingJob(job, { signal: controller.signal, onEpoch: () => controller.abort() });
+    await expect(promise).rejects.toMatchObject({ name: 'AbortError' });
+    // Killed during epoch 2: its checkpoint never appears.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(existsSync(join(dir, 'aborted', 'epoch-1'))).toBe(true);
+    expect(existsSync(join(dir, 'aborted', 'epoch-3'))).toBe(false);
+  }, 60_000);
+});

@@ -1,0 +1,117 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { initBackend } from './backend';
+import { prepareForFineTuning } from './fine-tune';
+import { readLabelledImages, type LabelledImages } from './labelled-images';
+import { loadModel, loadOptimizer, saveModel } from './model-io';
+import { buildModel } from './models';
+import { createOptimizer, evaluateModel, outputClasses, snapshotWeights, trainModel, type BestWeights } from './train';
+import type { TestEvaluation, TrainingJob, TrainingJobEpoch, TrainingJobResult } from './training-job';
+
+const BEST_FILE = 'best.json';
+
+/** Evaluates a model on a test set: predictions, softmax probabilities, confusion matrix. */
+export function evaluateOnTest(model: LayersModel, test: LabelledImages, batchSize = 32): TestEvaluation {
+  const classes = outputClasses(model);
+  const { loss, accuracy, logits } = evaluateModel(model, test, batchSize);
+  const probabilities = tf.tidy(() => tf.softmax(tf.tensor2d(logits, [test.count, classes])).arraySync() as number[][]);
+  const predictedClass = new Int32Array(test.count);
+  const confusionMatrix = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
+  probabilities.forEach((row, i) => {
+    let best = 0;
+    row.forEach((p, c) => {
+      if (p > (row[best] as number)) best = c;
+    });
+    predictedClass[i] = best;
+    const truth = confusionMatrix[test.labels[i] as number];
+    if (truth) truth[best] = (truth[best] as number) + 1;
+  });
+  return { labels: Array.from(test.labels), predictedClass, probabilities, confusionMatrix, accuracy, loss };
+}
+
+async function previousBest(bestDir: string): Promise<BestWeights | null> {
+  let record: { epoch: number; validationAccuracy: number | null };
+  try {
+    record = JSON.parse(await readFile(join(bestDir, BEST_FILE), 'utf8')) as typeof record;
+  } catch {
+    return null;
+  }
+  if (record.validationAccuracy === null) return null;
+  const model = await loadModel(bestDir);
+  const weights = snapshotWeights(model);
+  model.dispose();
+  return { epoch: record.epoch, validationAccuracy: record.validationAccuracy, weights };
+}
+
+/**
+ * Runs a training job in the current process: the body of the training child process, kept
+ * importable so it can also run in-process (tests, debugging). Writes `epoch-<n>/` (model and
+ * optimizer state) after every epoch, then `best/` and `result.json`.
+ */
+export async function runTrainingJobInProcess(job: TrainingJob, onEpoch: (metrics: TrainingJobEpoch) => void | Promise<void> = () => undefined, signal?: AbortSignal): Promise<TrainingJobResult> {
+  const started = performance.now();
+  const backend = await initBackend(job.backend ?? 'auto');
+  const train = await readLabelledImages(job.trainFile);
+  const validation = job.validationFile ? await readLabelledImages(job.validationFile) : undefined;
+  const test = job.kind === 'fine-tune' ? await readLabelledImages(job.testFile) : null;
+  await mkdir(job.outputDir, { recursive: true });
+  const bestDir = join(job.outputDir, 'best');
+
+  let model: LayersModel;
+  let optimizer: tf.Optimizer | undefined;
+  let previous: BestWeights | null = null;
+  const startEpoch = job.resumeFrom?.epoch ?? 0;
+  if (job.resumeFrom) {
+    // The checkpoint already carries the fine-tuning surgery and the frozen layers' flags.
+    const architecture = job.kind === 'pretrain' ? job.model.architecture : job.architecture;
+    model = await loadModel(job.resumeFrom.modelDir, architecture ? { architecture } : {});
+    optimizer = (await loadOptimizer(job.resumeFrom.modelDir)) ?? undefined;
+    previous = await previousBest(bestDir);
+  } else if (job.kind === 'pretrain') {
+    model = buildModel({ ...job.model, seed: job.model.seed ?? job.seed });
+  } else {
+    const pretrained = await loadModel(job.initialModelDir, job.architecture ? { architecture: job.architecture } : {});
+    model = prepareForFineTuning(pretrained, { numClasses: job.numClasses, freeze: job.freeze, seed: job.seed, ...(job.architecture ? { architecture: job.architecture } : {}) });
+    pretrained.dispose();
+  }
+
+  const activeOptimizer = optimizer ?? createOptimizer(job.stage);
+  const result = await trainModel({
+    model,
+    train,
+    ...(validation ? { validation } : {}),
+    stage: job.stage,
+    seed: job.seed,
+    startEpoch,
+    optimizer: activeOptimizer,
+    previousBest: previous,
+    ...(signal ? { signal } : {}),
+    onEpochEnd: async (metrics) => {
+      const checkpointDir = join(job.outputDir, `epoch-${metrics.epoch}`);
+      await saveModel(model, checkpointDir, { optimizer: activeOptimizer });
+      await writeFile(join(checkpointDir, 'metrics.json'), JSON.stringify(metrics));
+      await onEpoch({ ...metrics, checkpointDir });
+    },
+  });
+  const bestEpoch = result.best?.epoch ?? job.stage.epochs;
+  const bestValidationAccuracy = result.best?.validationAccuracy ?? null;
+  await saveModel(model, bestDir);
+  await writeFile(join(bestDir, BEST_FILE), JSON.stringify({ epoch: bestEpoch, validationAccuracy: bestValidationAccuracy }));
+  const evaluation = test ? evaluateOnTest(model, test, job.stage.batchSize * 2) : null;
+  result.optimizer.dispose();
+  model.dispose();
+  const outcome: TrainingJobResult = {
+    kind: job.kind,
+    backend,
+    epochs: result.epochs,
+    bestEpoch,
+    bestValidationAccuracy,
+    bestDir,
+    test: evaluation,
+    durationMs: performance.now() - started,
+  };
+  await writeFile(join(job.outputDir, 'result.json'), JSON.stringify({ ...outcome, test: evaluation ? { ...evaluation, predictedClass: Array.from(evaluation.predictedClass) } : null }));
+  return outcome;
+}
