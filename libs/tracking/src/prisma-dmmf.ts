@@ -11,6 +11,8 @@ export interface DmmfField {
   isId: boolean;
   isUnique: boolean;
   hasDefaultValue: boolean;
+  /** A literal, or `{ name, args }` for functions such as `now()`, `uuid()` or `dbgenerated(…)`. */
+  default?: string | number | boolean | { name: string; args: unknown[] };
   type: string;
   /** `[name, args]` of a `@db.*` attribute, e.g. `['Timestamptz', ['3']]`. */
   nativeType?: [string, string[]] | null;

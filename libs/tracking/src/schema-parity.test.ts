@@ -59,8 +59,8 @@ function expectedFromSchema(datamodel: DmmfDatamodel): string[] {
         lines.push(`fk ${table}_${from.join('_')}_fkey ${table}(${from.join(', ')}) -> ${tableOf.get(field.type)}(${to.join(', ')}) delete ${onDelete} update Cascade`);
         continue;
       }
-      const defaultValue = field.default as { name?: string } | undefined | string | number | boolean;
-      const dbDefault = field.hasDefaultValue && !(typeof defaultValue === 'object' && CLIENT_SIDE_DEFAULTS.has(defaultValue.name ?? ''));
+      const defaultValue = field.default;
+      const dbDefault = field.hasDefaultValue && !(typeof defaultValue === 'object' && CLIENT_SIDE_DEFAULTS.has(defaultValue.name));
       lines.push(
         `column ${table}.${field.dbName ?? field.name} ${columnType(field, enumTables)}${field.isList ? '[]' : ''} ${field.isRequired ? 'not null' : 'null'}${dbDefault ? ' default' : ''}`,
       );

@@ -171,6 +171,8 @@ describe('activity records', () => {
     expect(detail?.artifacts).toHaveLength(451);
     expect(detail?.artifacts.find((a) => a.key === big.key)).toMatchObject({ sizeBytes: 5_000_000_000, sha256: sha('c'), kind: 'model' });
     await expect(store.recordArtifacts(id, [{ ...big, sha256: 'XYZ' }])).rejects.toThrow(/sha256 of experiments\/x\/model.bin must be 64 lowercase hex digits/);
+    await expect(store.recordArtifacts('00000000-0000-4000-8000-000000000000', [big])).rejects.toMatchObject({ code: 'not_found' });
+    expect(await store.recordArtifacts(id, [])).toBe(0);
     await expect(store.recordArtifacts(id, [{ ...big, kind: 'video' as 'model' }])).rejects.toThrow(/kind of experiments\/x\/model.bin must be one of/);
   });
 });
