@@ -1,3 +1,4 @@
 export * from './metrics';
 export * from './grad-cam';
 export * from './localization';
+export * from './rendering';
