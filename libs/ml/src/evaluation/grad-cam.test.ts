@@ -127,6 +127,24 @@ describe('createGradCamExplainer', () => {
     expect(result.classIndex).toBe(expected.indexOf(Math.max(...expected)));
   });
 
+  it('repeats the grey image into every channel of a 3-channel model, as training does', () => {
+    const rgb = tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({ inputShape: [SIZE, SIZE, 3], filters: 2, kernelSize: 3, activation: 'relu', kernelInitializer: seeded(5), name: 'c' }),
+        tfl.layers.flatten(),
+        tfl.layers.dense({ units: 2, kernelInitializer: seeded(6) }),
+      ],
+    });
+    const pixels = randomImage(8);
+    const grey = Array.from(pixels, (p) => p / 255);
+    const expected = tf.tidy(() => {
+      const image = tf.tensor4d(grey.flatMap((v) => [v, v, v]), [1, SIZE, SIZE, 3]);
+      return Array.from(tf.softmax(rgb.predict(image) as tf.Tensor2D).dataSync());
+    });
+    const result = createGradCamExplainer(rgb).explain(pixels, SIZE);
+    result.probabilities.forEach((p, i) => expect(p).toBeCloseTo(expected[i] as number, 5));
+  });
+
   it('leaks no tensors over repeated calls', () => {
     const model = denseHeadModel();
     const explainer = createGradCamExplainer(model);
@@ -190,8 +208,8 @@ describe('createGradCamExplainer', () => {
     expect(() => explainer.explain(new Uint8Array(10), SIZE)).toThrow(/64 pixels/);
     expect(() => explainer.explain(new Uint8Array(16), 4)).toThrow(/takes 8 px/);
     expect(() => explainer.explain(randomImage(1), SIZE, 3)).toThrow(/classIndex 3/);
-    const rgb = tfl.sequential({ layers: [tfl.layers.conv2d({ inputShape: [4, 4, 3], filters: 1, kernelSize: 1 }), tfl.layers.flatten(), tfl.layers.dense({ units: 2 })] });
-    expect(() => createGradCamExplainer(rgb)).toThrow(/greyscale/);
+    const twoChannel = tfl.sequential({ layers: [tfl.layers.conv2d({ inputShape: [4, 4, 2], filters: 1, kernelSize: 1 }), tfl.layers.flatten(), tfl.layers.dense({ units: 2 })] });
+    expect(() => createGradCamExplainer(twoChannel)).toThrow(/1 or 3/);
     const noConv = tfl.sequential({ layers: [tfl.layers.flatten({ inputShape: [4, 4, 1] }), tfl.layers.dense({ units: 2 })] });
     expect(() => createGradCamExplainer(noConv)).toThrow(/no Conv2D/);
   });

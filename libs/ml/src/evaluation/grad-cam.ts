@@ -56,7 +56,8 @@ export interface GradCamExplainer {
    * Explains one greyscale image.
    *
    * @param pixels - size × size grey values 0–255, row-major; fed to the model as pixels / 255 in
-   *   shape [1, size, size, 1], the normalisation the training code uses
+   *   shape [1, size, size, 1] (grey repeated into 3 channels for a 3-channel model), the
+   *   normalisation the training code uses
    * @param classIndex - class to explain; default the predicted class
    */
   explain(pixels: Uint8Array, size: number, classIndex?: number): GradCamResult;
@@ -247,7 +248,7 @@ function argmax(values: ArrayLike<number>): number {
 
 /**
  * Builds a Grad-CAM explainer for a trained single-input, single-output classifier taking
- * [batch, H, W, 1] images.
+ * [batch, H, W, 1] (or grey-replicated [batch, H, W, 3]) images and giving [batch, classes].
  *
  * The class score y^c is the **pre-softmax** logit, as in the paper's and Selvaraju et al.'s
  * definition: differentiating the softmax output would mix in every other class's score and
@@ -266,8 +267,9 @@ export function createGradCamExplainer(model: tfl.LayersModel, options: GradCamO
     throw new Error(`Grad-CAM needs one input and one output; the model has ${model.inputs.length} and ${model.outputs.length}`);
   }
   const inputShape = (model.inputs[0] as SymbolicTensor).shape;
-  if (inputShape.length !== 4 || inputShape[3] !== 1) {
-    throw new Error(`Grad-CAM expects greyscale [batch, H, W, 1] input, the model takes [${inputShape.join(', ')}]`);
+  const channels = inputShape[3];
+  if (inputShape.length !== 4 || (channels !== 1 && channels !== 3)) {
+    throw new Error(`Grad-CAM expects [batch, H, W, 1 or 3] input, the model takes [${inputShape.join(', ')}]`);
   }
   const outputShape = (model.outputs[0] as SymbolicTensor).shape;
   const numClasses = outputShape[1];
@@ -308,8 +310,10 @@ export function createGradCamExplainer(model: tfl.LayersModel, options: GradCamO
 
   /** Everything inside runs in the caller's tf.tidy. */
   const compute = (pixels: Uint8Array, size: number, requested: number | undefined) => {
-    // pixels / 255 in [1, size, size, 1]: the same normalisation as training.
-    const image = tf.div(tf.tensor4d(pixels, [1, size, size, 1], 'float32'), 255);
+    // pixels / 255 in [1, size, size, 1], the grey repeated into every channel of a 3-channel
+    // model: exactly what the training code feeds.
+    const grey = tf.div(tf.tensor4d(pixels, [1, size, size, 1], 'float32'), 255);
+    const image = channels === 1 ? grey : tf.tile(grey, [1, 1, 1, channels]);
     const features = featureModel.predict(image) as tf.Tensor4D;
     // A separate forward pass: tensors made inside valueAndGrad's function are disposed with it.
     const probabilities = probabilitiesOf(logitsOf(features));
