@@ -1,12 +1,11 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import sharp from 'sharp';
 import { DATA_B_CLASSES, type DataBClass } from '@detl/config';
-import { catalogEntrySchema, type CatalogEntry, type DuplicateGroup, type ImportResult, type SkippedFile } from './catalog';
-import { mapLimit } from './concurrency';
+import { catalogEntrySchema, type CatalogEntry, type DuplicateGroup, type ImportResult } from './catalog';
+import { checkImages } from './image-check';
 import { csvLocation, parseCsv } from './csv';
 import { DatasetError } from './errors';
-import { compareStrings, sha256Hex } from './random';
+import { compareStrings } from './random';
 
 /** Options of {@link importFolderDataset}. */
 export interface FolderImportOptions {
@@ -63,26 +62,14 @@ export async function importFolderDataset(root: string, options: FolderImportOpt
   if (!csv) warnings.push(`${root}: no ${LABELS_FILE}; every image is treated as its own patient, so a patient's follow-up images may end up in different folds`);
 
   const fallbackSource = path.basename(path.resolve(root));
-  const skipped: SkippedFile[] = [];
-  let done = 0;
-  const decoded = await mapLimit(files, 4, async (file) => {
-    const absolute = path.join(root, ...file.split('/'));
-    const bytes = await readFile(absolute);
-    const problem = await decodeProblem(bytes);
-    options.onProgress?.({ phase: 'import', done: (done += 1), total: files.length });
-    if (problem) {
-      const reason = `${absolute}: unreadable image (${problem})`;
-      if (options.onCorruptImage === 'fail') throw new DatasetError(`${reason}; set dataset.onCorruptImage to "skip" to leave it out`, { file: absolute });
-      skipped.push({ path: file, reason });
-      return null;
-    }
-    return { file, absolute, sha256: sha256Hex(bytes) };
-  });
-
+  const { checked, skipped } = await checkImages(
+    files.map((file) => ({ file, absolute: path.join(root, ...file.split('/')) })),
+    options.onCorruptImage,
+    options.onProgress,
+  );
   const maskFiles = new Set(await listMaskFiles(root));
   const entries: CatalogEntry[] = [];
-  for (const item of decoded) {
-    if (!item) continue;
+  for (const item of checked) {
     const folderLabel = item.file.split('/')[0] as DataBClass;
     const info = csv?.get(item.file);
     const maskRelative = `${MASKS_FOLDER}/${item.file.replace(/\.(jpe?g|png)$/i, '.png')}`;
@@ -217,21 +204,6 @@ function readLabels(text: string, file: string, files: readonly string[]): Map<s
     });
   }
   return byFile;
-}
-
-/** Why the bytes are not a decodable PNG / JPEG, or null when they decode completely. */
-async function decodeProblem(bytes: Uint8Array): Promise<string | null> {
-  if (bytes.byteLength === 0) return 'zero-byte file';
-  try {
-    // A full decode, not just the header: truncated files have valid headers.
-    const image = sharp(bytes, { failOn: 'truncated' });
-    const { format } = await image.metadata();
-    if (format !== 'png' && format !== 'jpeg') return `unsupported format ${format ?? 'unknown'}`;
-    await image.raw().toBuffer();
-    return null;
-  } catch (error) {
-    return (error as Error).message.trim() || 'decode failed';
-  }
 }
 
 /** Keeps the first entry of each content hash (entries arrive in path order). */
