@@ -37,6 +37,21 @@ function columnType(field: DmmfField, enumTables: Map<string, string>): string {
   }
 }
 
+/** The column default PostgreSQL reports for a field's `@default`, or null when Prisma computes it in the client. */
+function renderDefault(field: DmmfField, type: string): string | null {
+  const value = field.default;
+  if (value === undefined) return null;
+  if (typeof value === 'object') {
+    if (CLIENT_SIDE_DEFAULTS.has(value.name)) return null;
+    if (value.name === 'now') return 'CURRENT_TIMESTAMP';
+    if (value.name === 'dbgenerated') return String(value.args[0]);
+    return `unmapped:${value.name}()`;
+  }
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  // PostgreSQL keeps a literal default as a cast to the column type, without its precision.
+  return `'${value.replace(/'/g, "''")}'::${type.replace(/\(.*\)$/, '')}`;
+}
+
 /** What schema.prisma says the database must contain. */
 function expectedFromSchema(datamodel: DmmfDatamodel): string[] {
   const lines: string[] = [];
@@ -59,10 +74,10 @@ function expectedFromSchema(datamodel: DmmfDatamodel): string[] {
         lines.push(`fk ${table}_${from.join('_')}_fkey ${table}(${from.join(', ')}) -> ${tableOf.get(field.type)}(${to.join(', ')}) delete ${onDelete} update Cascade`);
         continue;
       }
-      const defaultValue = field.default;
-      const dbDefault = field.hasDefaultValue && !(typeof defaultValue === 'object' && CLIENT_SIDE_DEFAULTS.has(defaultValue.name));
+      const type = columnType(field, enumTables);
+      const dbDefault = field.hasDefaultValue ? renderDefault(field, type) : null;
       lines.push(
-        `column ${table}.${field.dbName ?? field.name} ${columnType(field, enumTables)}${field.isList ? '[]' : ''} ${field.isRequired ? 'not null' : 'null'}${dbDefault ? ' default' : ''}`,
+        `column ${table}.${field.dbName ?? field.name} ${type}${field.isList ? '[]' : ''} ${field.isRequired ? 'not null' : 'null'}${dbDefault === null ? '' : ` default ${dbDefault}`}`,
       );
     }
   }
@@ -98,7 +113,7 @@ async function actualFromDatabase(url: string): Promise<string[]> {
       const array = c.data_type === 'ARRAY';
       const base = array ? c.udt_name.replace(/^_/, '') : c.udt_name;
       const type = base.startsWith('timestamp') ? `${base}(${c.datetime_precision})` : base;
-      lines.push(`column ${c.table_name}.${c.column_name} ${type}${array ? '[]' : ''} ${c.is_nullable === 'YES' ? 'null' : 'not null'}${c.column_default === null ? '' : ' default'}`);
+      lines.push(`column ${c.table_name}.${c.column_name} ${type}${array ? '[]' : ''} ${c.is_nullable === 'YES' ? 'null' : 'not null'}${c.column_default === null ? '' : ` default ${c.column_default}`}`);
     }
     const indexes = await client.query<{ table_name: string; index_name: string; is_primary: boolean; is_unique: boolean; columns: string }>(
       `SELECT t.relname AS table_name, i.relname AS index_name, ix.indisprimary AS is_primary, ix.indisunique AS is_unique,
@@ -164,6 +179,8 @@ describe('prisma/migrations against prisma/schema.prisma', () => {
     edited.indexes = edited.indexes.filter((index) => !(index.model === 'Artifact' && index.type === 'normal'));
     const differences = expectedFromSchema(edited).filter((line) => !actual.includes(line));
     expect(differences).toEqual(['column experiments.backend text not null']);
+    const status = model?.fields.find((f) => f.name === 'status');
+    expect(status?.default).toBe('queued');
     expect(actual.filter((line) => !expectedFromSchema(edited).includes(line))).toEqual([
       'column experiments.backend text null',
       'index artifacts_experiment_id_kind_idx artifacts(experiment_id, kind)',
