@@ -39,7 +39,9 @@ export async function probeTemporal(address: string, namespace: string, timeoutM
   let connection: Connection | undefined;
   try {
     connection = await Connection.connect({ address, connectTimeout: timeoutMs });
-    await connection.workflowService.describeNamespace({ namespace });
+    const open = connection;
+    // A deadline on the call too: a half-broken peer can accept the channel and never answer.
+    await open.withDeadline(Date.now() + timeoutMs, () => open.workflowService.describeNamespace({ namespace }));
     return 'ready';
   } catch (error) {
     return (error as { code?: unknown }).code === GRPC_NOT_FOUND ? 'namespace-missing' : 'unreachable';
@@ -86,7 +88,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
 
   if (await isPortAccepting(host, options.port)) {
     // A server that is itself still starting needs a few seconds before it answers.
-    const state = await waitForProbe(probe, ['ready', 'namespace-missing'], 10);
+    const state = await waitForProbe(probe, ['ready', 'namespace-missing'], 3);
     if (state === 'unreachable') {
       throw new PortInUseError('Temporal server', host, options.port, 'Stop that program or set DETL_TEMPORAL_ADDRESS to a free port or a real Temporal server.');
     }
