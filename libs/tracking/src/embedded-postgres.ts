@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { PGlite } from '@electric-sql/pglite';
 import { PgliteWireServer } from './pglite-wire-server';
 
@@ -35,6 +36,9 @@ export interface EmbeddedPostgres {
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const host = options.host ?? '127.0.0.1';
+  // Checked before the data directory is opened: the usual cause is another server already running
+  // on the same port and directory, and two PGlite instances on one directory corrupt it.
+  if (options.port !== 0) await assertPortFree(host, options.port);
   if (options.dataDir !== undefined) await mkdir(options.dataDir, { recursive: true });
   const db = await PGlite.create(options.dataDir === undefined ? undefined : options.dataDir);
   const server = new PgliteWireServer({ db, port: options.port, host });
@@ -58,4 +62,14 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       return stopping;
     },
   };
+}
+
+async function assertPortFree(host: string, port: number): Promise<void> {
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', (error: NodeJS.ErrnoException) =>
+      reject(new Error(`embedded PostgreSQL could not listen on ${host}:${port}: ${error.code === 'EADDRINUSE' ? 'the port is in use (is another detl PostgreSQL running?)' : error.message}`)),
+    );
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
 }
