@@ -31,7 +31,10 @@ export interface GradCamResult {
   classIndex: number;
   /** The model's class probabilities for the image. */
   probabilities: number[];
-  /** Pixel of the heatmap maximum (first in row-major order on ties); x = column, y = row. */
+  /**
+   * Pixel of the heatmap maximum (first in row-major order on ties, so (0, 0) for an all-zero map;
+   * {@link pointingGame} treats a flat map as pointing nowhere); x = column, y = row.
+   */
   peak: { x: number; y: number };
 }
 
@@ -339,7 +342,8 @@ export function createGradCamExplainer(model: tfl.LayersModel, options: GradCamO
         // Half-pixel centres map each feature cell onto the middle of the input patch it covers.
         const upsampled = tf.image.resizeBilinear(cam, [size, size], false, true);
         const max = tf.max(upsampled);
-        // A map with no positive evidence stays all zero instead of being stretched from noise.
+        // Divide by the maximum rather than min-max stretch: zero keeps meaning "no evidence" and
+        // a map with no positive evidence stays all zero instead of being stretched from noise.
         const normalised = tf.where(tf.greater(max, 0), tf.div(upsampled, tf.maximum(max, 1e-30)), tf.zerosLike(upsampled));
         const heatmap = normalised.dataSync() as Float32Array;
         const index = argmax(heatmap);
