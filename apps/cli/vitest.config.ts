@@ -1,3 +1,3 @@
 import { projectTestConfig } from '../../vitest.shared';
 
-export default projectTestConfig();
+export default projectTestConfig(import.meta.url, { timeoutMs: 300_000 });
