@@ -161,6 +161,7 @@ export function createTrackingStore(databaseUrl: string, options: TrackingStoreO
   return {
     async createExperiment(input: CreateExperimentInput): Promise<ExperimentRecord> {
       const workflowId = requireText(input.workflowId, 'workflowId', 255);
+      if (typeof input.config !== 'object' || input.config === null || Array.isArray(input.config)) invalid('config must be an object');
       const data = {
         workflowId,
         name: requireText(input.name, 'name', 200),
@@ -168,7 +169,6 @@ export function createTrackingStore(databaseUrl: string, options: TrackingStoreO
         configHash: requireText(input.configHash, 'configHash', 128),
         seed: requireInt(input.seed, 'seed', 0),
       };
-      if (typeof input.config !== 'object' || input.config === null) invalid('config must be an object');
       let row: Models.ExperimentModel | null;
       try {
         row = await prisma.experiment.create({ data });
