@@ -1,9 +1,27 @@
 export * from './catalog';
+export {
+  checkSourcePredictability,
+  IMAGE_STATISTICS,
+  imageStatistics,
+  sourcePredictability,
+  type PredictabilityScore,
+  type SourcePredictabilityReport,
+} from './confounds';
 export { DatasetError } from './errors';
-export { importFolderDataset, type FolderImportOptions } from './folder-import';
+export { dropDuplicates, importFolderDataset, type FolderImportOptions } from './folder-import';
 export { loadImages, loadManifest, loadMasks, selectItems, type ImageSelection, type LabelledImages } from './load';
 export * from './manifest';
 export { CROP_POLICY, DEGRADE_KERNELS, RESIZE_KERNEL, preprocessImage, preprocessMask, type PreprocessOptions } from './preprocess';
+export {
+  cohenFindingClass,
+  importCohenCovidCollection,
+  importNihChestXray14,
+  mergeImports,
+  NIH_FINDINGS,
+  type CohenImportOptions,
+  type NihImportOptions,
+  type PublicImportOptions,
+} from './public-import';
 export { sampleCatalog, sampleDataset, type SampleCatalogOptions, type SampleDatasetOptions, type SampleProgress, type SampleResult } from './sample';
 export { assignFolds, assignSets, capPerClass, checkSplitIntegrity, splitDataA, type SetAssignment, type SetAssignmentRule, type SplitItem } from './split';
 export { generateSyntheticDataset, type SyntheticDatasetOptions, type SyntheticDatasetResult } from './synthetic';

@@ -119,6 +119,13 @@ export interface SampleCatalogOptions {
   duplicates?: readonly DuplicateGroup[];
   warnings?: readonly string[];
   onProgress?: SampleProgress;
+  /**
+   * Shortcut removal on top of `dataset.degradeToPixels`: leave out whole sources, or every image
+   * from a low-resolution original. Recorded in the manifest's options.
+   */
+  confounds?: { excludeSources?: readonly string[]; excludeLowResolution?: boolean };
+  /** What to record as `options.source` instead of `config.dataset.source` (e.g. the NIH + Cohen import paths). */
+  sourceDescription?: unknown;
 }
 
 interface PlannedItem {
@@ -144,13 +151,19 @@ export async function sampleCatalog(options: SampleCatalogOptions): Promise<Samp
   const dataset = config.dataset;
   const warnings = [...(options.warnings ?? [])];
   const skipped = [...(options.skipped ?? [])];
+  const excludeSources = [...(options.confounds?.excludeSources ?? [])].sort(compareStrings);
+  const excludeLowResolution = options.confounds?.excludeLowResolution ?? false;
+  const catalog = options.catalog.filter((entry) => !excludeSources.includes(entry.source) && !(excludeLowResolution && entry.lowResolution === true));
+  if (catalog.length < options.catalog.length) {
+    warnings.push(`${options.catalog.length - catalog.length} images left out by source / resolution filters (${excludeSources.length} sources excluded, low resolution ${excludeLowResolution ? 'excluded' : 'kept'})`);
+  }
   const ids = new Set<string>();
-  for (const entry of options.catalog) {
+  for (const entry of catalog) {
     if (ids.has(entry.imageId)) throw new DatasetError(`image id "${entry.imageId}" occurs twice in the catalog (${entry.file})`, { file: entry.file });
     ids.add(entry.imageId);
   }
 
-  const { dataA, dataB, rule } = assignSets(options.catalog, seed, dataset.pretrainPatientShare);
+  const { dataA, dataB, rule } = assignSets(catalog, seed, dataset.pretrainPatientShare);
   const sampledB = capPerClass(dataB, dataset.maxImagesPerClass, seed);
   if (sampledB.length < dataB.length) warnings.push(`Data-B capped at ${dataset.maxImagesPerClass} images per class: ${dataB.length - sampledB.length} images left out`);
   for (const label of DATA_B_CLASSES) {
@@ -178,7 +191,9 @@ export async function sampleCatalog(options: SampleCatalogOptions): Promise<Samp
   checkSplitIntegrity(planned.map((p) => ({ set: p.set, imageId: p.entry.imageId, patientId: p.entry.patientId, fold: p.fold, split: p.split })));
 
   const manifestOptions = {
-    source: dataset.source,
+    source: options.sourceDescription ?? dataset.source,
+    excludeSources,
+    excludeLowResolution,
     folds: dataset.folds,
     maxImagesPerClass: dataset.maxImagesPerClass,
     pretrainPatientShare: dataset.pretrainPatientShare,
