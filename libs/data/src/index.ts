@@ -25,3 +25,4 @@ export {
 export { sampleCatalog, sampleDataset, type SampleCatalogOptions, type SampleDatasetOptions, type SampleProgress, type SampleResult } from './sample';
 export { assignFolds, assignSets, capPerClass, checkSplitIntegrity, splitDataA, type SetAssignment, type SetAssignmentRule, type SplitItem } from './split';
 export { generateSyntheticDataset, type SyntheticDatasetOptions, type SyntheticDatasetResult } from './synthetic';
+export { PAPER_OTHER_DISEASE_FINDINGS, PAPER_SIZES, paperSizes, selectPaperSubsets, type PaperSelection, type PaperSizes } from './paper-sizes';
