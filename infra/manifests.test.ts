@@ -1,0 +1,139 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments } from 'yaml';
+
+// No Docker engine or cluster is available to run these manifests, so this checks what can be
+// checked without one: they parse, they reference things that exist, and every detl setting they
+// pass is one the code reads.
+const infraDir = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(infraDir, '..');
+
+type Doc = Record<string, unknown>;
+const asDoc = (value: unknown): Doc => (value !== null && typeof value === 'object' ? (value as Doc) : {});
+
+/** Every DETL_* / AWS_* variable libs/config reads, plus the worker's own DETL_WORKER_SLOTS. */
+function knownSettings(): Set<string> {
+  const source = readFileSync(path.join(repoRoot, 'libs/config/src/service-settings.ts'), 'utf8');
+  const names = new Set(source.match(/\b(?:DETL|AWS)_[A-Z0-9_]+\b/g) ?? []);
+  const workerMain = path.join(repoRoot, 'apps/worker/src/main.ts');
+  if (existsSync(workerMain)) for (const name of readFileSync(workerMain, 'utf8').match(/\bDETL_[A-Z0-9_]+\b/g) ?? []) names.add(name);
+  else names.add('DETL_WORKER_SLOTS');
+  return names;
+}
+
+describe('infra/docker-compose.yml', () => {
+  const compose = asDoc(parse(readFileSync(path.join(infraDir, 'docker-compose.yml'), 'utf8'), { merge: true }));
+  const services = asDoc(compose.services);
+
+  it('defines Temporal, both databases, MinIO, the migration and the workers', () => {
+    expect(Object.keys(services).sort()).toEqual(['detl-db', 'migrate', 'minio', 'temporal', 'temporal-db', 'temporal-ui', 'worker']);
+  });
+
+  it('builds the worker from infra/worker.Dockerfile with the repository as context', () => {
+    const build = asDoc(asDoc(services.worker).build);
+    expect(build.dockerfile).toBe('infra/worker.Dockerfile');
+    expect(path.resolve(infraDir, String(build.context))).toBe(repoRoot);
+    expect(existsSync(path.join(repoRoot, String(build.dockerfile)))).toBe(true);
+  });
+
+  it('passes only settings the code reads, and all the ones a worker needs', () => {
+    const env = asDoc(asDoc(services.worker).environment);
+    const known = knownSettings();
+    for (const name of Object.keys(env)) expect(known, `${name} is not read by libs/config or the worker`).toContain(name);
+    for (const needed of ['DETL_TEMPORAL_ADDRESS', 'DETL_DATABASE_URL', 'DETL_S3_ENDPOINT', 'DETL_S3_BUCKET', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) {
+      expect(env).toHaveProperty(needed);
+    }
+  });
+
+  it('gives the workers the credentials MinIO is started with and a database URL matching detl-db', () => {
+    const env = asDoc(asDoc(services.worker).environment);
+    const minio = asDoc(asDoc(services.minio).environment);
+    expect(env.AWS_ACCESS_KEY_ID).toBe(minio.MINIO_ROOT_USER);
+    expect(env.AWS_SECRET_ACCESS_KEY).toBe(minio.MINIO_ROOT_PASSWORD);
+    const db = asDoc(asDoc(services['detl-db']).environment);
+    const url = new URL(String(env.DETL_DATABASE_URL));
+    expect([url.username, url.password, url.hostname, url.pathname]).toEqual([db.POSTGRES_USER, db.POSTGRES_PASSWORD, 'detl-db', `/${String(db.POSTGRES_DB)}`]);
+  });
+
+  it('starts workers only after the migration succeeded', () => {
+    expect(asDoc(asDoc(asDoc(services.worker).depends_on).migrate).condition).toBe('service_completed_successfully');
+  });
+});
+
+describe('infra/worker.Dockerfile', () => {
+  const dockerfile = readFileSync(path.join(infraDir, 'worker.Dockerfile'), 'utf8');
+
+  it('copies every workspace manifest before npm ci, so the install sees all workspaces', () => {
+    const beforeInstall = dockerfile.slice(0, dockerfile.indexOf('RUN npm ci'));
+    for (const group of ['apps', 'libs']) {
+      for (const name of readdirSync(path.join(repoRoot, group))) {
+        if (existsSync(path.join(repoRoot, group, name, 'package.json'))) expect(beforeInstall).toContain(`COPY ${group}/${name}/package.json`);
+      }
+    }
+    for (const copied of beforeInstall.matchAll(/^COPY (\S+) /gm)) expect(existsSync(path.join(repoRoot, copied[1] ?? '')), copied[1]).toBe(true);
+  });
+
+  it('runs the worker entry point that exists', () => {
+    expect(dockerfile).toMatch(/CMD \["node_modules\/\.bin\/tsx", "apps\/worker\/src\/main\.ts"\]/);
+  });
+});
+
+describe('infra/k8s', () => {
+  const k8sDir = path.join(infraDir, 'k8s');
+  const docs = readdirSync(k8sDir)
+    .filter((file) => file.endsWith('.yaml') && file !== 'kustomization.yaml')
+    .flatMap((file) =>
+      parseAllDocuments(readFileSync(path.join(k8sDir, file), 'utf8')).map((document) => {
+        expect(document.errors, file).toEqual([]);
+        return { file, doc: asDoc(document.toJS()) };
+      }),
+    );
+  const byKind = (kind: string) => docs.filter(({ doc }) => doc.kind === kind).map(({ doc }) => doc);
+
+  it('every manifest has apiVersion, kind and a name, and kustomization lists every file', () => {
+    for (const { file, doc } of docs) {
+      expect(doc.apiVersion, file).toBeTruthy();
+      expect(doc.kind, file).toBeTruthy();
+      expect(asDoc(doc.metadata).name, file).toBeTruthy();
+    }
+    const kustomization = asDoc(parse(readFileSync(path.join(k8sDir, 'kustomization.yaml'), 'utf8')));
+    expect([...(kustomization.resources as string[])].sort()).toEqual([...new Set(docs.map(({ file }) => file))].sort());
+  });
+
+  it('the worker Deployment and migration Job read the ConfigMap and Secret that are defined', () => {
+    const configMaps = byKind('ConfigMap').map((doc) => asDoc(doc.metadata).name);
+    const secrets = byKind('Secret').map((doc) => asDoc(doc.metadata).name);
+    const workloads = [...byKind('Deployment'), ...byKind('Job')];
+    expect(workloads).toHaveLength(2);
+    for (const workload of workloads) {
+      const containers = asDoc(asDoc(asDoc(workload.spec).template).spec).containers as Doc[];
+      for (const container of containers) {
+        const sources = (container.envFrom as Doc[]).map(asDoc);
+        for (const source of sources) {
+          if (source.configMapRef !== undefined) expect(configMaps).toContain(asDoc(source.configMapRef).name);
+          if (source.secretRef !== undefined) expect(secrets).toContain(asDoc(source.secretRef).name);
+        }
+        expect(asDoc(asDoc(container.resources).limits).memory, `${String(asDoc(workload.metadata).name)} needs a memory limit`).toBeTruthy();
+      }
+    }
+  });
+
+  it('sets only settings the code reads', () => {
+    const known = knownSettings();
+    for (const doc of [...byKind('ConfigMap'), ...byKind('Secret')]) {
+      const data = { ...asDoc(doc.data), ...asDoc(doc.stringData) };
+      for (const name of Object.keys(data)) expect(known, `${name} is not read by libs/config or the worker`).toContain(name);
+    }
+  });
+
+  it('the Deployment selector matches its pod labels', () => {
+    const [deployment] = byKind('Deployment');
+    const spec = asDoc(deployment?.spec);
+    const selector = asDoc(asDoc(spec.selector).matchLabels);
+    const labels = asDoc(asDoc(asDoc(spec.template).metadata).labels);
+    expect(Object.keys(selector).length).toBeGreaterThan(0);
+    for (const [key, value] of Object.entries(selector)) expect(labels[key]).toBe(value);
+  });
+});
