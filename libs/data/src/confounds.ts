@@ -196,8 +196,8 @@ function crossValidate(
   return { accuracy: tested === 0 ? 0 : correct / tested, chance, count: members.length, counts };
 }
 
-/** Multinomial logistic regression (softmax, L2 1e-3) by full-batch gradient descent on standardised features. */
-function fitLogistic(x: readonly number[][], y: readonly number[], classes: number): (features: readonly number[]) => number {
+/** Multinomial logistic regression (softmax, L2 1e-3) by full-batch gradient descent on standardised features; returns the predictor. Internal (not exported from the package). */
+export function fitLogistic(x: readonly number[][], y: readonly number[], classes: number): (features: readonly number[]) => number {
   const dims = x[0]?.length ?? 0;
   const n = x.length;
   const stride = dims + 1;
