@@ -56,3 +56,4 @@ export {
 } from './run-training-job';
 export { runTrainingJobInProcess, evaluateOnTest } from './training-runner';
 export type { TrainingJob, PretrainJob, FineTuneJob, TrainingJobResult, TrainingJobEpoch, TestEvaluation } from './training-job';
+export { measureThroughput, type ThroughputOptions, type ThroughputResult } from './throughput';

@@ -18,6 +18,9 @@ const cases: Case[] = [
   { name: '2x2 same (asymmetric pad)', x: [2, 6, 5, 2], k: [2, 2, 2, 3], strides: 1, pad: 'same' },
   { name: '3x3 stride 2 same', x: [2, 9, 8, 3], k: [3, 3, 3, 4], strides: 2, pad: 'same' },
   { name: '1x1 stride 2 valid', x: [2, 7, 8, 4], k: [1, 1, 4, 6], strides: 2, pad: 'valid' },
+  { name: '1x1 stride 2 valid, odd size', x: [2, 9, 7, 3], k: [1, 1, 3, 5], strides: 2, pad: 'valid' },
+  { name: '1x1 stride 2 same', x: [1, 8, 9, 2], k: [1, 1, 2, 3], strides: 2, pad: 'same' },
+  { name: '1x1 stride 3 same', x: [1, 10, 11, 2], k: [1, 1, 2, 3], strides: 3, pad: 'same' },
   { name: '7x7 stride 2 valid', x: [1, 15, 14, 1], k: [7, 7, 1, 3], strides: 2, pad: 'valid' },
   { name: '3x3 stride 3 valid remainder', x: [2, 11, 10, 2], k: [3, 3, 2, 2], strides: 3, pad: 'valid' },
 ];

@@ -141,6 +141,26 @@ function insertZeros(call: KernelCall, t: TensorInfo, sh: number, sw: number): T
   return out;
 }
 
+/**
+ * dx of a strided 1x1 conv (ResNet's downsampling projections): multiply by the transposed
+ * filter at the low resolution first, then spread the result onto every s-th pixel, which is
+ * s² times less work than convolving the zero-inserted dy.
+ */
+function strided1x1Input(call: KernelCall, dy: TensorInfo, filter: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo {
+  const { strideHeight: sh, strideWidth: sw, inHeight: h, inWidth: w } = info;
+  const { top, left } = info.padInfo;
+  const swapped = call('Transpose', { x: filter }, { perm: [0, 1, 3, 2] });
+  const small = call('Conv2D', { x: dy, filter: swapped }, { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [1, 1] });
+  const spread = insertZeros(call, small, sh, sw);
+  const [n, hs, ws, c] = spread.shape as [number, number, number, number];
+  // Row r of the spread map is input row r - top; padding rows outside 0…h-1 are dropped.
+  const keepRows = Math.min(hs - top, h);
+  const keepCols = Math.min(ws - left, w);
+  const cropped = call('Slice', { x: spread }, { begin: [0, top, left, 0], size: [n, keepRows, keepCols, c] });
+  if (keepRows === h && keepCols === w) return cropped;
+  return call('PadV2', { x: cropped }, { paddings: [[0, 0], [0, h - keepRows], [0, w - keepCols], [0, 0]], constantValue: 0 });
+}
+
 function conv2dBackpropInputWasm(params: { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap }): TensorInfo {
   const args = { ...params, backend: params.backend as KernelBackend };
   const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
@@ -153,6 +173,11 @@ function conv2dBackpropInputWasm(params: { inputs: NamedTensorInfoMap; backend: 
     const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
     const { top, left } = info.padInfo;
     const [, h, w] = attrs.inputShape;
+    if (kh === 1 && kw === 1 && (sh > 1 || sw > 1)) {
+      const out = strided1x1Input(call, dy, filter, info);
+      disposeAllBut(args.backend, scratch, out);
+      return out;
+    }
     // With stride s the zero-inserted dy has s·OH rows; the last s-1 are zeros and may be cut.
     const dyd = insertZeros(call, dy, sh, sw);
     const [, hd, wd] = dyd.shape as [number, number, number, number];
