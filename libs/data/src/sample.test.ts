@@ -148,3 +148,31 @@ describe('sampleDataset (folder) bad input', () => {
     expect(skipped.manifest.skipped).toEqual(skipped.skipped);
   });
 });
+
+describe('sampleCatalog confound options', () => {
+  it('leaves out excluded sources and low-resolution images and records both', async () => {
+    const root = await temporaryFolder();
+    await generateSyntheticDataset({ root, seed: 2, imageSize: 32, dataB: { normal: 10, pneumonia: 10, other_disease: 10, covid: 10 }, dataA: { normal: 8, diseased: 8 } });
+    const { catalog } = await importFolderDataset(root, { onCorruptImage: 'fail' });
+    // Relabel: every fifth normal comes from a second source, every other A-set image is low resolution.
+    const relabelled = catalog.map((e, i) => ({
+      ...e,
+      ...(e.label === 'normal' && i % 5 === 0 ? { source: 'other-hospital' } : {}),
+      ...(e.subset === 'A' && i % 2 === 0 ? { lowResolution: true } : {}),
+    }));
+    const store = new MemoryObjectStore();
+    const result = await sampleCatalog({
+      catalog: relabelled,
+      config: config(),
+      store,
+      confounds: { excludeSources: ['other-hospital'], excludeLowResolution: true },
+      sourceDescription: { kind: 'test-catalog' },
+    });
+    expect(result.manifest.options).toMatchObject({ excludeSources: ['other-hospital'], excludeLowResolution: true, source: { kind: 'test-catalog' } });
+    const kept = new Set(result.manifest.items.map((i) => i.imageId));
+    for (const e of relabelled) {
+      if (e.source === 'other-hospital' || e.lowResolution) expect(kept.has(e.imageId), e.imageId).toBe(false);
+    }
+    expect(result.warnings.join('\n')).toMatch(/images left out by source \/ resolution filters/);
+  });
+});
