@@ -46,7 +46,7 @@ export function measureThroughput(model: LayersModel, options: ThroughputOptions
   const optimizer = createOptimizer({ optimizer: options.optimizer ?? 'adam', learningRate: 1e-4, momentum: 0.9 });
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const x = tf.randomUniform([batchSize, height, width, channels], 0, 1, 'float32', 1);
-  const y = tf.oneHot(tf.tensor1d(Array.from({ length: batchSize }, (_, i) => i % classes), 'int32'), classes);
+  const y = tf.tidy(() => tf.oneHot(tf.tensor1d(Array.from({ length: batchSize }, (_, i) => i % classes), 'int32'), classes));
   const train: number[] = [];
   const infer: number[] = [];
   try {
