@@ -33,7 +33,7 @@ export default tseslint.config(
           paths: nodeBuiltins.map((name) => ({ name, message: 'Workflow code must not use Node built-ins.' })),
           patterns: [
             {
-              group: ['@detl/*'],
+              regex: '^@detl/(?!activities/src/non-retryable$)',
               allowTypeImports: true,
               message: 'Workflows may only import types from I/O libraries.',
             },

@@ -5,24 +5,24 @@ import { Context, activityInfo } from '@temporalio/activity';
 import { DATA_A_CLASSES, DATA_B_CLASSES, type ExperimentConfig, type ServiceSettings } from '@detl/config';
 import { loadImages, loadManifest, loadMasks, sampleDataset } from '@detl/data';
 import {
-  bootstrapAccuracyInterval,
-  classificationReport,
+  TrainingJobError,
   createGradCamExplainer,
   initBackend,
   loadModelFromStore,
-  meanStd,
-  oneVsRestRocAuc,
   pointingGame,
   renderConfusionMatrixPng,
   renderGradCamOverlay,
   renderLearningCurvesPng,
   runTrainingJob,
-  sumConfusionMatrices,
+  summarizeCrossValidation,
   writeLabelledImages,
-  type EpochMetrics,
+  type ClassificationReport as MlClassificationReport,
+  type TrainingJob,
+  type TrainingJobEpoch,
 } from '@detl/ml';
 import { downloadPrefix, uploadDirectory, type ObjectStore, type StoredObject } from '@detl/storage';
-import type { StageName, TrackingStore } from '@detl/tracking';
+import type { ClassificationReport, EpochMetricRecord, StageName, TrackingStore } from '@detl/tracking';
+import { NON_RETRYABLE_ERRORS } from './non-retryable';
 import type {
   ExperimentRef,
   ExperimentSummary,
@@ -70,7 +70,7 @@ export function createActivities({ tracking, store, settings }: ActivityDependen
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       await tracking.finishStageAttempt({ experimentId, task, attempt, status: 'failed', error: message });
-      throw error;
+      throw surfaceChildError(error);
     }
   }
 
@@ -93,7 +93,7 @@ export function createActivities({ tracking, store, settings }: ActivityDependen
     attempt: number;
     dir: string;
     checkpointPrefix: string;
-    job: Omit<Parameters<typeof runTrainingJob>[0], 'outputDir' | 'resumeFrom'>;
+    job: DistributiveOmit<TrainingJob, 'outputDir' | 'resumeFrom'>;
   }) {
     const { experimentId, task, attempt, dir, checkpointPrefix } = options;
     const context = Context.current();
@@ -109,10 +109,10 @@ export function createActivities({ tracking, store, settings }: ActivityDependen
     const ticker = setInterval(() => context.heartbeat(lastHeartbeat), HEARTBEAT_INTERVAL_MS);
     try {
       return await runTrainingJob(
-        { ...options.job, outputDir: path.join(dir, 'output'), resumeFrom },
+        { ...options.job, outputDir: path.join(dir, 'output'), resumeFrom } as TrainingJob,
         {
           signal: context.cancellationSignal,
-          onEpoch: async (metrics: EpochMetrics & { checkpointDir: string }) => {
+          onEpoch: async (metrics: TrainingJobEpoch) => {
             const checkpointKey = `${checkpointPrefix}/epoch-${metrics.epoch}`;
             const stored = await uploadDirectory(store, metrics.checkpointDir, checkpointKey);
             await tracking.recordArtifacts(experimentId, stored.map((object) => ({ ...object, kind: 'checkpoint' as const })));
@@ -173,10 +173,13 @@ export function createActivities({ tracking, store, settings }: ActivityDependen
           workDir: path.join(settings.home, 'datasets'),
           onProgress: (progress) => context.heartbeat(progress),
         });
-        await tracking.recordArtifacts(
-          experimentId,
-          result.stored.map((object) => ({ ...object, kind: object.key.startsWith('manifests/') ? ('manifest' as const) : ('shard' as const) })),
-        );
+        // Reused shards belong to this run as much as new ones, so the record lists all the manifest names.
+        const manifestSize = (await store.headObject(result.manifestKey))?.sizeBytes ?? 0;
+        const manifestHash = result.manifestKey.slice('manifests/'.length).replace(/\.json$/, '');
+        await tracking.recordArtifacts(experimentId, [
+          { kind: 'manifest', key: result.manifestKey, sizeBytes: manifestSize, sha256: manifestHash, contentType: 'application/json' },
+          ...result.manifest.shards.map((shard) => ({ kind: 'shard' as const, key: shard.key, sizeBytes: shard.sizeBytes, sha256: shard.sha256, contentType: 'application/octet-stream' })),
+        ]);
         await tracking.setDatasetManifest(experimentId, result.manifestKey);
         return {
           manifestKey: result.manifestKey,
@@ -208,22 +211,29 @@ export function createActivities({ tracking, store, settings }: ActivityDependen
             job: {
               kind: 'pretrain',
               backend: config.runtime.backend,
-              model: { architecture: config.model.architecture, widthMultiplier: config.model.widthMultiplier, imageSize: config.dataset.imageSize, channels: 1, numClasses: DATA_A_CLASSES.length },
+              model: {
+                architecture: config.model.architecture,
+                widthMultiplier: config.model.widthMultiplier,
+                imageSize: config.dataset.imageSize,
+                channels: 1,
+                numClasses: DATA_A_CLASSES.length,
+                seed: config.seed,
+              },
               stage: config.pretrain,
               seed: config.seed,
               trainFile,
               validationFile,
             },
           });
-          const stored = await uploadDirectory(store, result.bestModelDir, `${prefix}/best`);
+          const stored = await uploadDirectory(store, result.bestDir, `${prefix}/best`);
           await tracking.recordArtifacts(experimentId, stored.map((object) => ({ ...object, kind: 'model' as const })));
-          await tracking.markExperimentRunning(experimentId, { backend: result.backend });
+          await tracking.markExperimentRunning(experimentId, { backend: result.backend.backend });
           return {
             modelPrefix: `${prefix}/best`,
             bestEpoch: result.bestEpoch,
             bestValidationAccuracy: result.bestValidationAccuracy,
-            epochsRun: result.epochsRun,
-            backend: result.backend,
+            epochsRun: result.epochs.length,
+            backend: result.backend.backend,
           };
         } finally {
           await rm(dir, { recursive: true, force: true });
@@ -260,7 +270,8 @@ export function createActivities({ tracking, store, settings }: ActivityDependen
             job: {
               kind: 'fine-tune',
               backend: config.runtime.backend,
-              model: { architecture: config.model.architecture, widthMultiplier: config.model.widthMultiplier, imageSize: config.dataset.imageSize, channels: 1, numClasses: DATA_B_CLASSES.length },
+              architecture: config.model.architecture,
+              numClasses: DATA_B_CLASSES.length,
               stage: config.fineTune,
               freeze: config.fineTune.freeze,
               seed: config.seed + fold + 1,
@@ -269,26 +280,25 @@ export function createActivities({ tracking, store, settings }: ActivityDependen
               initialModelDir,
             },
           });
-          if (!result.evaluation) throw new Error(`${task}: the training job returned no evaluation`);
-          const { confusionMatrix, predictedClasses, probabilities } = result.evaluation;
-          const modelObjects = await uploadDirectory(store, result.finalModelDir, `${prefix}/final`);
-          const predictions = {
+          if (!result.test) throw new Error(`${task}: the training job returned no test evaluation`);
+          const { confusionMatrix, predictedClass, probabilities } = result.test;
+          const modelObjects = await uploadDirectory(store, result.bestDir, `${prefix}/final`);
+          const predictions: FoldPredictionsFile = {
             fold,
             classNames: [...DATA_B_CLASSES],
             imageIds: test.imageIds,
             actual: Array.from(test.labels),
-            predicted: Array.from(predictedClasses),
-            probabilities: Array.from(probabilities),
+            predicted: Array.from(predictedClass),
+            probabilities: probabilities.flat(),
           };
           const predictionsObject = await store.putObject(`${prefix}/predictions.json`, JSON.stringify(predictions), 'application/json');
           await tracking.recordArtifacts(experimentId, [
             ...modelObjects.map((object) => ({ ...object, kind: 'model' as const })),
             { ...predictionsObject, kind: 'report' as const },
           ]);
-          const report = classificationReport(confusionMatrix, [...DATA_B_CLASSES]);
           const foldResult: FoldResult = {
             fold,
-            accuracy: report.accuracy,
+            accuracy: result.test.accuracy,
             confusionMatrix,
             trainCount: train.count,
             testCount: test.count,
@@ -301,9 +311,9 @@ export function createActivities({ tracking, store, settings }: ActivityDependen
             status: 'succeeded',
             trainCount: train.count,
             testCount: test.count,
-            accuracy: report.accuracy,
+            accuracy: result.test.accuracy,
             confusionMatrix,
-            report,
+            report: toTrackedReport(summarizeCrossValidation([{ actual: predictions.actual, predicted: predictions.predicted }], predictions.classNames, { seed: 1, iterations: 1 }).report),
             modelKey: foldResult.modelPrefix,
           });
           return foldResult;
@@ -318,46 +328,37 @@ export function createActivities({ tracking, store, settings }: ActivityDependen
       return tracked(experimentId, 'aggregate_results', 'aggregate', async () => {
         const classNames = [...DATA_B_CLASSES];
         const ordered = [...folds].sort((a, b) => a.fold - b.fold);
-        const summed = sumConfusionMatrices(ordered.map((fold) => fold.confusionMatrix));
-        const report = classificationReport(summed, classNames);
-        const accuracies = ordered.map((fold) => fold.accuracy);
-        const { mean, std } = meanStd(accuracies);
-        const pooled = { actual: [] as number[], predicted: [] as number[], probabilities: [] as number[] };
+        const predictions: FoldPredictionsFile[] = [];
         for (const fold of ordered) {
-          const predictions = JSON.parse(new TextDecoder().decode(await store.getObject(fold.predictionsKey))) as {
-            actual: number[];
-            predicted: number[];
-            probabilities: number[];
-          };
-          pooled.actual.push(...predictions.actual);
-          pooled.predicted.push(...predictions.predicted);
-          pooled.probabilities.push(...predictions.probabilities);
+          predictions.push(JSON.parse(new TextDecoder().decode(await store.getObject(fold.predictionsKey))) as FoldPredictionsFile);
         }
-        const interval = bootstrapAccuracyInterval(pooled.actual, pooled.predicted, { seed: 7, iterations: 2000, level: 0.95 });
-        const auc = oneVsRestRocAuc(pooled.actual, pooled.probabilities, classNames.length);
-        const rocAuc = Object.fromEntries(classNames.map((name, index) => [name, auc[index] ?? Number.NaN]));
-
+        const cv = summarizeCrossValidation(predictions, classNames, { seed: 7, iterations: 2000, level: 0.95 });
         const prefix = `experiments/${experimentId}/report`;
         const figures: StoredObject[] = [];
-        figures.push(await store.putObject(`${prefix}/confusion-matrix.png`, await renderConfusionMatrixPng(summed, classNames), 'image/png'));
+        figures.push(await store.putObject(`${prefix}/confusion-matrix.png`, await renderConfusionMatrixPng(cv.confusionMatrix, classNames), 'image/png'));
         const history = await tracking.getExperiment(experimentId);
         const curves = learningCurveSeries(history?.epochMetrics ?? []);
         if (curves.length > 0) {
-          figures.push(await store.putObject(`${prefix}/learning-curves.png`, await renderLearningCurvesPng(curves, { title: 'Accuracy per epoch', yLabel: 'accuracy' }), 'image/png'));
+          const png = await renderLearningCurvesPng(curves, { title: 'Accuracy per epoch (validation for pretraining, training for folds)', yLabel: 'accuracy', yMin: 0, yMax: 1 });
+          figures.push(await store.putObject(`${prefix}/learning-curves.png`, png, 'image/png'));
         }
         const summaryWithoutKey = {
-          foldAccuracies: accuracies,
-          meanAccuracy: mean,
-          stdAccuracy: std,
-          summedConfusionMatrix: summed,
-          classNames,
-          perClass: report.perClass,
-          macroF1: report.macroF1,
-          accuracyInterval: { lower: interval.lower, upper: interval.upper },
-          rocAuc,
+          classes: classNames,
+          foldAccuracies: cv.foldAccuracies,
+          meanAccuracy: cv.accuracy.mean,
+          stdAccuracy: cv.accuracy.std,
+          confusionMatrix: cv.confusionMatrix,
+          perClass: toTrackedReport(cv.report),
+          macroF1: cv.report.macroF1,
+          accuracyInterval: { lower: cv.accuracyInterval.lower, upper: cv.accuracyInterval.upper, level: cv.accuracyInterval.level },
+          rocAuc: Object.fromEntries(classNames.map((name, index) => [name, finiteOrNull(cv.rocAuc?.perClass[index])])),
           figureKeys: figures.map((figure) => figure.key),
         };
-        const reportObject = await store.putObject(`${prefix}/summary.json`, JSON.stringify(summaryWithoutKey, null, 2), 'application/json');
+        const reportObject = await store.putObject(
+          `${prefix}/summary.json`,
+          JSON.stringify({ ...summaryWithoutKey, foldConfusionMatrices: cv.foldConfusionMatrices, macroRocAuc: finiteOrNull(cv.rocAuc?.macro) }, null, 2),
+          'application/json',
+        );
         await tracking.recordArtifacts(experimentId, [
           ...figures.map((figure) => ({ ...figure, kind: 'figure' as const })),
           { ...reportObject, kind: 'report' as const },
@@ -383,7 +384,8 @@ export function createActivities({ tracking, store, settings }: ActivityDependen
         let scored = 0;
         for (const fold of [...folds].sort((a, b) => a.fold - b.fold)) {
           const test = await loadImages(store, manifest, { set: 'B', folds: [fold.fold] });
-          const masks = await loadMasks(store, manifest, test.imageIds);
+          const masks = await loadMasks(store, manifest, { set: 'B', folds: [fold.fold] });
+          const maskOf = maskLookup(masks);
           const model = await loadModelFromStore(store, fold.modelPrefix);
           const explainer = createGradCamExplainer(model);
           try {
@@ -391,14 +393,14 @@ export function createActivities({ tracking, store, settings }: ActivityDependen
             for (let index = 0; index < test.count; index += 1) {
               const label = test.labels[index] ?? -1;
               const imageId = test.imageIds[index] ?? `image-${index}`;
-              const mask = masks[index] ?? null;
+              const mask = maskOf(imageId);
               const needOverlay = (taken.get(label) ?? 0) < wanted;
               if (!needOverlay && !mask) continue;
               const pixels = test.pixels.subarray(index * pixelsPerImage, (index + 1) * pixelsPerImage);
               const explanation = explainer.explain(pixels, test.size);
               if (mask && explanation.classIndex === label && label !== 0) {
                 scored += 1;
-                if (pointingGame(explanation.heatmap, mask, test.size)) hits += 1;
+                if (pointingGame(explanation.heatmap, mask, test.size).hit) hits += 1;
               }
               if (needOverlay) {
                 const className = DATA_B_CLASSES[label] ?? 'unknown';
@@ -441,14 +443,62 @@ function stableStringify(value: unknown): string {
   return JSON.stringify(value);
 }
 
-function learningCurveSeries(metrics: { task: string; attempt: number; epoch: number; trainAccuracy: number; validationAccuracy: number | null }[]) {
+/** Held-out predictions of one fold, as stored next to its model. */
+interface FoldPredictionsFile {
+  fold: number;
+  classNames: string[];
+  imageIds: string[];
+  actual: number[];
+  predicted: number[];
+  /** Row-major images × classes softmax probabilities. */
+  probabilities: number[];
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** One accuracy curve per training task, from each task's newest attempt. */
+function learningCurveSeries(metrics: readonly EpochMetricRecord[]) {
+  const newestAttempt = new Map<string, number>();
+  for (const metric of metrics) newestAttempt.set(metric.task, Math.max(newestAttempt.get(metric.task) ?? 0, metric.attempt));
   const byTask = new Map<string, { epoch: number; value: number }[]>();
   for (const metric of metrics) {
+    if (metric.attempt !== newestAttempt.get(metric.task)) continue;
     const series = byTask.get(metric.task) ?? [];
     series.push({ epoch: metric.epoch, value: metric.validationAccuracy ?? metric.trainAccuracy });
     byTask.set(metric.task, series);
   }
   return [...byTask.entries()].map(([name, points]) => ({ name, points: points.sort((a, b) => a.epoch - b.epoch) }));
+}
+
+function toTrackedReport(report: MlClassificationReport): ClassificationReport {
+  return Object.fromEntries(report.perClass.map(({ className, precision, recall, f1, support }) => [className, { precision, recall, f1, support }]));
+}
+
+function finiteOrNull(value: number | undefined): number | null {
+  return value === undefined || !Number.isFinite(value) ? null : value;
+}
+
+function maskLookup(masks: { masks: Uint8Array; imageIds: string[]; size: number }): (imageId: string) => Uint8Array | null {
+  const area = masks.size * masks.size;
+  const positions = new Map(masks.imageIds.map((imageId, index) => [imageId, index]));
+  return (imageId) => {
+    const index = positions.get(imageId);
+    return index === undefined ? null : masks.masks.subarray(index * area, (index + 1) * area);
+  };
+}
+
+/**
+ * A failure inside the training child arrives as a TrainingJobError; when the child's own error is
+ * one no retry can fix (a bad checkpoint, an impossible model spec), it is re-raised under that
+ * name so Temporal's retry policy stops at once.
+ */
+function surfaceChildError(error: unknown): unknown {
+  if (error instanceof TrainingJobError && error.childErrorName && NON_RETRYABLE_ERRORS.includes(error.childErrorName)) {
+    const surfaced = new Error(error.message);
+    surfaced.name = error.childErrorName;
+    return surfaced;
+  }
+  return error;
 }
 
 function safeKeySegment(text: string): string {

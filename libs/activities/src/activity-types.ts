@@ -1,4 +1,5 @@
 import type { ExperimentConfig } from '@detl/config';
+import type { ResultSummary } from '@detl/tracking';
 
 /** Where a tracked run's record lives; every activity receives it. */
 export interface ExperimentRef {
@@ -53,31 +54,8 @@ export interface FoldResult {
   predictionsKey: string;
 }
 
-/** Per-class precision / recall / F1 as reported to the user. */
-export interface ClassMetrics {
-  className: string;
-  precision: number;
-  recall: number;
-  f1: number;
-  support: number;
-}
-
-/** Cross-validated result of one experiment. */
-export interface ExperimentSummary {
-  foldAccuracies: number[];
-  meanAccuracy: number;
-  stdAccuracy: number;
-  summedConfusionMatrix: number[][];
-  classNames: string[];
-  perClass: ClassMetrics[];
-  macroF1: number;
-  /** Bootstrap 95% interval of the pooled accuracy. */
-  accuracyInterval: { lower: number; upper: number };
-  /** One-vs-rest ROC-AUC per class, from the pooled held-out probabilities. */
-  rocAuc: Record<string, number>;
-  reportKey: string;
-  figureKeys: string[];
-}
+/** Cross-validated result of one experiment, as stored in the run record. */
+export type ExperimentSummary = ResultSummary;
 
 /** Result of {@link DetlActivities.generateGradCams}. */
 export interface GradCamResult {

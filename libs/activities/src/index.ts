@@ -1,2 +1,3 @@
 export * from './activities';
 export * from './activity-types';
+export * from './non-retryable';

@@ -80,6 +80,11 @@ describe('experiments', () => {
         [0, 0, 2, 0],
         [0, 0, 0, 2],
       ],
+      macroF1: 0.8,
+      accuracyInterval: { lower: 0.6, upper: 1, level: 0.95 },
+      rocAuc: { normal: 0.9, pneumonia: null },
+      reportKey: 'experiments/x/report/summary.json',
+      figureKeys: ['experiments/x/report/confusion-matrix.png'],
     };
     const finished = await store.markExperimentFinished(experiment.id, { status: 'succeeded', summary });
     expect(finished).toMatchObject({ status: 'succeeded', summary, datasetManifestKey: 'manifests/abc.json', error: null });

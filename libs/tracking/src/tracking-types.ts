@@ -42,12 +42,21 @@ export interface ResultSummary {
   /** Test accuracy of each fold, by fold index. */
   foldAccuracies: number[];
   meanAccuracy: number;
-  /** Population standard deviation of {@link foldAccuracies}. */
+  /** Sample standard deviation (n − 1) of {@link foldAccuracies}, as the paper's "± std". */
   stdAccuracy: number;
   /** Metrics of the summed confusion matrix. */
   perClass: ClassificationReport;
+  macroF1: number;
   /** Sum of the fold confusion matrices: rows are true classes, columns predictions. */
   confusionMatrix: number[][];
+  /** Bootstrap interval of the pooled held-out accuracy. */
+  accuracyInterval: { lower: number; upper: number; level: number };
+  /** One-vs-rest ROC-AUC per class over the pooled held-out probabilities; null where undefined (one class only). */
+  rocAuc: Record<string, number | null>;
+  /** Object-store key of the full report (summary.json). */
+  reportKey: string;
+  /** Object-store keys of the figures (confusion-matrix heatmap, learning curves). */
+  figureKeys: string[];
 }
 
 /** One experiment row. */

@@ -10,6 +10,8 @@ import {
 } from '@temporalio/workflow';
 import type { ExperimentConfig } from '@detl/config';
 import type { DetlActivities, ExperimentSummary, FoldResult, GradCamResult } from '@detl/activities';
+// A plain constant module (no I/O), shared so activities and the retry policy agree on the names.
+import { NON_RETRYABLE_ERRORS } from '@detl/activities/src/non-retryable';
 
 /** Input of {@link experimentWorkflow}: a validated configuration. */
 export interface ExperimentWorkflowInput {
@@ -46,10 +48,7 @@ export interface ExperimentProgress {
 /** Query returning {@link ExperimentProgress}. */
 export const progressQuery = defineQuery<ExperimentProgress>('progress');
 
-/** Failures that no retry can fix: bad data, bad configuration, bad model settings. */
-export const NON_RETRYABLE_ERRORS = ['DatasetError', 'ConfigError', 'ModelConfigError', 'ArchitectureMismatchError'];
-
-const retry = { initialInterval: '5s', backoffCoefficient: 2, maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_ERRORS };
+const retry = { initialInterval: '5s', backoffCoefficient: 2, maximumAttempts: 3, nonRetryableErrorTypes: [...NON_RETRYABLE_ERRORS] };
 
 const bookkeeping = proxyActivities<DetlActivities>({
   startToCloseTimeout: '1 minute',
