@@ -81,6 +81,27 @@ describe('wasm conv gradient kernels', () => {
     expect(tf.memory().numBytes).toBe(bytesBefore);
   });
 
+  it('keeps the wasm heap flat over many gradient steps (no XNNPACK operators left behind)', async () => {
+    await tf.setBackend('wasm');
+    // Every step makes new transient "filters" (transposed dy); their operators must go with them.
+    const heap = () => (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length;
+    const w = tf.variable(tf.randomNormal<tf.Rank.R4>([3, 3, 4, 8], 0, 1, 'float32', 1));
+    const w2 = tf.variable(tf.randomNormal<tf.Rank.R4>([1, 1, 8, 8], 0, 1, 'float32', 2));
+    const step = (i: number) =>
+      tf.tidy(() => {
+        const x = tf.randomNormal<tf.Rank.R4>([2 + (i % 3), 24, 24, 4], 0, 1, 'float32', i);
+        const { grads } = tf.variableGrads(() => tf.sum(tf.square(tf.conv2d(tf.relu(tf.conv2d(x, w, 1, 'same')), w2, 2, 'valid'))), [w, w2]);
+        return Object.values(grads).map((g) => g.dataSync()[0]);
+      });
+    for (let i = 0; i < 30; i += 1) step(i);
+    const settled = heap();
+    const tensors = tf.memory().numTensors;
+    for (let i = 30; i < 150; i += 1) step(i);
+    expect(heap()).toBe(settled);
+    expect(tf.memory().numTensors).toBe(tensors);
+    tf.dispose([w, w2]);
+  });
+
   it('drives tf.grads through a conv layer on wasm', async () => {
     await tf.setBackend('wasm');
     const x = tf.randomNormal<tf.Rank.R4>([2, 8, 8, 1], 0, 1, 'float32', 7);
