@@ -176,3 +176,41 @@ describe('sampleCatalog confound options', () => {
     expect(result.warnings.join('\n')).toMatch(/images left out by source \/ resolution filters/);
   });
 });
+
+describe('sampleCatalog shard size', () => {
+  it('cuts partitions into several shards and loads across them', async () => {
+    const root = await temporaryFolder();
+    await generateSyntheticDataset({ root, seed: 4, imageSize: 32, dataB: { normal: 10, pneumonia: 10, other_disease: 10, covid: 10 }, dataA: { normal: 6, diseased: 6 } });
+    const { catalog } = await importFolderDataset(root, { onCorruptImage: 'fail' });
+    const whole = await sampleCatalog({ catalog, config: config(), store: new MemoryObjectStore() });
+    const store = new MemoryObjectStore();
+    // Three 32 px images per shard.
+    const cut = await sampleCatalog({ catalog, config: config(), store, maxShardBytes: 3 * 32 * 32 });
+    expect(cut.manifest.options.maxShardBytes).toBe(3072);
+    expect(cut.manifest.shards.filter((s) => s.kind === 'images').every((s) => s.count <= 3)).toBe(true);
+    expect(cut.manifest.shards.length).toBeGreaterThan(whole.manifest.shards.length);
+    const a = await loadImages(store, cut.manifest, { set: 'B', folds: [1, 3] });
+    const b = await loadImages(new MemoryObjectStore(), whole.manifest, { set: 'B', folds: [1, 3] }).catch(() => null);
+    expect(b).toBeNull(); // a different store has none of the shards
+    const wholeStore = new MemoryObjectStore();
+    const again = await sampleCatalog({ catalog, config: config(), store: wholeStore });
+    const c = await loadImages(wholeStore, again.manifest, { set: 'B', folds: [1, 3] });
+    expect(a.imageIds).toEqual(c.imageIds);
+    expect(Buffer.from(a.pixels).equals(Buffer.from(c.pixels))).toBe(true);
+    expect(Array.from(a.labels)).toEqual(Array.from(c.labels));
+  });
+
+  it('rejects a shard whose bytes no longer match the manifest', async () => {
+    const root = await temporaryFolder();
+    await generateSyntheticDataset({ root, seed: 4, imageSize: 32, dataB: { normal: 9, pneumonia: 9, other_disease: 9, covid: 9 }, dataA: { normal: 4, diseased: 4 } });
+    const { catalog } = await importFolderDataset(root, { onCorruptImage: 'fail' });
+    const store = new MemoryObjectStore();
+    const result = await sampleCatalog({ catalog, config: config(), store });
+    const shard = result.manifest.shards[0];
+    if (!shard) throw new Error('no shard');
+    const bytes = await store.getObject(shard.key);
+    bytes[0] = (bytes[0] ?? 0) ^ 0xff;
+    await store.putObject(shard.key, bytes);
+    await expect(loadImages(store, result.manifest, { set: 'B', folds: [0] })).rejects.toThrow(DatasetError);
+  });
+});

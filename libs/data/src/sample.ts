@@ -124,6 +124,8 @@ export interface SampleCatalogOptions {
    * from a low-resolution original. Recorded in the manifest's options.
    */
   confounds?: { excludeSources?: readonly string[]; excludeLowResolution?: boolean };
+  /** Largest shard in bytes (default {@link MAX_SHARD_BYTES}); partitions beyond it are cut into several shards. */
+  maxShardBytes?: number;
   /** What to record as `options.source` instead of `config.dataset.source` (e.g. the NIH + Cohen import paths). */
   sourceDescription?: unknown;
 }
@@ -190,6 +192,7 @@ export async function sampleCatalog(options: SampleCatalogOptions): Promise<Samp
   }
   checkSplitIntegrity(planned.map((p) => ({ set: p.set, imageId: p.entry.imageId, patientId: p.entry.patientId, fold: p.fold, split: p.split })));
 
+  const maxShardBytes = options.maxShardBytes ?? MAX_SHARD_BYTES;
   const manifestOptions = {
     source: options.sourceDescription ?? dataset.source,
     excludeSources,
@@ -205,6 +208,7 @@ export async function sampleCatalog(options: SampleCatalogOptions): Promise<Samp
     degradeKernels: DEGRADE_KERNELS,
     setAssignment: rule,
     shardFormat: 'uint8 NxHxW row-major, no header',
+    maxShardBytes,
   };
 
   // Same inputs as an earlier sampling → its manifest and shards are reused without decoding a
@@ -231,62 +235,78 @@ export async function sampleCatalog(options: SampleCatalogOptions): Promise<Samp
     return { ...cached, ...summarise(cached.manifest), shardsWritten: 0, shardsReused: cached.manifest.shards.length, stored: [], skipped: cached.manifest.skipped, warnings };
   }
 
-  // Preprocess everything; an image that fails here (it decoded at import) is treated like a corrupt file.
+  // Partition by partition, shard by shard: preprocess a chunk, store it, let it go. Memory stays
+  // at one shard (≤ 64 MiB) however large the sets are; the manifest still comes last.
   const size = dataset.imageSize;
-  let done = 0;
-  const pixels = await mapLimit(planned, 4, async (item) => {
-    try {
-      const bytes = await readFile(item.entry.path);
-      const image = await preprocessImage(bytes, { imageSize: size, degradeToPixels: dataset.degradeToPixels });
-      const mask = item.entry.maskPath ? await preprocessMask(await readFile(item.entry.maskPath), size) : null;
-      return { image, mask };
-    } catch (error) {
-      const reason = `${item.entry.path}: preprocessing failed (${(error as Error).message})`;
-      if (dataset.onCorruptImage === 'fail') throw new DatasetError(reason, { file: item.entry.path });
-      skipped.push({ path: item.entry.file, reason });
-      return null;
-    } finally {
-      onProgress?.({ phase: 'preprocess', done: (done += 1), total: planned.length });
-    }
-  });
-  const kept = planned.map((item, index) => ({ item, data: pixels[index] })).filter((x): x is { item: PlannedItem; data: { image: Uint8Array; mask: Uint8Array | null } } => !!x.data);
-
-  // Cut each partition into shards; shard keys are the SHA-256 of the shard bytes.
-  const perShard = Math.max(1, Math.floor(MAX_SHARD_BYTES / (size * size)));
-  const shards: { meta: ManifestShard; bytes: Uint8Array }[] = [];
+  const perShard = Math.max(1, Math.floor(maxShardBytes / (size * size)));
+  const chunks: PlannedItem[][] = [];
+  for (const partition of [...new Set(planned.map((p) => p.partition))]) {
+    const members = planned.filter((p) => p.partition === partition);
+    for (let start = 0; start < members.length; start += perShard) chunks.push(members.slice(start, start + perShard));
+  }
   const items: ManifestItem[] = [];
-  const partitions = [...new Set(kept.map((k) => k.item.partition))];
-  for (const partition of partitions) {
-    const members = kept.filter((k) => k.item.partition === partition);
-    for (let start = 0; start < members.length; start += perShard) {
-      const chunk = members.slice(start, start + perShard);
-      const imageShard = packShard(chunk.map((c) => c.data.image), size, 'images', partition);
-      shards.push(imageShard);
-      const withMask = chunk.filter((c) => c.data.mask !== null);
-      const maskShard = withMask.length > 0 ? packShard(withMask.map((c) => c.data.mask as Uint8Array), size, 'masks', partition) : null;
-      if (maskShard) shards.push(maskShard);
-      let maskIndex = 0;
-      chunk.forEach((c, index) => {
-        const entry = c.item.entry;
-        const className = c.item.set === 'B' ? entry.label : entry.label === 'normal' ? 'normal' : 'diseased';
-        const classList: readonly string[] = c.item.set === 'B' ? DATA_B_CLASSES : DATA_A_CLASSES;
-        items.push({
-          set: c.item.set,
-          imageId: entry.imageId,
-          className,
-          label: classList.indexOf(className),
-          patientId: entry.patientId,
-          source: entry.source,
-          file: entry.file,
-          sourceSha256: entry.sha256,
-          ...(c.item.fold !== undefined ? { fold: c.item.fold } : {}),
-          ...(c.item.split !== undefined ? { split: c.item.split } : {}),
-          shardKey: imageShard.meta.key,
-          index,
-          ...(maskShard && c.data.mask ? { maskShardKey: maskShard.meta.key, maskIndex: maskIndex++ } : {}),
-        });
-      });
+  const shards: ManifestShard[] = [];
+  const stored: StoredObject[] = [];
+  let shardsWritten = 0;
+  let shardsReused = 0;
+  let done = 0;
+  const storeShard = async (images: readonly Uint8Array[], kind: 'images' | 'masks', partition: string): Promise<ManifestShard> => {
+    const { meta, bytes } = packShard(images, size, kind, partition);
+    if (shards.some((known) => known.key === meta.key)) return meta;
+    shards.push(meta);
+    const existing = await store.headObject(meta.key);
+    if (existing && existing.sizeBytes === meta.sizeBytes) shardsReused += 1;
+    else {
+      stored.push(await store.putObject(meta.key, bytes, 'application/octet-stream'));
+      shardsWritten += 1;
     }
+    return meta;
+  };
+  for (const [chunkIndex, chunk] of chunks.entries()) {
+    // An image that fails here (it decoded at import) is treated like a corrupt file.
+    const pixels = await mapLimit(chunk, 4, async (item) => {
+      try {
+        const bytes = await readFile(item.entry.path);
+        const image = await preprocessImage(bytes, { imageSize: size, degradeToPixels: dataset.degradeToPixels });
+        const mask = item.entry.maskPath ? await preprocessMask(await readFile(item.entry.maskPath), size) : null;
+        return { item, image, mask };
+      } catch (error) {
+        const reason = `${item.entry.path}: preprocessing failed (${(error as Error).message})`;
+        if (dataset.onCorruptImage === 'fail') throw new DatasetError(reason, { file: item.entry.path });
+        skipped.push({ path: item.entry.file, reason });
+        return null;
+      } finally {
+        onProgress?.({ phase: 'preprocess', done: (done += 1), total: planned.length });
+      }
+    });
+    const kept = pixels.filter((p): p is { item: PlannedItem; image: Uint8Array; mask: Uint8Array | null } => p !== null);
+    if (kept.length === 0) continue;
+    const partition = kept[0]?.item.partition ?? '';
+    const imageShard = await storeShard(kept.map((k) => k.image), 'images', partition);
+    const withMask = kept.filter((k) => k.mask !== null);
+    const maskShard = withMask.length > 0 ? await storeShard(withMask.map((k) => k.mask as Uint8Array), 'masks', partition) : null;
+    onProgress?.({ phase: 'upload', done: chunkIndex + 1, total: chunks.length + 1 });
+    let maskIndex = 0;
+    kept.forEach((k, index) => {
+      const entry = k.item.entry;
+      const className = k.item.set === 'B' ? entry.label : entry.label === 'normal' ? 'normal' : 'diseased';
+      const classList: readonly string[] = k.item.set === 'B' ? DATA_B_CLASSES : DATA_A_CLASSES;
+      items.push({
+        set: k.item.set,
+        imageId: entry.imageId,
+        className,
+        label: classList.indexOf(className),
+        patientId: entry.patientId,
+        source: entry.source,
+        file: entry.file,
+        sourceSha256: entry.sha256,
+        ...(k.item.fold !== undefined ? { fold: k.item.fold } : {}),
+        ...(k.item.split !== undefined ? { split: k.item.split } : {}),
+        shardKey: imageShard.key,
+        index,
+        ...(maskShard && k.mask ? { maskShardKey: maskShard.key, maskIndex: maskIndex++ } : {}),
+      });
+    });
   }
 
   const manifest: DatasetManifest = datasetManifestSchema.parse({
@@ -297,34 +317,18 @@ export async function sampleCatalog(options: SampleCatalogOptions): Promise<Samp
     classes: MANIFEST_CLASSES,
     options: manifestOptions,
     items,
-    shards: shards.map((s) => s.meta),
+    shards,
     skipped: skipped.sort((a, b) => compareStrings(a.path, b.path)),
     duplicates: [...(options.duplicates ?? [])],
   });
-
-  const stored: StoredObject[] = [];
-  let shardsWritten = 0;
-  let shardsReused = 0;
-  let uploaded = 0;
-  const uniqueShards = [...new Map(shards.map((s) => [s.meta.key, s])).values()];
-  for (const shard of uniqueShards) {
-    const existing = await store.headObject(shard.meta.key);
-    if (existing && existing.sizeBytes === shard.meta.sizeBytes) {
-      shardsReused += 1;
-    } else {
-      stored.push(await store.putObject(shard.meta.key, shard.bytes, 'application/octet-stream'));
-      shardsWritten += 1;
-    }
-    onProgress?.({ phase: 'upload', done: (uploaded += 1), total: uniqueShards.length + 1 });
-  }
-  if (shardsReused > 0) warnings.push(`${shardsReused} of ${uniqueShards.length} shards were already stored and reused`);
+  if (shardsReused > 0) warnings.push(`${shardsReused} of ${shards.length} shards were already stored and reused`);
   // The manifest goes last: once it exists, every shard it names exists too.
   const manifestBytes = JSON.stringify(manifest);
   const manifestKey = `manifests/${sha256Hex(manifestBytes)}.json`;
   stored.push(await store.putObject(manifestKey, manifestBytes, 'application/json'));
   // The input pointer after the manifest: it may only ever point at complete samplings.
   stored.push(await store.putObject(pointerKey, manifestKey, 'text/plain'));
-  onProgress?.({ phase: 'upload', done: uniqueShards.length + 1, total: uniqueShards.length + 1 });
+  onProgress?.({ phase: 'upload', done: chunks.length + 1, total: chunks.length + 1 });
 
   return {
     manifestKey,
