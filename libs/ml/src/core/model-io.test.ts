@@ -8,7 +8,7 @@ import { ObjectNotFoundError, type ObjectStore, type StoredObject } from '@detl/
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from './backend';
 import { buildModel, describeArchitecture, modelSpecOf } from './models';
-import { loadModel, loadModelFromStore, loadOptimizer, loadOptimizerFromStore, saveModel, saveModelToStore } from './model-io';
+import { downloadCheckpoint, loadModel, loadModelFromStore, loadOptimizer, loadOptimizerFromStore, saveModel, saveModelToStore, uploadCheckpoint } from './model-io';
 import { quadrantImages } from './test-data';
 import { createOptimizer, trainModel, type TrainingStage } from './train';
 
@@ -101,6 +101,25 @@ describe('model I/O', () => {
     await expect(loadModelFromStore(store, 'experiments/x/pretrain/best')).rejects.toThrow(/weights.bin listed in model.json is missing/);
     model.dispose();
     loaded.dispose();
+  });
+
+  it('copies checkpoint directories to and from the store byte for byte', async () => {
+    const store = new MemoryStore();
+    const model = buildModel(spec);
+    const optimizer = createOptimizer(stage);
+    await saveModel(model, join(dir, 'up'), { optimizer });
+    const stored = await uploadCheckpoint(join(dir, 'up'), store, 'experiments/e/folds/0/epoch-1');
+    expect(stored.map((s) => s.key.split('/').pop())).toEqual(['model.json', 'optimizer.bin', 'optimizer.json', 'weights.bin']);
+    await store.putObject('experiments/e/folds/0/epoch-1/nested/other.bin', 'x');
+    const written = await downloadCheckpoint(store, 'experiments/e/folds/0/epoch-1', join(dir, 'down'));
+    expect(written).toHaveLength(4);
+    for (const name of ['model.json', 'weights.bin', 'optimizer.json', 'optimizer.bin']) {
+      expect(Buffer.compare(await readFile(join(dir, 'down', name)), await readFile(join(dir, 'up', name)))).toBe(0);
+    }
+    await expect(downloadCheckpoint(store, 'experiments/none', join(dir, 'x'))).rejects.toThrow(/s3:\/\/test\/experiments\/none\/: no model.json/);
+    await expect(uploadCheckpoint(join(dir, 'down', 'missing'), store, 'p')).rejects.toThrow();
+    optimizer.dispose();
+    model.dispose();
   });
 
   it('saves the Adam state so a resumed run matches an uninterrupted one', async () => {

@@ -4,7 +4,7 @@ import { initBackend } from './backend';
 import { buildModel } from './models';
 import { SeededRandom } from './random';
 import { quadrantImages } from './test-data';
-import { augmentBatch, createOptimizer, evaluateModel, learningRateAt, trainModel, type TrainingStage } from './train';
+import { augmentBatch, createOptimizer, evaluateModel, learningRateAt, predictProbabilities, trainModel, type TrainingStage } from './train';
 
 const stage: TrainingStage = {
   epochs: 4,
@@ -50,6 +50,9 @@ describe('trainModel', () => {
     expect(result.epochs[0]?.learningRate).toBe(stage.learningRate);
     expect(result.epochs[4]?.learningRate).toBeLessThan(stage.learningRate / 2);
     expect(result.epochs.every((m) => m.imagesPerSecond > 0 && m.durationMs > 0)).toBe(true);
+    const probabilities = predictProbabilities(model, validation, 7);
+    expect(probabilities).toHaveLength(48);
+    expect(probabilities.filter((row, i) => row.indexOf(Math.max(...row)) === validation.labels[i]).length / 48).toBeCloseTo(result.best?.validationAccuracy as number, 6);
     result.optimizer.dispose();
     model.dispose();
   }, 60_000);

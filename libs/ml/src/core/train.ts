@@ -256,6 +256,25 @@ export function evaluateModel(model: LayersModel, data: LabelledImages, batchSiz
   return { loss: data.count > 0 ? lossSum / data.count : NaN, accuracy: data.count > 0 ? correct / data.count : NaN, logits };
 }
 
+/**
+ * Softmax class probabilities of a model for unlabelled images (pixels / 255, as in training),
+ * one array of numClasses per image.
+ */
+export function predictProbabilities(model: LayersModel, images: Omit<LabelledImages, 'labels'>, batchSize = 32): number[][] {
+  const { size, channels } = inputShape(model);
+  if (images.size !== size) throw new Error(`images are ${images.size}x${images.size} px, the model takes ${size}x${size}`);
+  if (images.pixels.length !== images.count * size * size) {
+    throw new Error(`${images.pixels.length} pixel bytes, expected count*size*size = ${images.count * size * size}`);
+  }
+  const rows: number[][] = [];
+  for (let start = 0; start < images.count; start += batchSize) {
+    const indices = Array.from({ length: Math.min(batchSize, images.count - start) }, (_, i) => start + i);
+    const batch = tf.tidy(() => tf.softmax(model.predict(imagesToTensor({ ...images, labels: new Int32Array(0) }, indices, channels)) as tf.Tensor2D).arraySync());
+    rows.push(...batch);
+  }
+  return rows;
+}
+
 function argMax(values: Float32Array, offset: number, length: number): number {
   let best = 0;
   for (let c = 1; c < length; c += 1) if ((values[offset + c] as number) > (values[offset + best] as number)) best = c;
