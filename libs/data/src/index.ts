@@ -26,3 +26,4 @@ export { sampleCatalog, sampleDataset, type SampleCatalogOptions, type SampleDat
 export { assignFolds, assignSets, capPerClass, checkSplitIntegrity, splitDataA, type SetAssignment, type SetAssignmentRule, type SplitItem } from './split';
 export { generateSyntheticDataset, type SyntheticDatasetOptions, type SyntheticDatasetResult } from './synthetic';
 export { PAPER_OTHER_DISEASE_FINDINGS, PAPER_SIZES, paperSizes, selectPaperSubsets, type PaperSelection, type PaperSizes } from './paper-sizes';
+export { manifestSummary, measurePreprocessing, type ManifestSummary } from './summary';
