@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { isPortAccepting } from './net';
-import { launchService, PortInUseError, recordedProcessAlive, reusedService, type ServiceHandle } from './managed-process';
+import { launchService, PortInUseError, recordedProcessAlive, reusedService, ServiceStartError, withStartLock, type ServiceHandle } from './managed-process';
 
 const SERVICE_NAME = 'postgres';
 
@@ -57,6 +57,10 @@ export async function postgresAnswers(databaseUrl: string, timeoutMs = 3_000): P
  * @throws ServiceStartError when the server exits or is not ready in time.
  */
 export async function startEmbeddedPostgresProcess(options: EmbeddedPostgresProcessOptions): Promise<PostgresServiceHandle> {
+  return withStartLock(options.home, SERVICE_NAME, (options.readyTimeoutMs ?? 60_000) + 30_000, () => startEmbeddedPostgresProcessUnlocked(options));
+}
+
+async function startEmbeddedPostgresProcessUnlocked(options: EmbeddedPostgresProcessOptions): Promise<PostgresServiceHandle> {
   const host = '127.0.0.1';
   const databaseUrl = options.databaseUrl ?? `postgresql://postgres:postgres@${host}:${options.port}/postgres`;
 
@@ -78,7 +82,7 @@ export async function startEmbeddedPostgresProcess(options: EmbeddedPostgresProc
   const dataDir = options.dataDir ?? path.join(options.home, 'pglite');
   mkdirSync(dataDir, { recursive: true });
 
-  const handle = await launchService({
+  const launched = launchService({
     name: SERVICE_NAME,
     home: options.home,
     command: process.execPath,
@@ -86,6 +90,11 @@ export async function startEmbeddedPostgresProcess(options: EmbeddedPostgresProc
     isReady: () => isPortAccepting(host, options.port),
     readyTimeoutMs: options.readyTimeoutMs ?? 60_000,
     keepAlive: options.keepAlive,
+  });
+  const handle = await launched.catch(async (error: unknown) => {
+    // Another process started it at the same moment and won the port.
+    if (error instanceof ServiceStartError && (await postgresAnswers(databaseUrl))) return reusedService(SERVICE_NAME);
+    throw error;
   });
   return { ...handle, databaseUrl };
 }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { ServiceSettings } from '@detl/config';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { embeddedPostgresEntry, postgresAnswers } from './embedded-postgres-process';
-import { startEmbeddedServices, usesEmbeddedServices } from './embedded-services';
+import { startEmbeddedServices, stopEmbeddedServices, usesEmbeddedServices } from './embedded-services';
 import { logFilePath, pidFilePath } from './managed-process';
 import { findFreePort, isPortAccepting } from './net';
 import { probeTemporal } from './temporal-dev-server';
@@ -89,6 +89,24 @@ describe('startEmbeddedServices', () => {
     expect(await isPortAccepting('127.0.0.1', port(`http://${settings.temporal.address}`))).toBe(false);
     expect(await isPortAccepting('127.0.0.1', port(settings.s3.endpoint ?? ''))).toBe(false);
     expect(await isPortAccepting('127.0.0.1', port(settings.databaseUrl))).toBe(false);
+  });
+
+  it('two callers starting at once share one set of services', async () => {
+    const options = { temporal: false, postgres: false, s3ConsolePort: await findFreePort() };
+    const [a, b] = await Promise.all([startEmbeddedServices(settings, options), startEmbeddedServices(settings, options)]);
+    try {
+      expect([a.s3?.reused, b.s3?.reused].sort()).toEqual([false, true]);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+    expect(await isPortAccepting('127.0.0.1', port(settings.s3.endpoint ?? ''))).toBe(false);
+  });
+
+  it('stopEmbeddedServices stops kept-alive services recorded under home', async () => {
+    await startEmbeddedServices(settings, { temporal: false, postgres: false, keepAlive: true, s3ConsolePort: await findFreePort() });
+    expect(await isPortAccepting('127.0.0.1', port(settings.s3.endpoint ?? ''))).toBe(true);
+    expect(await stopEmbeddedServices(home)).toEqual(['minio']);
+    expect(await isPortAccepting('127.0.0.1', port(settings.s3.endpoint ?? ''))).toBe(false);
   });
 
   it('starts only what the caller asks for', async () => {

@@ -1,6 +1,7 @@
 import { EMBEDDED_PORTS, EMBEDDED_S3_CREDENTIALS, type ServiceSettings } from '@detl/config';
 import { startEmbeddedPostgresProcess, type PostgresServiceHandle } from './embedded-postgres-process';
 import { startMinio, type MinioServiceHandle } from './minio';
+import { stopRecordedService } from './managed-process';
 import { isLoopbackHost, parseHostPort } from './net';
 import { startTemporalDevServer, type TemporalServiceHandle } from './temporal-dev-server';
 
@@ -107,4 +108,16 @@ export async function startEmbeddedServices(settings: ServiceSettings, options: 
   }
   const value = <T>(r: PromiseSettledResult<T>): T => (r as PromiseFulfilledResult<T>).value;
   return { temporal: value(t), s3: value(s), postgres: value(p), stop };
+}
+
+/**
+ * Stops the embedded services recorded under `home` by earlier processes (started with
+ * `keepAlive`), e.g. for a `detl services stop` command.
+ * @returns the names of the services that were running and are now stopped.
+ */
+export async function stopEmbeddedServices(home: string): Promise<string[]> {
+  // Command-line fragments that identify each service, so a recycled pid is never signalled.
+  const markers: Record<string, string> = { temporal: 'start-dev', minio: 'minio', postgres: 'embedded-postgres-main' };
+  const stopped = await Promise.all(Object.entries(markers).map(async ([name, marker]) => ((await stopRecordedService(home, name, marker)) ? [name] : [])));
+  return stopped.flat();
 }

@@ -3,7 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchService, logFilePath, pidFilePath, recordedProcessAlive, ServiceStartError } from './managed-process';
+import { writeFileSync } from 'node:fs';
+import { launchService, logFilePath, pidFilePath, recordedProcessAlive, ServiceStartError, stopRecordedService, withStartLock } from './managed-process';
 import { findFreePort, isPortAccepting } from './net';
 
 let home: string;
@@ -105,5 +106,53 @@ describe('launchService', () => {
     await expect(
       launchService({ name: 'ghost', home, command: path.join(home, 'no-such-binary'), args: [], isReady: async () => true, readyTimeoutMs: 1_000 }),
     ).rejects.toThrow(/could not run .*no-such-binary/);
+  });
+});
+
+describe('stopRecordedService', () => {
+  it('stops a kept-alive service from its pid file, and only when the command matches', async () => {
+    const port = await findFreePort();
+    const handle = await launchService({
+      name: 'detached',
+      home,
+      command: process.execPath,
+      args: ['-e', serverScript(port)],
+      isReady: () => isPortAccepting('127.0.0.1', port),
+      readyTimeoutMs: 10_000,
+      keepAlive: true,
+    });
+    expect(await stopRecordedService(home, 'detached', 'not-this-program')).toBe(false);
+    expect(isAlive(handle.pid ?? -1)).toBe(true);
+    writeFileSync(pidFilePath(home, 'detached'), `${handle.pid}\n`);
+
+    expect(await stopRecordedService(home, 'detached', 'createServer')).toBe(true);
+    expect(isAlive(handle.pid ?? -1)).toBe(false);
+    expect(existsSync(pidFilePath(home, 'detached'))).toBe(false);
+    expect(await stopRecordedService(home, 'detached', 'createServer')).toBe(false);
+  });
+});
+
+describe('withStartLock', () => {
+  it('runs one holder at a time for the same home and name', async () => {
+    const events: string[] = [];
+    const holder = (id: string) =>
+      withStartLock(home, 'locked', 5_000, async () => {
+        events.push(`${id} in`);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        events.push(`${id} out`);
+      });
+    await Promise.all([holder('a'), holder('b')]);
+    expect(events).toHaveLength(4);
+    expect(events[0]?.endsWith('in') && events[1]?.endsWith('out') && events[2]?.endsWith('in')).toBe(true);
+  });
+
+  it('takes over a lock left by a dead process', async () => {
+    writeFileSync(path.join(home, 'run', 'stale.lock'), '999999999 gone');
+    expect(await withStartLock(home, 'stale', 1_000, async () => 'ran')).toBe('ran');
+  });
+
+  it('gives up when a live holder keeps the lock too long', async () => {
+    writeFileSync(path.join(home, 'run', 'held.lock'), `${process.pid} other-holder`);
+    await expect(withStartLock(home, 'held', 400, async () => 'ran')).rejects.toThrow(/being started by process/);
   });
 });

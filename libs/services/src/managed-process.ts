@@ -227,3 +227,80 @@ export async function launchService(options: LaunchOptions): Promise<ServiceHand
 
   return { name: options.name, pid: child.pid ?? null, reused: false, logFile, stop };
 }
+
+/**
+ * Stops a service a previous process started with `keepAlive` and recorded in
+ * `<home>/run/<name>.pid`: SIGTERM, then SIGKILL after `timeoutMs`. The pid is only signalled when
+ * its command line contains `marker`, so a recycled pid belonging to another program is left alone.
+ * @returns true when a process was stopped, false when none was recorded or it was already gone.
+ */
+export async function stopRecordedService(home: string, name: string, marker: string, timeoutMs = 10_000): Promise<boolean> {
+  const pidFile = pidFilePath(home, name);
+  if (!recordedProcessAlive(home, name, marker)) {
+    rmSync(pidFile, { force: true });
+    return false;
+  }
+  const pid = Number(readFileSync(pidFile, 'utf8').trim());
+  const alive = () => pidAlive(pid);
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + timeoutMs;
+  while (alive() && Date.now() < deadline) await sleep(100);
+  if (alive()) {
+    process.kill(pid, 'SIGKILL');
+    while (alive()) await sleep(50);
+  }
+  rmSync(pidFile, { force: true });
+  return true;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Runs `fn` while holding `<home>/run/<name>.lock`, so two processes sharing a home (the CLI and a
+ * worker starting at once) never both start the same service: the second waits, then finds the
+ * first one's service running and reuses it. A lock left by a dead process is taken over.
+ * @throws Error when the lock is still held after `timeoutMs`.
+ */
+export async function withStartLock<T>(home: string, name: string, timeoutMs: number, fn: () => Promise<T>): Promise<T> {
+  const lockFile = path.join(home, 'run', `${name}.lock`);
+  mkdirSync(path.dirname(lockFile), { recursive: true });
+  const token = `${process.pid} ${Math.random().toString(36).slice(2)}`;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      writeFileSync(lockFile, token, { flag: 'wx' });
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    let holder = '';
+    try {
+      holder = readFileSync(lockFile, 'utf8');
+    } catch {
+      continue; // released between our attempt and the read
+    }
+    const holderPid = Number(holder.split(' ')[0]);
+    if (!Number.isInteger(holderPid) || !pidAlive(holderPid)) {
+      rmSync(lockFile, { force: true });
+      continue;
+    }
+    if (Date.now() > deadline) throw new Error(`${name} is being started by process ${holderPid} (lock ${lockFile}) for more than ${timeoutMs} ms`);
+    await sleep(200);
+  }
+  try {
+    return await fn();
+  } finally {
+    try {
+      if (readFileSync(lockFile, 'utf8') === token) rmSync(lockFile, { force: true });
+    } catch {
+      // already removed
+    }
+  }
+}

@@ -2,7 +2,7 @@ import { ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { isPortAccepting } from './net';
-import { launchService, PortInUseError, reusedService, type ServiceHandle } from './managed-process';
+import { launchService, PortInUseError, reusedService, ServiceStartError, withStartLock, type ServiceHandle } from './managed-process';
 import { resolveToolBinary } from './tool-binary';
 
 /** Root credentials of a MinIO server (also the S3 access key pair clients use). */
@@ -66,6 +66,10 @@ async function acceptsCredentials(endpoint: string, credentials: MinioCredential
  * @throws ServiceStartError when the server exits or is not ready in time.
  */
 export async function startMinio(options: MinioOptions): Promise<MinioServiceHandle> {
+  return withStartLock(options.home, 'minio', (options.readyTimeoutMs ?? 30_000) + 30_000, () => startMinioUnlocked(options));
+}
+
+async function startMinioUnlocked(options: MinioOptions): Promise<MinioServiceHandle> {
   const host = options.host ?? '127.0.0.1';
   const endpoint = `http://${host}:${options.port}`;
 
@@ -90,7 +94,7 @@ export async function startMinio(options: MinioOptions): Promise<MinioServiceHan
   const binary = options.binary ?? resolveToolBinary('minio');
   const dataDir = options.dataDir ?? path.join(options.home, 'minio');
   mkdirSync(dataDir, { recursive: true });
-  const handle = await launchService({
+  const launched = launchService({
     name: 'minio',
     home: options.home,
     command: binary,
@@ -105,6 +109,13 @@ export async function startMinio(options: MinioOptions): Promise<MinioServiceHan
     isReady: () => isHealthy(endpoint),
     readyTimeoutMs: options.readyTimeoutMs ?? 30_000,
     keepAlive: options.keepAlive,
+  });
+  const handle = await launched.catch(async (error: unknown) => {
+    // Another process started it at the same moment and won the port.
+    if (error instanceof ServiceStartError && (await isHealthy(endpoint)) && (await acceptsCredentials(endpoint, options.credentials))) {
+      return reusedService('minio');
+    }
+    throw error;
   });
   return { ...handle, endpoint };
 }

@@ -3,7 +3,7 @@ import { msToTs } from '@temporalio/common/lib/time';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { isPortAccepting } from './net';
-import { launchService, PortInUseError, reusedService, type ServiceHandle } from './managed-process';
+import { launchService, PortInUseError, reusedService, ServiceStartError, withStartLock, type ServiceHandle } from './managed-process';
 import { resolveToolBinary } from './tool-binary';
 
 /** Where and how to run `temporal server start-dev`. */
@@ -82,6 +82,10 @@ async function waitForProbe(probe: () => Promise<TemporalProbe>, want: TemporalP
  * @throws ServiceStartError when the server exits or is not ready in time.
  */
 export async function startTemporalDevServer(options: TemporalDevServerOptions): Promise<TemporalServiceHandle> {
+  return withStartLock(options.home, 'temporal', (options.readyTimeoutMs ?? 60_000) + 30_000, () => startTemporalDevServerUnlocked(options));
+}
+
+async function startTemporalDevServerUnlocked(options: TemporalDevServerOptions): Promise<TemporalServiceHandle> {
   const host = options.host ?? '127.0.0.1';
   const address = `${host}:${options.port}`;
   const probe = () => probeTemporal(address, options.namespace);
@@ -122,7 +126,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   if (options.namespace !== 'default') args.push('--namespace', options.namespace);
   if (options.headless === true) args.push('--headless');
 
-  const handle = await launchService({
+  const launched = launchService({
     name: 'temporal',
     home: options.home,
     command: binary,
@@ -130,6 +134,11 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     isReady: async () => (await isPortAccepting(host, options.port)) && (await probe()) === 'ready',
     readyTimeoutMs: options.readyTimeoutMs ?? 60_000,
     keepAlive: options.keepAlive,
+  });
+  const handle = await launched.catch(async (error: unknown) => {
+    // Another process (a worker, a second CLI) started it at the same moment and won the port.
+    if (error instanceof ServiceStartError && (await probe()) === 'ready') return reusedService('temporal');
+    throw error;
   });
   return { ...handle, address };
 }
