@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { imageStatistics, IMAGE_STATISTICS, sourcePredictability } from './confounds';
+import type { CatalogEntry } from './catalog';
+import { confoundWarnings, imageStatistics, IMAGE_STATISTICS, sourcePredictability } from './confounds';
 import { createRandom } from './random';
+import { entry } from './test-support/catalog-fixtures';
 
 function images(count: number, size: number, brightness: (i: number) => number, blur: (i: number) => boolean): Uint8Array {
   const random = createRandom(9, 'confound-fixture');
@@ -41,5 +43,28 @@ describe('sourcePredictability', () => {
     expect(stats).toHaveLength(IMAGE_STATISTICS.length);
     expect(stats[0]).toBeCloseTo(50, 0);
     expect(stats.every(Number.isFinite)).toBe(true);
+  });
+});
+
+describe('confoundWarnings', () => {
+  const base = (i: number, label: 'normal' | 'covid' | 'other_disease', source: string, lowResolution = false): CatalogEntry =>
+    entry(`${label}/${i}`, label, `${label}-${i}`, { source, lowResolution });
+
+  it('flags a class of low-resolution originals unless images are degraded, and a class with its own source', () => {
+    const catalog = [
+      ...Array.from({ length: 20 }, (_, i) => base(i, 'normal', i % 2 ? 'nih' : 'kermany')),
+      ...Array.from({ length: 20 }, (_, i) => base(i, 'other_disease', 'nih', true)),
+      ...Array.from({ length: 20 }, (_, i) => base(i, 'covid', 'web')),
+    ];
+    const warnings = confoundWarnings(catalog, null);
+    expect(warnings.join('\n')).toMatch(/resolution shortcut: other_disease 100% low-resolution originals vs covid 0%, normal 0%/);
+    expect(warnings.join('\n')).toMatch(/source shortcut: 100% of covid images come from web/);
+    expect(warnings.some((w) => w.includes('of normal images'))).toBe(false);
+    expect(confoundWarnings(catalog, 64).some((w) => w.startsWith('resolution shortcut'))).toBe(false);
+  });
+
+  it('says nothing for a well-mixed catalog', () => {
+    const catalog = (['normal', 'covid', 'other_disease'] as const).flatMap((label) => Array.from({ length: 20 }, (_, i) => base(i, label, i % 2 ? 'a' : 'b')));
+    expect(confoundWarnings(catalog, null)).toEqual([]);
   });
 });

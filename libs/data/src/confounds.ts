@@ -1,4 +1,5 @@
 import type { ObjectStore } from '@detl/storage';
+import type { CatalogEntry } from './catalog';
 import { loadImages, type ImageSelection } from './load';
 import type { DatasetManifest } from './manifest';
 import { compareStrings, createRandom, shuffled } from './random';
@@ -251,4 +252,44 @@ export function fitLogistic(x: readonly number[][], y: readonly number[], classe
     for (let c = 1; c < classes; c += 1) if ((scores[c] ?? 0) > (scores[best] ?? 0)) best = c;
     return best;
   };
+}
+
+/**
+ * Plain-language warnings about shortcuts visible in the catalog itself, before any pixel is read:
+ * a class made (almost) only of low-resolution originals while another has (almost) none, when
+ * images are not degraded to a common resolution; and a class whose images come (almost) only from
+ * sources that hardly occur in the other classes.
+ */
+export function confoundWarnings(entries: readonly CatalogEntry[], degradeToPixels: number | null): string[] {
+  const warnings: string[] = [];
+  const classes = [...new Set(entries.map((e) => e.label))].sort(compareStrings);
+  const lowShare = new Map(classes.map((c) => {
+    const ofClass = entries.filter((e) => e.label === c);
+    return [c, ofClass.filter((e) => e.lowResolution === true).length / Math.max(1, ofClass.length)];
+  }));
+  if (degradeToPixels === null) {
+    const low = classes.filter((c) => (lowShare.get(c) ?? 0) >= 0.9);
+    const high = classes.filter((c) => (lowShare.get(c) ?? 0) <= 0.1);
+    if (low.length > 0 && high.length > 0) {
+      warnings.push(
+        `resolution shortcut: ${low.map((c) => `${c} ${Math.round(100 * (lowShare.get(c) ?? 0))}%`).join(', ')} low-resolution originals vs ${high
+          .map((c) => `${c} ${Math.round(100 * (lowShare.get(c) ?? 0))}%`)
+          .join(', ')}; sharpness alone can tell these classes apart (set dataset.degradeToPixels, e.g. 64, or exclude low-resolution images)`,
+      );
+    }
+  }
+  for (const c of classes) {
+    const ofClass = entries.filter((e) => e.label === c);
+    const others = entries.filter((e) => e.label !== c);
+    if (others.length === 0) continue;
+    const otherSources = new Map<string, number>();
+    for (const e of others) otherSources.set(e.source, (otherSources.get(e.source) ?? 0) + 1);
+    // Sources that make up under 10% of the other classes are "own" sources of this class.
+    const own = ofClass.filter((e) => (otherSources.get(e.source) ?? 0) < 0.1 * others.length);
+    if (own.length >= 0.9 * ofClass.length) {
+      const names = [...new Set(own.map((e) => e.source))].sort(compareStrings);
+      warnings.push(`source shortcut: ${Math.round((100 * own.length) / ofClass.length)}% of ${c} images come from ${names.join(', ')}, which make up under 10% of the other classes; the source predicts the label`);
+    }
+  }
+  return warnings;
 }

@@ -1,6 +1,7 @@
 export * from './catalog';
 export {
   checkSourcePredictability,
+  confoundWarnings,
   IMAGE_STATISTICS,
   imageStatistics,
   sourcePredictability,

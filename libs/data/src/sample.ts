@@ -5,6 +5,7 @@ import { DATA_A_CLASSES, DATA_B_CLASSES, type ExperimentConfig } from '@detl/con
 import type { ObjectStore, StoredObject } from '@detl/storage';
 import type { CatalogEntry, DuplicateGroup, SkippedFile } from './catalog';
 import { mapLimit } from './concurrency';
+import { confoundWarnings } from './confounds';
 import { DatasetError } from './errors';
 import { importFolderDataset } from './folder-import';
 import { loadManifest } from './load';
@@ -121,9 +122,10 @@ export interface SampleCatalogOptions {
   onProgress?: SampleProgress;
   /**
    * Shortcut removal on top of `dataset.degradeToPixels`: leave out whole sources, or every image
-   * from a low-resolution original. Recorded in the manifest's options.
+   * from a low-resolution original; `stratifyBySource` balances each class's sources over the folds.
+   * Recorded in the manifest's options.
    */
-  confounds?: { excludeSources?: readonly string[]; excludeLowResolution?: boolean };
+  confounds?: { excludeSources?: readonly string[]; excludeLowResolution?: boolean; stratifyBySource?: boolean };
   /** Largest shard in bytes (default {@link MAX_SHARD_BYTES}); partitions beyond it are cut into several shards. */
   maxShardBytes?: number;
   /** What to record as `options.source` instead of `config.dataset.source` (e.g. the NIH + Cohen import paths). */
@@ -174,7 +176,9 @@ export async function sampleCatalog(options: SampleCatalogOptions): Promise<Samp
       warnings.push(`Data-B class "${label}": ${have} images available, fewer than maxImagesPerClass ${dataset.maxImagesPerClass}; using what exists`);
     }
   }
-  const folds = assignFolds(sampledB, dataset.folds, seed);
+  const stratifyBySource = options.confounds?.stratifyBySource ?? false;
+  const folds = assignFolds(sampledB, dataset.folds, seed, { stratifyBySource });
+  warnings.push(...confoundWarnings(sampledB, dataset.degradeToPixels));
   const sortedA = dataA.slice().sort((a, b) => compareStrings(a.imageId, b.imageId));
   if (!sortedA.some((e) => e.label === 'normal') || !sortedA.some((e) => e.label === 'other_disease')) {
     throw new DatasetError(
@@ -197,6 +201,7 @@ export async function sampleCatalog(options: SampleCatalogOptions): Promise<Samp
     source: options.sourceDescription ?? dataset.source,
     excludeSources,
     excludeLowResolution,
+    stratifyBySource,
     folds: dataset.folds,
     maxImagesPerClass: dataset.maxImagesPerClass,
     pretrainPatientShare: dataset.pretrainPatientShare,

@@ -31,6 +31,18 @@ describe('assignFolds', () => {
     expect([...assignFolds(catalog, 5, 4)]).not.toEqual([...a]);
   });
 
+  it('with stratifyBySource spreads each class\'s sources over the folds', () => {
+    // 10 covid patients from source x, 10 from y: by class only, a fold may get both x or both y.
+    const catalog = syntheticCatalog(10, ['normal', 'pneumonia', 'other_disease']);
+    for (let p = 0; p < 20; p += 1) catalog.push(entry(`covid/q${p}`, 'covid', `covid-q${p}`, { source: p < 10 ? 'x' : 'y' }));
+    const folds = assignFolds(catalog, 5, 1, { stratifyBySource: true });
+    for (let k = 0; k < 5; k += 1) {
+      for (const source of ['x', 'y']) {
+        expect(catalog.filter((e) => e.source === source && folds.get(e.imageId) === k)).toHaveLength(2);
+      }
+    }
+  });
+
   it('names the class with fewer patients than folds', () => {
     const catalog = [...syntheticCatalog(6, ['normal', 'pneumonia', 'other_disease']), ...syntheticCatalog(4, ['covid'])];
     expect(() => assignFolds(catalog, 5, 1)).toThrow(DatasetError);

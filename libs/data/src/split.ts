@@ -95,36 +95,41 @@ export function capPerClass(entries: readonly CatalogEntry[], max: number | null
  * Assigns every Data-B image a fold in 0..folds-1, grouped by patient (all images of one patient
  * share a fold) and stratified by class: patients are placed largest first (ties in seeded random
  * order) into the fold that keeps each class's share per fold most even (the greedy of
- * scikit-learn's StratifiedGroupKFold).
+ * scikit-learn's StratifiedGroupKFold). With `stratifyBySource` the strata are class × source, so
+ * each fold also holds about the same mix of sources per class.
  * @returns fold per imageId.
  * @throws DatasetError naming the class when it has fewer patients than folds, or when a fold ends
  *   up without any image of a class.
  */
-export function assignFolds(entries: readonly CatalogEntry[], folds: number, seed: number): Map<string, number> {
-  const classIndex = new Map<string, number>(DATA_B_CLASSES.map((label, index) => [label, index]));
-  const classCount = DATA_B_CLASSES.length;
-  const totals = new Array<number>(classCount).fill(0);
+export function assignFolds(entries: readonly CatalogEntry[], folds: number, seed: number, options: { stratifyBySource?: boolean } = {}): Map<string, number> {
+  // Strata are classes, or class × source pairs so every fold also gets its share of each source.
+  const stratumOf = (entry: CatalogEntry): string => (options.stratifyBySource ? `${entry.label}\u0000${entry.source}` : entry.label);
+  const strata = [...new Set(entries.map(stratumOf))].sort(compareStrings);
+  const stratumIndex = new Map(strata.map((key, index) => [key, index]));
+  const strataCount = strata.length;
+  const totals = new Array<number>(strataCount).fill(0);
   const patients = new Map<string, number[]>();
   for (const entry of entries) {
-    const c = classIndex.get(entry.label) ?? 0;
+    const c = stratumIndex.get(stratumOf(entry)) ?? 0;
     totals[c] = (totals[c] ?? 0) + 1;
-    const counts = patients.get(entry.patientId) ?? new Array<number>(classCount).fill(0);
+    const counts = patients.get(entry.patientId) ?? new Array<number>(strataCount).fill(0);
     counts[c] = (counts[c] ?? 0) + 1;
     patients.set(entry.patientId, counts);
   }
-  DATA_B_CLASSES.forEach((label, c) => {
-    const patientCount = [...patients.values()].filter((counts) => (counts[c] ?? 0) > 0).length;
+  for (const label of DATA_B_CLASSES) {
+    const ofClass = entries.filter((entry) => entry.label === label);
+    const patientCount = new Set(ofClass.map((entry) => entry.patientId)).size;
     if (patientCount < folds) {
       throw new DatasetError(
-        `class "${label}" has ${patientCount} patient(s) (${totals[c] ?? 0} images) in Data-B, fewer than the ${folds} folds: every fold needs at least one patient of every class`,
+        `class "${label}" has ${patientCount} patient(s) (${ofClass.length} images) in Data-B, fewer than the ${folds} folds: every fold needs at least one patient of every class`,
       );
     }
-  });
+  }
   const order = shuffled([...patients.keys()].sort(compareStrings), createRandom(seed, 'folds'));
   const size = (id: string): number => (patients.get(id) ?? []).reduce((a, b) => a + b, 0);
   // Stable sort keeps the seeded order among patients of equal size.
   order.sort((a, b) => size(b) - size(a));
-  const foldCounts = Array.from({ length: folds }, () => new Array<number>(classCount).fill(0));
+  const foldCounts = Array.from({ length: folds }, () => new Array<number>(strataCount).fill(0));
   const foldOfPatient = new Map<string, number>();
   for (const patient of order) {
     const counts = patients.get(patient) ?? [];
@@ -133,7 +138,7 @@ export function assignFolds(entries: readonly CatalogEntry[], folds: number, see
     let bestSize = Infinity;
     for (let k = 0; k < folds; k += 1) {
       let score = 0;
-      for (let c = 0; c < classCount; c += 1) {
+      for (let c = 0; c < strataCount; c += 1) {
         const total = totals[c] ?? 0;
         if (total === 0) continue;
         const shares = foldCounts.map((fold, j) => ((fold[c] ?? 0) + (j === k ? (counts[c] ?? 0) : 0)) / total);
@@ -150,12 +155,15 @@ export function assignFolds(entries: readonly CatalogEntry[], folds: number, see
     const target = foldCounts[best] ?? [];
     counts.forEach((count, c) => (target[c] = (target[c] ?? 0) + count));
   }
-  foldCounts.forEach((counts, k) =>
-    DATA_B_CLASSES.forEach((label, c) => {
-      if ((counts[c] ?? 0) === 0) throw new DatasetError(`fold ${k} has no "${label}" image; the patients of that class cannot be spread over ${folds} folds`);
-    }),
-  );
-  return new Map(entries.map((entry) => [entry.imageId, foldOfPatient.get(entry.patientId) ?? 0]));
+  const result = new Map(entries.map((entry) => [entry.imageId, foldOfPatient.get(entry.patientId) ?? 0]));
+  for (let k = 0; k < folds; k += 1) {
+    for (const label of DATA_B_CLASSES) {
+      if (!entries.some((entry) => entry.label === label && result.get(entry.imageId) === k)) {
+        throw new DatasetError(`fold ${k} has no "${label}" image; the patients of that class cannot be spread over ${folds} folds`);
+      }
+    }
+  }
+  return result;
 }
 
 /**
