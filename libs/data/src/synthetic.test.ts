@@ -27,6 +27,8 @@ describe('generateSyntheticDataset', () => {
     const csv = (await readFile(path.join(a, 'labels.csv'), 'utf8')).trim().split('\n');
     expect(csv[0]).toBe('file,label,patient_id,subset,source');
     expect(csv.length - 1).toBe(37);
+    const meta = await sharp(path.join(a, 'covid/b-covid-00001.png')).metadata();
+    expect([meta.width, meta.height, meta.channels, meta.depth]).toEqual([64, 64, 1, 'uchar']);
     expect(csv.filter((line) => line.includes(',A,')).every((line) => line.startsWith('normal/') || line.startsWith('other_disease/'))).toBe(true);
   });
 

@@ -128,9 +128,12 @@ export async function generateSyntheticDataset(options: SyntheticDatasetOptions)
 }
 
 function encodeGreyPng(pixels: Uint8Array, size: number): Promise<Buffer> {
-  // Fixed encoder settings: PNG bytes must not depend on defaults that could change per call.
+  // Uncompressed (stored) deflate: compressed output may differ between zlib-ng builds and CPU
+  // feature paths, and the file hashes end up in manifests; stored blocks do not. The cost is
+  // size (16 KiB per 128 px image), acceptable for a local cache.
   return sharp(pixels, { raw: { width: size, height: size, channels: 1 } })
-    .png({ compressionLevel: 6, adaptiveFiltering: false, palette: false })
+    .toColourspace('b-w')
+    .png({ compressionLevel: 0, adaptiveFiltering: false, palette: false })
     .toBuffer();
 }
 
