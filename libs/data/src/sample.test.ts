@@ -214,3 +214,19 @@ describe('sampleCatalog shard size', () => {
     await expect(loadImages(store, result.manifest, { set: 'B', folds: [0] })).rejects.toThrow(DatasetError);
   });
 });
+
+describe('sampleCatalog class-size message', () => {
+  it('tells how many normal patients went to Data-A when Data-B is left with too few', async () => {
+    const root = await temporaryFolder();
+    await generateSyntheticDataset({ root, seed: 6, imageSize: 32, dataB: { normal: 0, pneumonia: 8, other_disease: 0, covid: 8 }, dataA: { normal: 0, diseased: 0 } });
+    const { catalog } = await importFolderDataset(root, { onCorruptImage: 'fail' });
+    // Drop the subset column so the patient-share rule applies; add 6 single-image normal and other_disease patients.
+    const base = catalog.map(({ subset: _subset, ...rest }) => rest);
+    const extra = (['normal', 'other_disease'] as const).flatMap((label) =>
+      Array.from({ length: 6 }, (_, i) => ({ ...(base[0] as (typeof base)[number]), imageId: `${label}/x${i}`, file: `${label}/x${i}.png`, label, patientId: `${label}-x${i}`, sha256: `${i}`.padStart(64, label === 'normal' ? 'a' : 'b') })),
+    );
+    const error = await sampleCatalog({ catalog: [...base, ...extra], config: config({ source: { kind: 'folder', root } }), store: new MemoryObjectStore() }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DatasetError);
+    expect((error as Error).message).toMatch(/class "normal" has 3 patient\(s\) \(3 images\) in Data-B, fewer than the 5 folds \(the source has 6 normal images of 6 patients; 3 of those patients went to Data-A \(dataset.pretrainPatientShare 0.5\)\)/);
+  });
+});

@@ -176,6 +176,21 @@ export async function sampleCatalog(options: SampleCatalogOptions): Promise<Samp
       warnings.push(`Data-B class "${label}": ${have} images available, fewer than maxImagesPerClass ${dataset.maxImagesPerClass}; using what exists`);
     }
   }
+  // Checked here as well as in assignFolds because only here the full story can be told: how many
+  // patients the class has in total and how many went to Data-A.
+  for (const label of DATA_B_CLASSES) {
+    const inB = new Set(sampledB.filter((e) => e.label === label).map((e) => e.patientId));
+    if (inB.size >= dataset.folds) continue;
+    const imagesInB = sampledB.filter((e) => e.label === label).length;
+    const all = catalog.filter((e) => e.label === label);
+    const inA = new Set(dataA.filter((e) => e.label === label).map((e) => e.patientId));
+    throw new DatasetError(
+      `class "${label}" has ${inB.size} patient(s) (${imagesInB} images) in Data-B, fewer than the ${dataset.folds} folds` +
+        ` (the source has ${all.length} ${label} images of ${new Set(all.map((e) => e.patientId)).size} patients` +
+        (inA.size > 0 ? `; ${inA.size} of those patients went to Data-A (dataset.pretrainPatientShare ${dataset.pretrainPatientShare})` : '') +
+        `): every fold needs at least one patient of every class`,
+    );
+  }
   const stratifyBySource = options.confounds?.stratifyBySource ?? false;
   const folds = assignFolds(sampledB, dataset.folds, seed, { stratifyBySource });
   warnings.push(...confoundWarnings(sampledB, dataset.degradeToPixels));
