@@ -68,3 +68,17 @@ describe('generateSyntheticDataset', () => {
     await expect(generateSyntheticDataset({ root, ...options })).rejects.toThrow(/must be empty/);
   });
 });
+
+describe('synthetic patients', () => {
+  it('has follow-up patients yet at least min(images, 10) patients per class', async () => {
+    const root = await temporaryFolder();
+    await generateSyntheticDataset({ root, seed: 1, imageSize: 16, dataB: { normal: 6, pneumonia: 10, other_disease: 12, covid: 60 }, dataA: { normal: 0, diseased: 0 } });
+    const rows = (await readFile(path.join(root, 'labels.csv'), 'utf8')).trim().split('\n').slice(1).map((line) => line.split(','));
+    const patients = (label: string): number => new Set(rows.filter((r) => r[1] === label).map((r) => r[2])).size;
+    expect(patients('normal')).toBe(6);
+    expect(patients('pneumonia')).toBe(10);
+    expect(patients('other_disease')).toBeGreaterThanOrEqual(10);
+    expect(patients('covid')).toBeGreaterThanOrEqual(10);
+    expect(patients('covid')).toBeLessThan(60);
+  });
+});

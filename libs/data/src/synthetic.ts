@@ -52,6 +52,9 @@ interface Anatomy {
 /** A lesion as a function of scene coordinates: intensity added and whether it counts as lesion. */
 type LesionField = (x: number, y: number, lungLeft: number, lungRight: number) => number;
 
+/** Patients per class the generator guarantees (when the class has that many images): the largest fold count the config allows. */
+const MIN_PATIENTS_PER_CLASS = 10;
+
 /** Resolution of the contrast (gamma) lookup table. */
 const GAMMA_STEPS = 4096;
 
@@ -69,7 +72,8 @@ const MASK_THRESHOLD = 12;
  * few epochs: covid = bilateral peripheral lower-zone ground-glass haze; pneumonia = dense
  * consolidation of one lobe of one lung; other_disease = nodules / a mass, a pleural effusion that
  * blunts the costophrenic angle, or an enlarged heart; normal = none. About a quarter of patients
- * have two or three images (follow-ups), so patient grouping matters.
+ * have two or three images (follow-ups), so patient grouping matters; every class still has at
+ * least min(images, 10) patients, so any allowed fold count can be used.
  *
  * Deterministic: the same options give byte-identical files (own PRNG, fixed PNG settings).
  * @throws DatasetError when `root` exists and is not empty, or counts / size are invalid.
@@ -91,9 +95,14 @@ export async function generateSyntheticDataset(options: SyntheticDatasetOptions)
   const planClass = (subset: 'A' | 'B', label: DataBClass, group: string, count: number): void => {
     let patient = 0;
     let imagesOfPatient = 0;
+    // At least min(count, 10) patients per class, so any fold count the config allows (≤ 10) works
+    // whenever a class has that many images.
+    const minPatients = Math.min(count, MIN_PATIENTS_PER_CLASS);
     for (let i = 0; i < count; i += 1) {
-      // Follow-up images: a patient keeps going with probability 0.25, up to three images.
-      const followUp = i > 0 && imagesOfPatient < 3 && planRandom() < 0.25;
+      // Follow-up images: a patient keeps going with probability 0.25, up to three images, as long
+      // as enough images remain for the patients still owed.
+      const roomForFollowUp = count - i > minPatients - patient;
+      const followUp = i > 0 && imagesOfPatient < 3 && roomForFollowUp && planRandom() < 0.25;
       if (!followUp) {
         patient += 1;
         imagesOfPatient = 0;
