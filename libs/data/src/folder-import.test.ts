@@ -67,6 +67,12 @@ describe('importFolderDataset', () => {
     expect(warnings.join('\n')).toMatch(/own patient/);
   });
 
+  it('keeps image ids unique when a.png and a.jpg both exist', async () => {
+    const root = await dataset({ 'normal/a.png': image(0), 'normal/a.jpg': await sharp(image(1)).jpeg().toBuffer(), 'normal/b.png': image(2) });
+    const { catalog } = await importFolderDataset(root, { onCorruptImage: 'fail' });
+    expect(catalog.map((e) => e.imageId).sort()).toEqual(['normal/a.jpg', 'normal/a.png', 'normal/b']);
+  });
+
   it('decodes 16-bit PNGs', async () => {
     const bytes = await sharp(image(0)).toColourspace('grey16').png().toBuffer();
     expect((await sharp(bytes).metadata()).depth).toBe('ushort');

@@ -57,7 +57,10 @@ export async function importFolderDataset(root: string, options: FolderImportOpt
   if (files.length === 0) throw new DatasetError(`${root}: no images found (expected ${DATA_B_CLASSES.map((c) => `${c}/*.png`).join(', ')})`, { file: root });
 
   const labelsPath = path.join(root, LABELS_FILE);
-  const csvText = await readFile(labelsPath, 'utf8').catch(() => null);
+  const csvText = await readFile(labelsPath, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return null;
+    throw new DatasetError(`${labelsPath}: cannot read (${error.code ?? error.message})`, { file: labelsPath });
+  });
   const csv = csvText === null ? null : readLabels(csvText, labelsPath, files);
   if (!csv) warnings.push(`${root}: no ${LABELS_FILE}; every image is treated as its own patient, so a patient's follow-up images may end up in different folds`);
 
@@ -68,6 +71,9 @@ export async function importFolderDataset(root: string, options: FolderImportOpt
     options.onProgress,
   );
   const maskFiles = new Set(await listMaskFiles(root));
+  const stem = (file: string): string => file.replace(/\.(jpe?g|png)$/i, '');
+  const stemCounts = new Map<string, number>();
+  for (const file of files) stemCounts.set(stem(file), (stemCounts.get(stem(file)) ?? 0) + 1);
   const entries: CatalogEntry[] = [];
   for (const item of checked) {
     const folderLabel = item.file.split('/')[0] as DataBClass;
@@ -75,7 +81,8 @@ export async function importFolderDataset(root: string, options: FolderImportOpt
     const maskRelative = `${MASKS_FOLDER}/${item.file.replace(/\.(jpe?g|png)$/i, '.png')}`;
     entries.push(
       catalogEntrySchema.parse({
-        imageId: item.file.replace(/\.(jpe?g|png)$/i, ''),
+        // The path without extension, unless a.png and a.jpg both exist: then the full name keeps ids unique.
+        imageId: (stemCounts.get(stem(item.file)) ?? 0) > 1 ? item.file : stem(item.file),
         source: info?.source ?? fallbackSource,
         path: item.absolute,
         file: item.file,

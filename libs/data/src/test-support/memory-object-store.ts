@@ -12,12 +12,16 @@ export class MemoryObjectStore implements ObjectStore {
   readonly puts: string[] = [];
   private readonly objects = new Map<string, Uint8Array>();
 
-  async putObject(key: string, body: Uint8Array | string): Promise<StoredObject> {
+  /** Content types by key, as the real store would keep them. */
+  readonly contentTypes = new Map<string, string>();
+
+  async putObject(key: string, body: Uint8Array | string, contentType = 'application/octet-stream'): Promise<StoredObject> {
     checkKey(key);
     const bytes = typeof body === 'string' ? new TextEncoder().encode(body) : Uint8Array.from(body);
     this.objects.set(key, bytes);
     this.puts.push(key);
-    return { key, sizeBytes: bytes.byteLength, sha256: sha256Hex(bytes) };
+    this.contentTypes.set(key, contentType);
+    return { key, sizeBytes: bytes.byteLength, sha256: sha256Hex(bytes), contentType };
   }
 
   async getObject(key: string): Promise<Uint8Array> {
