@@ -105,6 +105,14 @@ describe('runTrainingJob (forked child)', () => {
     expect(resumed.test?.confusionMatrix.flat().reduce((a, b) => a + b, 0)).toBe(20);
   }, 60_000);
 
+  it('runs two folds at once in two processes', async () => {
+    const started = performance.now();
+    const [a, b] = await Promise.all([runTrainingJob(fineTuneJob(join(dir, 'fold-1'))), runTrainingJob(fineTuneJob(join(dir, 'fold-2'), { seed: 9 }))]);
+    expect(a.test?.predictedClass.length).toBe(20);
+    expect(b.test?.predictedClass.length).toBe(20);
+    expect(performance.now() - started).toBeLessThan(60_000);
+  }, 60_000);
+
   it("rejects with the child's message and exits non-zero", async () => {
     const job = fineTuneJob(join(dir, 'wrong'), { architecture: 'vgg16' });
     const failure = await runTrainingJob(job).catch((error: unknown) => error);

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { parseExperimentConfig } from '@detl/config';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from './backend';
 import { buildModel } from './models';
@@ -114,7 +115,19 @@ describe('trainModel', () => {
     const bad = quadrantImages(8, 16, 4, 1);
     bad.labels[3] = 7;
     await expect(trainModel({ model, train: bad, stage, seed: 1 })).rejects.toThrow(/label 7 of image 3 is outside 0…3/);
+    await expect(trainModel({ model, train: quadrantImages(3, 16, 3, 1), stage, seed: 1 })).rejects.toThrow(/3 images for 4 classes/);
     model.dispose();
+  });
+});
+
+describe('configuration compatibility', () => {
+  it('takes the experiment config stages as they are', () => {
+    const config = parseExperimentConfig({});
+    // Compile-time: a config stage is a TrainingStage; run-time: the defaults are the paper's.
+    const pretrain: TrainingStage = config.pretrain;
+    const fineTune: TrainingStage = config.fineTune;
+    expect([pretrain.optimizer, pretrain.learningRate, pretrain.schedule]).toEqual(['adam', 1e-3, 'cosine']);
+    expect([fineTune.optimizer, fineTune.learningRate, fineTune.momentum]).toEqual(['sgd', 1e-4, 0.9]);
   });
 });
 

@@ -302,6 +302,7 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   if (!(stage.batchSize >= 1) || !(stage.epochs >= 1)) throw new Error(`batchSize ${stage.batchSize} and epochs ${stage.epochs} must be ≥ 1`);
   if (startEpoch < 0 || startEpoch > stage.epochs) throw new Error(`startEpoch ${startEpoch} is outside 0…${stage.epochs}`);
   if (train.count === 0) throw new Error('train: no images');
+  if (train.count < classes) throw new Error(`train: ${train.count} images for ${classes} classes; every class needs at least one image`);
 
   freezeBatchNormStatistics(model);
   const optimizer = options.optimizer ?? createOptimizer(stage);
