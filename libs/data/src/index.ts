@@ -28,3 +28,4 @@ export { assignFolds, assignSets, capPerClass, checkSplitIntegrity, splitDataA, 
 export { generateSyntheticDataset, type SyntheticDatasetOptions, type SyntheticDatasetResult } from './synthetic';
 export { PAPER_OTHER_DISEASE_FINDINGS, PAPER_SIZES, paperSizes, selectPaperSubsets, type PaperSelection, type PaperSizes } from './paper-sizes';
 export { manifestSummary, measurePreprocessing, type ManifestSummary } from './summary';
+export { importSources, sampleSources, type ImportSpec, type SampleSourcesOptions } from './import-sources';
