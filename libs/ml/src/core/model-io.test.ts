@@ -16,10 +16,12 @@ import { createOptimizer, trainModel, type TrainingStage } from './train';
 class MemoryStore implements ObjectStore {
   readonly bucket = 'test';
   readonly objects = new Map<string, Uint8Array>();
-  async putObject(key: string, body: Uint8Array | string): Promise<StoredObject> {
+  readonly types = new Map<string, string>();
+  async putObject(key: string, body: Uint8Array | string, contentType = 'application/octet-stream'): Promise<StoredObject> {
     const bytes = typeof body === 'string' ? Buffer.from(body) : Uint8Array.from(body);
     this.objects.set(key, bytes);
-    return { key, sizeBytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+    this.types.set(key, contentType);
+    return { key, sizeBytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex'), contentType };
   }
   async getObject(key: string): Promise<Uint8Array> {
     const bytes = this.objects.get(key);
@@ -91,6 +93,7 @@ describe('model I/O', () => {
     const stored = await saveModelToStore(model, store, 'experiments/x/pretrain/best/');
     expect(stored.map((s) => s.key)).toEqual(['experiments/x/pretrain/best/model.json', 'experiments/x/pretrain/best/weights.bin']);
     expect(stored[1]?.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(stored.map((s) => s.contentType)).toEqual(['application/json', 'application/octet-stream']);
     const loaded = await loadModelFromStore(store, 'experiments/x/pretrain/best');
     expect(predict(loaded)).toEqual(predict(model));
     await expect(loadModelFromStore(store, 'experiments/x/pretrain/best', { architecture: 'vgg16' })).rejects.toThrow(
