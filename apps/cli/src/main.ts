@@ -3,6 +3,7 @@ import { ConfigError } from '@detl/config';
 import { CliError } from './cli-error';
 import { runExperimentCommand } from './commands/run';
 import { listRunsCommand, showRunCommand } from './commands/runs';
+import { migrateCommand, startServicesCommand, stopServicesCommand, workerCommand } from './commands/services';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -39,6 +40,17 @@ export function buildProgram(): Command {
     .description('show one experiment (id or workflow id)')
     .option('--json', 'print JSON')
     .action((id: string, flags) => showRunCommand(id, flags));
+
+  const services = program.command('services').description('the embedded Temporal dev server, PostgreSQL (PGlite) and S3 (MinIO)');
+  services.command('start').description('start them and leave them running').action(() => startServicesCommand());
+  services.command('stop').description('stop what `detl services start` left running').action(() => stopServicesCommand());
+  program.command('worker').description('run a worker in the foreground (polls DETL_TASK_QUEUE)').action(() => workerCommand());
+  program
+    .command('db')
+    .description('database maintenance')
+    .command('migrate')
+    .description('apply pending migrations (prisma/migrations)')
+    .action(() => migrateCommand());
   return program;
 }
 

@@ -9,17 +9,19 @@ export function formatSummary(summary: ExperimentSummary): string {
   lines.push('Per-fold accuracy: ' + summary.foldAccuracies.map((accuracy, fold) => `fold ${fold} ${percent(accuracy)}`).join(', '));
   lines.push(
     `Accuracy: ${percent(summary.meanAccuracy)} ± ${percent(summary.stdAccuracy)} (mean ± std over ${summary.foldAccuracies.length} folds); ` +
-      `pooled 95% bootstrap interval ${percent(summary.accuracyInterval.lower)}–${percent(summary.accuracyInterval.upper)}`,
+      `pooled ${Math.round(summary.accuracyInterval.level * 100)}% bootstrap interval ${percent(summary.accuracyInterval.lower)}–${percent(summary.accuracyInterval.upper)}`,
   );
   lines.push('');
   lines.push('Confusion matrix summed over folds (rows: actual, columns: predicted)');
-  lines.push(formatMatrix(summary.summedConfusionMatrix, summary.classNames));
+  lines.push(formatMatrix(summary.confusionMatrix, summary.classes));
   lines.push('');
   lines.push(`${'class'.padEnd(14)} ${'precision'.padStart(9)} ${'recall'.padStart(9)} ${'F1'.padStart(9)} ${'ROC-AUC'.padStart(9)} ${'n'.padStart(5)}`);
-  for (const row of summary.perClass) {
-    const auc = summary.rocAuc[row.className];
+  for (const className of summary.classes) {
+    const row = summary.perClass[className];
+    if (!row) continue;
+    const auc = summary.rocAuc[className];
     lines.push(
-      `${row.className.padEnd(14)} ${percent(row.precision).padStart(9)} ${percent(row.recall).padStart(9)} ${percent(row.f1).padStart(9)} ${(auc === undefined || Number.isNaN(auc) ? '–' : auc.toFixed(3)).padStart(9)} ${String(row.support).padStart(5)}`,
+      `${className.padEnd(14)} ${percent(row.precision).padStart(9)} ${percent(row.recall).padStart(9)} ${percent(row.f1).padStart(9)} ${(auc == null ? '–' : auc.toFixed(3)).padStart(9)} ${String(row.support).padStart(5)}`,
     );
   }
   return lines.join('\n');

@@ -14,8 +14,11 @@ export interface CliRuntime {
   store: S3ObjectStore;
   /** Temporal client; opened on first use. */
   temporal(): Promise<Client>;
-  /** Starts a local worker process; it is stopped by {@link CliRuntime.close}. */
-  startLocalWorker(): ChildProcess;
+  /**
+   * Starts a local worker process, logging to `<home>/logs/worker.log` (or to this terminal with
+   * `inherit`); it is stopped by {@link CliRuntime.close}.
+   */
+  startLocalWorker(output?: 'log' | 'inherit'): ChildProcess;
   close(): Promise<void>;
 }
 
@@ -47,10 +50,10 @@ export async function openRuntime(needs: { temporal: boolean; s3: boolean }): Pr
       });
       return client;
     },
-    startLocalWorker() {
+    startLocalWorker(output = 'log') {
       const logDir = path.join(settings.home, 'logs');
       mkdirSync(logDir, { recursive: true });
-      const log = openSync(path.join(logDir, 'worker.log'), 'a');
+      const log = output === 'inherit' ? 'inherit' : openSync(path.join(logDir, 'worker.log'), 'a');
       // execArgv carries the tsx loader this CLI runs under.
       const child = spawn(process.execPath, [...process.execArgv, require.resolve('@detl/worker/src/main.ts')], {
         env: { ...process.env, DETL_HOME: settings.home },

@@ -10,7 +10,7 @@ import { DATA_B_CLASSES, parseExperimentConfig, type ExperimentConfigInput, type
 import { generateSyntheticDataset } from '@detl/data';
 import { resolveToolBinary, startTestMinio } from '@detl/services';
 import { createObjectStore, type S3ObjectStore } from '@detl/storage';
-import { createTrackingStore, openTestDatabase, type TestDatabase, type TrackingStore } from '@detl/tracking';
+import { createTrackingStore, createTestDatabase, type TestDatabase, type TrackingStore } from '@detl/tracking';
 import { experimentWorkflow } from '@detl/workflows';
 import { createDetlWorker } from './worker';
 
@@ -28,7 +28,7 @@ beforeAll(async () => {
   [env, minio, database] = await Promise.all([
     TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: resolveToolBinary('temporal') }, ip: '127.0.0.1' } }),
     startTestMinio(),
-    openTestDatabase(),
+    createTestDatabase(),
   ]);
   tracking = createTrackingStore(database.url);
   store = createObjectStore({ ...minio.settings, bucket: `e2e-${randomUUID().slice(0, 8)}` });
@@ -85,13 +85,13 @@ describe('ExperimentWorkflow end to end', () => {
     expect(experiment?.status).toBe('succeeded');
     expect(experiment?.id).toBe(result.experimentId);
     const runs = await tracking.listExperiments({ limit: 100 });
-    expect(runs.experiments.filter((row) => row.workflowId === workflowId)).toHaveLength(1);
+    expect(runs.items.filter((row) => row.workflowId === workflowId)).toHaveLength(1);
     if (!experiment) return;
 
     expect(experiment.folds.map((fold) => fold.foldIndex).sort()).toEqual([0, 1, 2, 3, 4]);
     const summed = DATA_B_CLASSES.map((_, row) => DATA_B_CLASSES.map((__, column) => experiment.folds.reduce((total, fold) => total + ((fold.confusionMatrix as number[][])[row]?.[column] ?? 0), 0)));
-    expect(result.summary.summedConfusionMatrix).toEqual(summed);
-    expect((experiment.summary as { summedConfusionMatrix: number[][] }).summedConfusionMatrix).toEqual(summed);
+    expect(result.summary.confusionMatrix).toEqual(summed);
+    expect(experiment.summary?.confusionMatrix).toEqual(summed);
     const total = summed.flat().reduce((a, b) => a + b, 0);
     expect(total).toBe(experiment.folds.reduce((sum, fold) => sum + fold.testCount, 0));
     expect(total).toBe(40);

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Context, activityInfo } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
 import { DATA_A_CLASSES, DATA_B_CLASSES, type ExperimentConfig, type ServiceSettings } from '@detl/config';
 import { loadImages, loadManifest, loadMasks, sampleDataset } from '@detl/data';
 import {
@@ -488,17 +489,15 @@ function maskLookup(masks: { masks: Uint8Array; imageIds: string[]; size: number
 }
 
 /**
- * A failure inside the training child arrives as a TrainingJobError; when the child's own error is
- * one no retry can fix (a bad checkpoint, an impossible model spec), it is re-raised under that
- * name so Temporal's retry policy stops at once.
+ * Errors no retry can fix (bad data, an impossible model spec, a checkpoint of another
+ * architecture) leave the activity as non-retryable failures typed by their name, including those
+ * raised inside the training child, which arrive wrapped in a TrainingJobError.
  */
 function surfaceChildError(error: unknown): unknown {
-  if (error instanceof TrainingJobError && error.childErrorName && NON_RETRYABLE_ERRORS.includes(error.childErrorName)) {
-    const surfaced = new Error(error.message);
-    surfaced.name = error.childErrorName;
-    return surfaced;
-  }
-  return error;
+  if (!(error instanceof Error)) return error;
+  const type = error instanceof TrainingJobError && error.childErrorName ? error.childErrorName : error.name;
+  if (!NON_RETRYABLE_ERRORS.includes(type)) return error;
+  return ApplicationFailure.create({ type, message: error.message, nonRetryable: true, cause: error });
 }
 
 function safeKeySegment(text: string): string {

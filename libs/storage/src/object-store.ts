@@ -5,6 +5,8 @@ export interface StoredObject {
   sizeBytes: number;
   /** Lower-case hex SHA-256 of the stored bytes. */
   sha256: string;
+  /** MIME type the object was stored with. */
+  contentType: string;
 }
 
 /**

@@ -26,7 +26,7 @@ describe('S3ObjectStore', () => {
   it('round-trips bytes and reports their size and SHA-256', async () => {
     const body = new Uint8Array([0, 1, 2, 250, 251, 252, 253, 254, 255]);
     const stored = await store.putObject('shards/bytes.u8', body);
-    expect(stored).toEqual({ key: 'shards/bytes.u8', sizeBytes: 9, sha256: sha256(body) });
+    expect(stored).toEqual({ key: 'shards/bytes.u8', sizeBytes: 9, sha256: sha256(body), contentType: 'application/octet-stream' });
     expect(Array.from(await store.getObject('shards/bytes.u8'))).toEqual(Array.from(body));
     expect(await store.headObject('shards/bytes.u8')).toEqual({ sizeBytes: 9 });
   });

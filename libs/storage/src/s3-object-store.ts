@@ -86,19 +86,20 @@ export class S3ObjectStore implements ObjectStore {
     validateObjectKey(key);
     const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
     const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const type = contentType ?? (typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/octet-stream');
     await this.client.send(
       new PutObjectCommand({
         Bucket: this.bucket,
         Key: key,
         Body: bytes,
-        ContentType: contentType ?? (typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/octet-stream'),
+        ContentType: type,
         // The server checks the bytes it received against this, so a corrupted upload fails
         // instead of being stored under a hash it does not have.
         ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64'),
         Metadata: { sha256 },
       }),
     );
-    return { key, sizeBytes: bytes.byteLength, sha256 };
+    return { key, sizeBytes: bytes.byteLength, sha256, contentType: type };
   }
 
   /**

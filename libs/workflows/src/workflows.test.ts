@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseExperimentConfig } from '@detl/config';
 import { resolveToolBinary } from '@detl/services';
@@ -101,7 +102,7 @@ async function runWith(activities: DetlActivities, body: (taskQueue: string) => 
   const worker = await Worker.create({
     connection: env.nativeConnection,
     taskQueue,
-    workflowsPath: require.resolve('./workflows'),
+    workflowsPath: require.resolve('./workflows.ts'),
     activities,
     maxConcurrentActivityTaskExecutions: 10,
   });
@@ -133,8 +134,8 @@ describe('experimentWorkflow on the Temporal dev server', () => {
 
   it('fails the run without retrying when the data is bad, and records the failure', async () => {
     const recorder = newRecorder();
-    const bad = new Error('class "covid" has 3 patients, fewer than the 5 folds');
-    bad.name = 'DatasetError';
+    // Retryable as far as the activity is concerned: only the workflow's retry policy may stop it.
+    const bad = ApplicationFailure.create({ type: 'DatasetError', message: 'class "covid" has 3 patients, fewer than the 5 folds', nonRetryable: false });
     await runWith(recordingActivities(recorder, { failSampleWith: bad }), async (taskQueue) => {
       const handle = await env.client.workflow.start(experimentWorkflow, { taskQueue, workflowId: `wf-${randomUUID()}`, args: [{ config }] });
       const error = await handle.result().catch((e: unknown) => e);

@@ -26,12 +26,12 @@ export async function listRunsCommand(flags: ListFlags): Promise<void> {
       console.log(JSON.stringify(page, null, 2));
       return;
     }
-    if (page.experiments.length === 0) {
+    if (page.items.length === 0) {
       console.log('no runs recorded yet — start one with: detl demo');
       return;
     }
     console.log(`${'id'.padEnd(36)}  ${'status'.padEnd(9)}  ${'created'.padEnd(19)}  ${'accuracy'.padEnd(17)}  name`);
-    for (const experiment of page.experiments) {
+    for (const experiment of page.items) {
       const summary = experiment.summary as ExperimentSummary | null;
       const accuracy = summary ? `${(summary.meanAccuracy * 100).toFixed(2)} ± ${(summary.stdAccuracy * 100).toFixed(2)}%` : '–';
       console.log(

@@ -1,0 +1,51 @@
+import { spawn } from 'node:child_process';
+import { EMBEDDED_PORTS, loadServiceSettings } from '@detl/config';
+import { startEmbeddedServices, stopEmbeddedServices, usesEmbeddedServices } from '@detl/services';
+import { applyMigrations } from '@detl/tracking';
+import { CliError } from '../cli-error';
+import { openRuntime } from '../runtime';
+
+/** `detl services start`: starts the embedded services and leaves them running for later commands. */
+export async function startServicesCommand(): Promise<void> {
+  const settings = loadServiceSettings();
+  if (!usesEmbeddedServices(settings)) {
+    throw new CliError('the environment points detl at external services (DETL_* variables); there is nothing embedded to start');
+  }
+  await startEmbeddedServices(settings, { keepAlive: true });
+  await applyMigrations(settings.databaseUrl);
+  console.log(`Temporal   ${settings.temporal.address} (UI http://127.0.0.1:${EMBEDDED_PORTS.temporalUi})`);
+  console.log(`PostgreSQL ${settings.databaseUrl}`);
+  console.log(`S3 (MinIO) ${settings.s3.endpoint} bucket ${settings.s3.bucket} (console http://127.0.0.1:${EMBEDDED_PORTS.s3Console})`);
+  console.log(`data and logs under ${settings.home}; stop with: detl services stop`);
+}
+
+/** `detl services stop`: stops services left running by `detl services start`. */
+export async function stopServicesCommand(): Promise<void> {
+  const settings = loadServiceSettings();
+  const stopped = await stopEmbeddedServices(settings.home);
+  console.log(stopped.length === 0 ? 'no embedded services were running' : `stopped: ${stopped.join(', ')}`);
+}
+
+/** `detl db migrate`: applies pending SQL migrations (the same files `prisma migrate deploy` reads). */
+export async function migrateCommand(): Promise<void> {
+  const runtime = await openRuntime({ temporal: false, s3: false });
+  await runtime.close();
+  console.log(`database at ${redact(runtime.settings.databaseUrl)} is up to date`);
+}
+
+/** `detl worker`: runs a worker in the foreground until interrupted. */
+export async function workerCommand(): Promise<void> {
+  const runtime = await openRuntime({ temporal: true, s3: true });
+  try {
+    const child = runtime.startLocalWorker('inherit');
+    const code = await new Promise<number>((resolve) => child.once('exit', (exitCode) => resolve(exitCode ?? 1)));
+    if (code !== 0) throw new CliError(`worker exited with code ${code}`, code);
+  } finally {
+    await runtime.close();
+  }
+}
+
+function redact(url: string): string {
+  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+}
+
