@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -111,6 +111,28 @@ describe('runTrainingJob (forked child)', () => {
     expect(a.test?.predictedClass.length).toBe(20);
     expect(b.test?.predictedClass.length).toBe(20);
     expect(performance.now() - started).toBeLessThan(60_000);
+  }, 60_000);
+
+  it('resumes a pretraining elsewhere from one epoch directory and still keeps the best weights', async () => {
+    const first = await runTrainingJob({ ...pretrainJob(), outputDir: join(dir, 'pre-a'), stage: { ...stage, epochs: 3 } });
+    const accuracies = first.epochs.map((m) => m.validationAccuracy as number);
+    // The toy task is solved in epoch 1, so the best epoch predates the checkpoint resumed from
+    // and its weights must travel inside epoch-2/best/.
+    expect(first.bestEpoch).toBe(1);
+    expect(existsSync(join(dir, 'pre-a', 'epoch-2', 'best', 'weights.bin'))).toBe(true);
+    // A worker that died after epoch 2 left only epoch-2/ in S3; another worker resumes into a fresh dir.
+    const resumed = await runTrainingJob({
+      ...pretrainJob(),
+      outputDir: join(dir, 'pre-b'),
+      stage: { ...stage, epochs: 3 },
+      resumeFrom: { epoch: 2, modelDir: join(dir, 'pre-a', 'epoch-2') },
+    });
+    expect(resumed.epochs.map((m) => m.epoch)).toEqual([3]);
+    expect(resumed.epochs[0]?.validationAccuracy).toBe(accuracies[2]);
+    expect(resumed.bestValidationAccuracy).toBe(first.bestValidationAccuracy);
+    expect(resumed.bestEpoch).toBe(first.bestEpoch);
+    const [a, b] = await Promise.all([readFile(join(first.bestDir, 'weights.bin')), readFile(join(resumed.bestDir, 'weights.bin'))]);
+    expect(Buffer.compare(a, b)).toBe(0);
   }, 60_000);
 
   it("rejects with the child's message and exits non-zero", async () => {

@@ -1,16 +1,14 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { initBackend } from './backend';
 import { prepareForFineTuning } from './fine-tune';
 import { readLabelledImages, type LabelledImages } from './labelled-images';
-import { loadModel, loadOptimizer, saveModel } from './model-io';
+import { CHECKPOINT_FILES, loadModel, loadOptimizer, saveModel } from './model-io';
 import { buildModel } from './models';
 import { createOptimizer, evaluateModel, outputClasses, snapshotWeights, trainModel, type BestWeights } from './train';
 import type { TestEvaluation, TrainingJob, TrainingJobEpoch, TrainingJobResult } from './training-job';
-
-const BEST_FILE = 'best.json';
 
 /** Evaluates a model on a test set: predictions, softmax probabilities, confusion matrix. */
 export function evaluateOnTest(model: LayersModel, test: LabelledImages, batchSize = 32): TestEvaluation {
@@ -31,24 +29,35 @@ export function evaluateOnTest(model: LayersModel, test: LabelledImages, batchSi
   return { labels: Array.from(test.labels), predictedClass, probabilities, confusionMatrix, accuracy, loss };
 }
 
-async function previousBest(bestDir: string): Promise<BestWeights | null> {
-  let record: { epoch: number; validationAccuracy: number | null };
+/** Written into every epoch checkpoint so a resume elsewhere (another worker, another scratch dir) keeps the best-so-far. */
+interface TrainingState {
+  epoch: number;
+  /** Best validation epoch up to this one; its weights are this checkpoint's or those in `best/`. */
+  best: { epoch: number; validationAccuracy: number } | null;
+}
+
+const STATE_FILE = 'training-state.json';
+
+async function copyModelFiles(from: string, to: string): Promise<void> {
+  await mkdir(to, { recursive: true });
+  for (const name of [CHECKPOINT_FILES.model, CHECKPOINT_FILES.weights]) await copyFile(join(from, name), join(to, name));
+}
+
+async function readState(dir: string): Promise<TrainingState | null> {
   try {
-    record = JSON.parse(await readFile(join(bestDir, BEST_FILE), 'utf8')) as typeof record;
-  } catch {
-    return null;
+    return JSON.parse(await readFile(join(dir, STATE_FILE), 'utf8')) as TrainingState;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new Error(`${join(dir, STATE_FILE)}: unreadable (${error instanceof Error ? error.message : String(error)})`);
   }
-  if (record.validationAccuracy === null) return null;
-  const model = await loadModel(bestDir);
-  const weights = snapshotWeights(model);
-  model.dispose();
-  return { epoch: record.epoch, validationAccuracy: record.validationAccuracy, weights };
 }
 
 /**
  * Runs a training job in the current process: the body of the training child process, kept
- * importable so it can also run in-process (tests, debugging). Writes `epoch-<n>/` (model and
- * optimizer state) after every epoch, then `best/` and `result.json`.
+ * importable so it can also run in-process (tests, debugging). Writes `epoch-<n>/` after every
+ * epoch (model, optimizer state, metrics.json, training-state.json naming the best epoch so far,
+ * plus that epoch's weights in `epoch-<n>/best/` when it is an earlier one, so a resume from this
+ * directory alone still keeps the best-validation weights), then `best/` and `result.json`.
  */
 export async function runTrainingJobInProcess(job: TrainingJob, onEpoch: (metrics: TrainingJobEpoch) => void | Promise<void> = () => undefined, signal?: AbortSignal): Promise<TrainingJobResult> {
   const started = performance.now();
@@ -58,6 +67,9 @@ export async function runTrainingJobInProcess(job: TrainingJob, onEpoch: (metric
   const test = job.kind === 'fine-tune' ? await readLabelledImages(job.testFile) : null;
   await mkdir(job.outputDir, { recursive: true });
   const bestDir = join(job.outputDir, 'best');
+  // The best epoch's model files, kept apart so later epoch checkpoints can carry them.
+  const bestSoFarDir = join(job.outputDir, 'best-so-far');
+  let bestRecord: TrainingState['best'] = null;
 
   let model: LayersModel;
   let optimizer: tf.Optimizer | undefined;
@@ -68,7 +80,15 @@ export async function runTrainingJobInProcess(job: TrainingJob, onEpoch: (metric
     const architecture = job.kind === 'pretrain' ? job.model.architecture : job.architecture;
     model = await loadModel(job.resumeFrom.modelDir, architecture ? { architecture } : {});
     optimizer = (await loadOptimizer(job.resumeFrom.modelDir)) ?? undefined;
-    previous = await previousBest(bestDir);
+    const state = await readState(job.resumeFrom.modelDir);
+    if (state?.best) {
+      const source = state.best.epoch === job.resumeFrom.epoch ? job.resumeFrom.modelDir : join(job.resumeFrom.modelDir, 'best');
+      await copyModelFiles(source, bestSoFarDir);
+      const bestModel = await loadModel(bestSoFarDir);
+      previous = { ...state.best, weights: snapshotWeights(bestModel) };
+      bestModel.dispose();
+      bestRecord = state.best;
+    }
   } else if (job.kind === 'pretrain') {
     model = buildModel({ ...job.model, seed: job.model.seed ?? job.seed });
   } else {
@@ -92,13 +112,20 @@ export async function runTrainingJobInProcess(job: TrainingJob, onEpoch: (metric
       const checkpointDir = join(job.outputDir, `epoch-${metrics.epoch}`);
       await saveModel(model, checkpointDir, { optimizer: activeOptimizer });
       await writeFile(join(checkpointDir, 'metrics.json'), JSON.stringify(metrics));
+      // Same rule as trainModel: strictly better validation accuracy replaces the best.
+      if (metrics.validationAccuracy !== null && (bestRecord === null || metrics.validationAccuracy > bestRecord.validationAccuracy)) {
+        bestRecord = { epoch: metrics.epoch, validationAccuracy: metrics.validationAccuracy };
+        await copyModelFiles(checkpointDir, bestSoFarDir);
+      }
+      if (bestRecord && bestRecord.epoch !== metrics.epoch) await copyModelFiles(bestSoFarDir, join(checkpointDir, 'best'));
+      const state: TrainingState = { epoch: metrics.epoch, best: bestRecord };
+      await writeFile(join(checkpointDir, STATE_FILE), JSON.stringify(state));
       await onEpoch({ ...metrics, checkpointDir });
     },
   });
   const bestEpoch = result.best?.epoch ?? job.stage.epochs;
   const bestValidationAccuracy = result.best?.validationAccuracy ?? null;
   await saveModel(model, bestDir);
-  await writeFile(join(bestDir, BEST_FILE), JSON.stringify({ epoch: bestEpoch, validationAccuracy: bestValidationAccuracy }));
   const evaluation = test ? evaluateOnTest(model, test, job.stage.batchSize * 2) : null;
   result.optimizer.dispose();
   model.dispose();
