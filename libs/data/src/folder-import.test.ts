@@ -1,3 +1,4 @@
+import { stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -143,6 +144,24 @@ describe('importFolderDataset', () => {
       .toBuffer();
     const root = await dataset({ 'normal/cut.png': big.subarray(0, Math.floor(big.length / 2)) });
     expect((await importError(root)).message).toMatch(/normal[/\\]cut\.png: unreadable image/);
+  });
+
+  it('with a cache file, does not decode unchanged files again but notices changed ones', async () => {
+    const root = await dataset({ 'normal/a.png': image(0), 'normal/b.png': image(1) });
+    const cacheFile = path.join(await temporaryFolder(), 'cache.json');
+    const target = path.join(root, 'normal', 'a.png');
+    // Whole seconds, so setting the same time again reproduces mtimeMs exactly.
+    await utimes(target, 1_700_000_000, 1_700_000_000);
+    const first = await importFolderDataset(root, { onCorruptImage: 'fail', cacheFile });
+    const { size } = await stat(target);
+    // Same size and time stamps, different (broken) bytes: the cache trusts them, as make would.
+    await writeFile(target, Buffer.alloc(size, 7));
+    await utimes(target, 1_700_000_000, 1_700_000_000);
+    const cached = await importFolderDataset(root, { onCorruptImage: 'fail', cacheFile });
+    expect(cached.catalog.map((e) => e.sha256)).toEqual(first.catalog.map((e) => e.sha256));
+    // A real change (new size / time) is decoded again and caught.
+    await writeFile(target, Buffer.from('broken'));
+    await expect(importFolderDataset(root, { onCorruptImage: 'fail', cacheFile })).rejects.toThrow(/a\.png: unreadable image/);
   });
 
   it('reports and drops duplicates by content', async () => {

@@ -13,6 +13,8 @@ export interface FolderImportOptions {
   onCorruptImage: 'fail' | 'skip';
   /** Progress callback: `done` of `total` files read and decoded. */
   onProgress?: (progress: { phase: string; done: number; total: number }) => void;
+  /** JSON file caching which files decoded (see `checkImages`); unchanged files are not decoded again. */
+  cacheFile?: string;
 }
 
 /** Extensions read as images (case-insensitive). */
@@ -69,6 +71,7 @@ export async function importFolderDataset(root: string, options: FolderImportOpt
     files.map((file) => ({ file, absolute: path.join(root, ...file.split('/')) })),
     options.onCorruptImage,
     options.onProgress,
+    options.cacheFile,
   );
   const maskFiles = new Set(await listMaskFiles(root));
   const stem = (file: string): string => file.replace(/\.(jpe?g|png)$/i, '');

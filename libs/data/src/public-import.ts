@@ -38,6 +38,8 @@ export interface PublicImportOptions {
    */
   onMissingImage?: 'fail' | 'skip';
   onProgress?: (progress: { phase: string; done: number; total: number }) => void;
+  /** JSON file caching which files decoded (see `checkImages`); unchanged files are not decoded again. */
+  cacheFile?: string;
 }
 
 /** Options of {@link importNihChestXray14}. */
@@ -282,6 +284,7 @@ async function finish<T extends { file: string }>(
     rows.map((row) => ({ file: row.file, absolute: path.join(options.imagesRoot, ...row.file.split('/')) })),
     options.onCorruptImage,
     options.onProgress,
+    options.cacheFile,
   );
   const byFile = new Map(rows.map((row) => [row.file, row]));
   const entries = checked

@@ -68,6 +68,7 @@ export async function sampleDataset(options: SampleDatasetOptions): Promise<Samp
   }
   const imported = await importFolderDataset(root, {
     onCorruptImage: config.dataset.onCorruptImage,
+    cacheFile: path.join(workDir, 'import-cache', `${sha256Hex(path.resolve(root)).slice(0, 16)}.json`),
     ...(onProgress ? { onProgress } : {}),
   });
   return sampleCatalog({
