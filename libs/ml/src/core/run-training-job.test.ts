@@ -143,6 +143,15 @@ describe('runTrainingJob (forked child)', () => {
     expect((failure as TrainingJobError).childErrorName).toBe('CheckpointMismatchError');
   }, 60_000);
 
+  it('fails the job when the epoch callback fails (e.g. the upload), and when the data file is missing', async () => {
+    const job = { ...pretrainJob(), outputDir: join(dir, 'callback'), stage: { ...stage, epochs: 20 } };
+    await expect(runTrainingJob(job, { onEpoch: () => Promise.reject(new Error('S3 is down')) })).rejects.toThrow('S3 is down');
+    expect(existsSync(join(dir, 'callback', 'epoch-5'))).toBe(false);
+    const missing = await runTrainingJob({ ...pretrainJob(), outputDir: join(dir, 'missing'), trainFile: join(dir, 'nope.bin') }).catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(TrainingJobError);
+    expect((missing as Error).message).toMatch(/nope\.bin/);
+  }, 60_000);
+
   it('kills the child on abort', async () => {
     const controller = new AbortController();
     const job = { ...pretrainJob(), outputDir: join(dir, 'aborted'), stage: { ...stage, epochs: 50 } };
