@@ -10,7 +10,7 @@ export {
 } from './confounds';
 export { DatasetError } from './errors';
 export { dropDuplicates, importFolderDataset, type FolderImportOptions } from './folder-import';
-export { loadImages, loadManifest, loadMasks, selectItems, type ImageSelection, type LabelledImages } from './load';
+export { loadImages, loadManifest, loadMasks, selectItems, verifyManifest, type ImageSelection, type LabelledImages, type ManifestVerification } from './load';
 export * from './manifest';
 export { CROP_POLICY, DEGRADE_KERNELS, RESIZE_KERNEL, preprocessImage, preprocessMask, type PreprocessOptions } from './preprocess';
 export {

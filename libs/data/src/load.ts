@@ -2,6 +2,7 @@ import type { ObjectStore } from '@detl/storage';
 import { DatasetError } from './errors';
 import { datasetManifestSchema, type DatasetManifest, type ManifestItem } from './manifest';
 import { sha256Hex } from './random';
+import { checkSplitIntegrity } from './split';
 
 /** Images and integer labels, the structure libs/ml trains on. */
 export interface LabelledImages {
@@ -92,4 +93,63 @@ async function gather(store: ObjectStore, manifest: DatasetManifest, refs: reado
     out.set(shard.subarray(ref.index * area, (ref.index + 1) * area), position * area);
   }
   return out;
+}
+
+/** What {@link verifyManifest} found. */
+export interface ManifestVerification {
+  manifestKey: string;
+  items: number;
+  shards: number;
+  /** Problems found; empty means the stored sampling is complete and intact. */
+  problems: string[];
+}
+
+/**
+ * Re-checks a stored sampling end to end: the manifest's own hash against its key, every shard's
+ * presence, size and SHA-256, every item's shard reference and index, label indices, and the
+ * patient leak rules (no patient in two folds, in both sets, or in Data-A train and validation).
+ * Reports problems instead of throwing, so a CLI can list them all.
+ */
+export async function verifyManifest(store: ObjectStore, manifestKey: string): Promise<ManifestVerification> {
+  const problems: string[] = [];
+  const bytes = await store.getObject(manifestKey);
+  const expected = /^manifests\/([0-9a-f]{64})\.json$/.exec(manifestKey)?.[1];
+  if (expected && sha256Hex(bytes) !== expected) problems.push(`${manifestKey}: content hash ${sha256Hex(bytes)} does not match its key`);
+  let manifest: DatasetManifest;
+  try {
+    manifest = await loadManifest(store, manifestKey);
+  } catch (error) {
+    return { manifestKey, items: 0, shards: 0, problems: [...problems, (error as Error).message] };
+  }
+  const area = manifest.imageSize * manifest.imageSize;
+  const shardByKey = new Map(manifest.shards.map((shard) => [shard.key, shard]));
+  for (const shard of manifest.shards) {
+    if (shard.sizeBytes !== shard.count * area) problems.push(`${shard.key}: ${shard.count} images of ${manifest.imageSize} px need ${shard.count * area} bytes, manifest says ${shard.sizeBytes}`);
+    if (shard.key !== `shards/${shard.sha256}.u8`) problems.push(`${shard.key}: key does not name its SHA-256 ${shard.sha256}`);
+    const stored = await store.getObject(shard.key).catch(() => null);
+    if (!stored) problems.push(`${shard.key}: missing from ${store.bucket}`);
+    else if (stored.byteLength !== shard.sizeBytes || sha256Hex(stored) !== shard.sha256) problems.push(`${shard.key}: stored bytes differ from the manifest`);
+  }
+  const used = new Set<string>();
+  for (const item of manifest.items) {
+    const classes = item.set === 'B' ? manifest.classes.dataB : manifest.classes.dataA;
+    if (classes[item.label] !== item.className) problems.push(`${item.imageId}: label ${item.label} is not "${item.className}"`);
+    const refs: [string | undefined, number | undefined][] = [[item.shardKey, item.index]];
+    if (item.maskShardKey !== undefined) refs.push([item.maskShardKey, item.maskIndex]);
+    for (const [key, index] of refs) {
+      const shard = key ? shardByKey.get(key) : undefined;
+      if (!shard || index === undefined || index >= shard.count) problems.push(`${item.imageId}: shard ${key} index ${index} does not exist`);
+      else {
+        const slot = `${key}#${index}`;
+        if (used.has(slot)) problems.push(`${item.imageId}: shares ${slot} with another item`);
+        used.add(slot);
+      }
+    }
+  }
+  try {
+    checkSplitIntegrity(manifest.items);
+  } catch (error) {
+    problems.push((error as Error).message);
+  }
+  return { manifestKey, items: manifest.items.length, shards: manifest.shards.length, problems };
 }

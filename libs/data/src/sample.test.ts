@@ -4,7 +4,7 @@ import { parseExperimentConfig, type ExperimentConfigInput } from '@detl/config'
 import { describe, expect, it } from 'vitest';
 import { DatasetError } from './errors';
 import { importFolderDataset } from './folder-import';
-import { loadImages, loadManifest, loadMasks } from './load';
+import { loadImages, loadManifest, loadMasks, verifyManifest } from './load';
 import { sampleCatalog, sampleDataset } from './sample';
 import { generateSyntheticDataset } from './synthetic';
 import { temporaryFolder } from './test-support/fixtures';
@@ -228,5 +228,31 @@ describe('sampleCatalog class-size message', () => {
     const error = await sampleCatalog({ catalog: [...base, ...extra], config: config({ source: { kind: 'folder', root } }), store: new MemoryObjectStore() }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DatasetError);
     expect((error as Error).message).toMatch(/class "normal" has 3 patient\(s\) \(3 images\) in Data-B, fewer than the 5 folds \(the source has 6 normal images of 6 patients; 3 of those patients went to Data-A \(dataset.pretrainPatientShare 0.5\)\)/);
+  });
+});
+
+describe('verifyManifest', () => {
+  it('passes a fresh sampling and lists every later problem', async () => {
+    const root = await temporaryFolder();
+    await generateSyntheticDataset({ root, seed: 8, imageSize: 32, dataB: { normal: 9, pneumonia: 9, other_disease: 9, covid: 9 }, dataA: { normal: 4, diseased: 4 } });
+    const { catalog } = await importFolderDataset(root, { onCorruptImage: 'fail' });
+    const store = new MemoryObjectStore();
+    const result = await sampleCatalog({ catalog, config: config(), store });
+    expect(await verifyManifest(store, result.manifestKey)).toMatchObject({ problems: [], items: result.manifest.items.length });
+
+    const [first, second] = result.manifest.shards;
+    if (!first || !second) throw new Error('expected two shards');
+    await store.deleteObject(first.key);
+    const tampered = { ...result.manifest, items: result.manifest.items.map((item, i) => (i === 0 ? { ...item, fold: ((item.fold ?? 0) + 1) % 5 } : item)) };
+    // Put the first item's patient into a second fold: a leak the verifier must name.
+    const leaked = tampered.items[0];
+    const twin = tampered.items.find((item, i) => i > 0 && item.set === 'B' && item.fold === leaked?.fold && item.patientId !== leaked?.patientId);
+    if (!leaked || !twin) throw new Error('fixture');
+    tampered.items = tampered.items.map((item) => (item === twin ? { ...item, patientId: leaked.patientId, fold: (leaked.fold ?? 0) + 1 } : item));
+    const key = 'manifests/tampered.json';
+    await store.putObject(key, JSON.stringify(tampered));
+    const report = await verifyManifest(store, key);
+    expect(report.problems.join('\n')).toMatch(new RegExp(`${first.key}: missing`));
+    expect(report.problems.join('\n')).toMatch(/appears in two folds/);
   });
 });
