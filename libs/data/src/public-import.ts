@@ -1,4 +1,4 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { DataBClass } from '@detl/config';
 import { catalogEntrySchema, type CatalogEntry, type ImportResult } from './catalog';
@@ -231,8 +231,8 @@ export async function importCohenCovidCollection(options: CohenImportOptions): P
   const present: typeof rows = [];
   let missing = 0;
   for (const item of rows) {
-    const exists = await readFile(path.join(options.imagesRoot, ...item.file.split('/'))).then(
-      () => true,
+    const exists = await stat(path.join(options.imagesRoot, ...item.file.split('/'))).then(
+      (info) => info.isFile(),
       () => false,
     );
     if (exists) present.push(item);
