@@ -5,7 +5,7 @@ import { initBackend } from './backend';
 import { buildModel } from './models';
 import { SeededRandom } from './random';
 import { quadrantImages } from './test-data';
-import { augmentBatch, createOptimizer, evaluateModel, learningRateAt, predictProbabilities, trainModel, type TrainingStage } from './train';
+import { augmentBatch, createOptimizer, evaluateModel, imagesToTensor, learningRateAt, predictProbabilities, trainModel, type TrainingStage } from './train';
 
 const stage: TrainingStage = {
   epochs: 4,
@@ -91,6 +91,23 @@ describe('trainModel', () => {
     optimizer.dispose();
     model.dispose();
   }, 60_000);
+
+  it('feeds greyscale images to a 3-channel (ImageNet-style) model', async () => {
+    const model = buildModel({ architecture: 'small-vgg', widthMultiplier: 0.25, imageSize: 16, channels: 3, numClasses: 4, seed: 1 });
+    const images = quadrantImages(8, 16, 4, 1);
+    const x = imagesToTensor(images, [2], 3);
+    expect(x.shape).toEqual([1, 16, 16, 3]);
+    const [r, g, b] = tf.split(x, 3, 3).map((t) => Array.from(t.dataSync()));
+    expect(g).toEqual(r);
+    expect(b).toEqual(r);
+    expect(Math.max(...(r as number[]))).toBeLessThanOrEqual(1);
+    expect(r?.[0]).toBeCloseTo((images.pixels[2 * 256] as number) / 255, 6);
+    const result = await trainModel({ model, train: images, stage: { ...stage, epochs: 1 }, seed: 1 });
+    expect(result.epochs[0]?.trainLoss).toBeGreaterThan(0);
+    tf.dispose(x);
+    result.optimizer.dispose();
+    model.dispose();
+  });
 
   it('aborts between batches', async () => {
     const controller = new AbortController();
