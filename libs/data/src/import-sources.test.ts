@@ -40,6 +40,7 @@ describe('sampleSources', () => {
     expect(result.counts.dataB).toEqual({ normal: 7, pneumonia: 6, other_disease: 6, covid: 6 });
     expect(result.manifest.options.source).toMatchObject({ kind: 'import', paper: { scale: 0.02 } });
     expect(result.manifest.options.setAssignment).toBe('subset-column');
+    expect(result.manifest.options.dataAValidation).toEqual({ normal: 200, diseased: 200 });
     // Data-A takes the remaining 23 normals and 30 diseased (fewer than asked, said in warnings).
     expect(result.counts.dataA.train + result.counts.dataA.validation).toBe(53);
     expect(result.warnings.join('\n')).toMatch(/Data-A normal: asked for 951 images, 23 available/);

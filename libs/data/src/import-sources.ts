@@ -45,7 +45,10 @@ export interface SampleSourcesOptions {
   sources: readonly ImportSpec[];
   config: ExperimentConfig;
   store: ObjectStore;
-  /** Select the paper's Data-A / Data-B sizes times `scale` (see `selectPaperSubsets`); omitted: use the config's sampling rules on everything imported. */
+  /**
+   * Select the paper's Data-A / Data-B sizes times `scale` (see `selectPaperSubsets`), with the
+   * balanced Data-A validation set; omitted: the config's sampling rules on everything imported.
+   */
   paper?: { scale: number; strict?: boolean };
   onMissingImage?: 'fail' | 'skip';
   confounds?: { excludeSources?: readonly string[]; excludeLowResolution?: boolean; stratifyBySource?: boolean };
@@ -66,8 +69,9 @@ export async function sampleSources(options: SampleSourcesOptions): Promise<Samp
   });
   let catalog = imported.catalog;
   const warnings = [...imported.warnings];
-  if (options.paper) {
-    const selection = selectPaperSubsets(catalog, { sizes: paperSizes(options.paper.scale), seed: options.config.seed, strict: options.paper.strict ?? false });
+  const sizes = options.paper ? paperSizes(options.paper.scale) : null;
+  if (options.paper && sizes) {
+    const selection = selectPaperSubsets(catalog, { sizes, seed: options.config.seed, strict: options.paper.strict ?? false });
     catalog = selection.catalog;
     warnings.push(...selection.warnings);
   }
@@ -80,6 +84,7 @@ export async function sampleSources(options: SampleSourcesOptions): Promise<Samp
     warnings,
     sourceDescription: { kind: 'import', sources: options.sources, paper: options.paper ?? null },
     ...(options.confounds ? { confounds: options.confounds } : {}),
+    ...(sizes ? { dataAValidation: sizes.dataAValidation } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
 }

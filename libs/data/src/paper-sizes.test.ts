@@ -19,7 +19,7 @@ describe('paper sizes', () => {
   it('scales the paper counts', () => {
     expect(paperSizes(1).dataB).toEqual({ normal: 350, pneumonia: 322, other_disease: 300, covid: 305 });
     expect(paperSizes(1).dataA).toEqual({ normal: 47_560, diseased: 40_819 });
-    expect(paperSizes(0.1)).toEqual({ dataB: { normal: 35, pneumonia: 32, other_disease: 30, covid: 31 }, otherDiseasePerFinding: 5, dataA: { normal: 4756, diseased: 4082 } });
+    expect(paperSizes(0.1)).toEqual({ dataB: { normal: 35, pneumonia: 32, other_disease: 30, covid: 31 }, otherDiseasePerFinding: 5, dataA: { normal: 4756, diseased: 4082 }, dataAValidation: { normal: 1000, diseased: 1000 } });
     expect(() => paperSizes(0)).toThrow(/--scale must be a positive number/);
   });
 

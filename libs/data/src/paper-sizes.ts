@@ -10,8 +10,8 @@ export const PAPER_OTHER_DISEASE_FINDINGS = ['Atelectasis', 'Cardiomegaly', 'Inf
  * The paper's set sizes (Basu et al. 2020). Data-B: normal 350, pneumonia 322, other_disease 300
  * (50 per finding above), covid 305. Data-A training: 47,560 normal / 40,819 diseased; its
  * balanced 10,000 + 10,000 validation set was sampled from that training pool, so the pool sizes
- * are what is sampled here and `pretrainValidationShare` (≈ 10,000 / 47,560 ≈ 0.21) sets the
- * held-out part.
+ * are what is sampled here and the balanced validation part is taken from it by patient
+ * (`sampleCatalog`'s `dataAValidation`).
  */
 export const PAPER_SIZES = {
   dataB: { normal: 350, pneumonia: 322, other_disease: 300, covid: 305 } as Record<DataBClass, number>,
@@ -25,6 +25,8 @@ export interface PaperSizes {
   dataB: Record<DataBClass, number>;
   otherDiseasePerFinding: number;
   dataA: { normal: number; diseased: number };
+  /** Balanced Data-A validation images per class (drawn from the Data-A pool). */
+  dataAValidation: { normal: number; diseased: number };
 }
 
 /**
@@ -44,6 +46,7 @@ export function paperSizes(scale = 1): PaperSizes {
     },
     otherDiseasePerFinding: perFinding,
     dataA: { normal: s(PAPER_SIZES.dataA.normal), diseased: s(PAPER_SIZES.dataA.diseased) },
+    dataAValidation: { normal: s(PAPER_SIZES.dataAValidation.normal), diseased: s(PAPER_SIZES.dataAValidation.diseased) },
   };
 }
 

@@ -127,6 +127,11 @@ export interface SampleCatalogOptions {
    * Recorded in the manifest's options.
    */
   confounds?: { excludeSources?: readonly string[]; excludeLowResolution?: boolean; stratifyBySource?: boolean };
+  /**
+   * Data-A validation size in images per class (the paper: 10,000 + 10,000, balanced) instead of
+   * `dataset.pretrainValidationShare` of each class's patients. Recorded in the manifest.
+   */
+  dataAValidation?: { normal: number; diseased: number };
   /** Largest shard in bytes (default {@link MAX_SHARD_BYTES}); partitions beyond it are cut into several shards. */
   maxShardBytes?: number;
   /** What to record as `options.source` instead of `config.dataset.source` (e.g. the NIH + Cohen import paths). */
@@ -201,7 +206,7 @@ export async function sampleCatalog(options: SampleCatalogOptions): Promise<Samp
       `Data-A needs normal and diseased (other_disease) images; it has ${sortedA.filter((e) => e.label === 'normal').length} normal and ${sortedA.filter((e) => e.label === 'other_disease').length} diseased`,
     );
   }
-  const splits = splitDataA(sortedA, dataset.pretrainValidationShare, seed);
+  const splits = splitDataA(sortedA, dataset.pretrainValidationShare, seed, options.dataAValidation);
 
   const planned: PlannedItem[] = [];
   for (let k = 0; k < dataset.folds; k += 1) {
@@ -222,6 +227,7 @@ export async function sampleCatalog(options: SampleCatalogOptions): Promise<Samp
     maxImagesPerClass: dataset.maxImagesPerClass,
     pretrainPatientShare: dataset.pretrainPatientShare,
     pretrainValidationShare: dataset.pretrainValidationShare,
+    dataAValidation: options.dataAValidation ?? null,
     onCorruptImage: dataset.onCorruptImage,
     degradeToPixels: dataset.degradeToPixels,
     crop: CROP_POLICY,

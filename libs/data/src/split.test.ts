@@ -86,6 +86,17 @@ describe('splitDataA and capPerClass', () => {
     for (const e of catalog) if (validationPatients.has(e.patientId)) expect(split.get(e.imageId)).toBe('validation');
   });
 
+  it('takes whole patients until the asked validation images per class are reached', () => {
+    const catalog = syntheticCatalog(30, ['normal', 'other_disease']);
+    const split = splitDataA(catalog, 0.2, 1, { normal: 10, diseased: 4 });
+    const count = (label: string): number => catalog.filter((e) => e.label === label && split.get(e.imageId) === 'validation').length;
+    // Patients have 1–3 images, so the count lands within two images above the target.
+    expect(count('normal')).toBeGreaterThanOrEqual(10);
+    expect(count('normal')).toBeLessThanOrEqual(12);
+    expect(count('other_disease')).toBeGreaterThanOrEqual(4);
+    expect(count('other_disease')).toBeLessThanOrEqual(6);
+  });
+
   it('caps per class reproducibly', () => {
     const catalog = syntheticCatalog(10);
     const capped = capPerClass(catalog, 5, 1);

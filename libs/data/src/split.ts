@@ -168,11 +168,18 @@ export function assignFolds(entries: readonly CatalogEntry[], folds: number, see
 
 /**
  * Splits Data-A into training and validation by patient, per main class (other_disease when the
- * patient has any, else normal), taking a seeded `validationShare` of each class's patients.
+ * patient has any, else normal), taking a seeded `validationShare` of each class's patients — or,
+ * with `validationImages` (the paper's balanced 10,000 + 10,000), whole patients in seeded order
+ * until each class has that many validation images (at least one patient always stays in training).
  * @returns split per imageId.
  * @throws DatasetError when a class has fewer than two patients (one for each split).
  */
-export function splitDataA(entries: readonly CatalogEntry[], validationShare: number, seed: number): Map<string, 'train' | 'validation'> {
+export function splitDataA(
+  entries: readonly CatalogEntry[],
+  validationShare: number,
+  seed: number,
+  validationImages?: { normal: number; diseased: number },
+): Map<string, 'train' | 'validation'> {
   const byPatient = groupBy(entries, (entry) => entry.patientId);
   const perClass = new Map<string, string[]>([
     ['normal', []],
@@ -189,7 +196,16 @@ export function splitDataA(entries: readonly CatalogEntry[], validationShare: nu
       );
     }
     const order = shuffled(patients, createRandom(seed, 'data-a-validation', label));
-    const validation = Math.min(Math.max(1, Math.round(order.length * validationShare)), order.length - 1);
+    let validation = Math.min(Math.max(1, Math.round(order.length * validationShare)), order.length - 1);
+    if (validationImages) {
+      const wanted = label === 'other_disease' ? validationImages.diseased : validationImages.normal;
+      let images = 0;
+      validation = 0;
+      while (validation < order.length - 1 && images < wanted) {
+        images += byPatient.get(order[validation] ?? '')?.filter((entry) => entry.label === label).length ?? 0;
+        validation += 1;
+      }
+    }
     order.forEach((patient, index) => splitOfPatient.set(patient, index < validation ? 'validation' : 'train'));
   }
   return new Map(entries.map((entry) => [entry.imageId, splitOfPatient.get(entry.patientId) ?? 'train']));
