@@ -1,12 +1,15 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from './backend';
 import { writeLabelledImages } from './labelled-images';
 import { loadModel } from './model-io';
-import { runTrainingJob, TrainingJobError } from './run-training-job';
+import { runTrainingJob, TRAINING_CHILD_ENTRY, TrainingJobError } from './run-training-job';
 import { quadrantImages } from './test-data';
 import type { TrainingStage } from './train';
 import type { FineTuneJob, PretrainJob, TrainingJobEpoch } from './training-job';
@@ -150,6 +153,41 @@ describe('runTrainingJob (forked child)', () => {
     const missing = await runTrainingJob({ ...pretrainJob(), outputDir: join(dir, 'missing'), trainFile: join(dir, 'nope.bin') }).catch((e: unknown) => e);
     expect(missing).toBeInstanceOf(TrainingJobError);
     expect((missing as Error).message).toMatch(/nope\.bin/);
+  }, 60_000);
+
+  it('stops an orphaned child mid-epoch when its parent dies', async () => {
+    // An epoch long enough (~20k images) that only the disconnect handler, not a failed epoch
+    // report, can end the child within the wait below.
+    const bigTrain = join(dir, 'big.bin');
+    await writeLabelledImages(bigTrain, quadrantImages(20_000, 16, 2, 5));
+    const job = { ...pretrainJob(), outputDir: join(dir, 'orphan'), trainFile: bigTrain, validationFile: undefined };
+    // A stand-in worker: forks the child exactly as runTrainingJob does, then dies abruptly.
+    const parentScript = join(dir, 'parent.mjs');
+    await writeFile(
+      parentScript,
+      `import { fork } from 'node:child_process';
+       const child = fork(${JSON.stringify(TRAINING_CHILD_ENTRY)}, [], { execArgv: ['--import', ${JSON.stringify(pathToFileURL(createRequire(TRAINING_CHILD_ENTRY).resolve('tsx')).href)}], stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
+       child.send({ type: 'job', job: ${JSON.stringify(job)} });
+       console.log(child.pid);
+       setTimeout(() => process.exit(0), 3000);`,
+    );
+    const output = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, [parentScript], (error, stdout) => (error ? reject(error) : resolve(stdout)));
+    });
+    const pid = Number(output.trim());
+    const alive = () => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 30 && alive(); i += 1) await new Promise((resolve) => setTimeout(resolve, 100));
+    const stillAlive = alive();
+    if (stillAlive) process.kill(pid, 'SIGKILL');
+    expect(stillAlive).toBe(false);
+    expect(existsSync(join(dir, 'orphan', 'epoch-1'))).toBe(false);
   }, 60_000);
 
   it('kills the child on abort', async () => {

@@ -29,10 +29,14 @@ if (!process.send) {
   process.exit(2);
 }
 
+// A parent that dies (worker killed, crashed) closes the IPC channel; an orphaned training
+// would keep a core busy for nothing, so it stops too. Training yields between batches, so this
+// fires within one batch.
+process.once('disconnect', () => process.exit(1));
+
 process.once('message', (message: ParentMessage) => {
   main(message.job).then(
     () => {
-      process.disconnect?.();
       process.exit(0);
     },
     async (error: unknown) => {
