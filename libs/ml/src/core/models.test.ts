@@ -27,8 +27,8 @@ describe('buildModel', () => {
     expect(model.countParams()).toBeGreaterThan(400_000);
     expect(model.countParams()).toBeLessThan(800_000);
     const description = describeArchitecture(model);
-    expect(description.lastConvBlock).toEqual(['block4_conv1', 'block4_conv2', 'block4_pool']);
-    expect(description.featureLayer).toBe('block4_conv2');
+    expect(description.lastConvBlock).toEqual(['block4_conv1', 'block4_bn1', 'block4_relu1', 'block4_conv2', 'block4_bn2', 'block4_relu2', 'block4_pool']);
+    expect(description.featureLayer).toBe('block4_relu2');
     expect(description.head).toEqual(['head_flatten', 'head_fc1', 'head_predictions']);
     expect(description.belowLastConvBlock).toContain('block3_conv2');
     expect(description.belowLastConvBlock).not.toContain('block4_conv1');
