@@ -3,6 +3,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 // tfjs-layers' node bundle registers every op gradient; tfjs-core's node bundle registers none.
 import '@tensorflow/tfjs-layers';
+import { installBatchNormGradient } from './batch-norm-gradient';
 import { registerWasmConvGradients } from './wasm-conv-gradients';
 
 /** Backend preference, as in the experiment config's `runtime.backend`. */
@@ -29,6 +30,8 @@ export interface BackendInfo {
   registeredKernels: string[];
   /** Backends tried before the chosen one and why they failed (auto only). */
   fallbacks: BackendAttempt[];
+  /** Op gradients detl replaced with faster equivalents (any backend). */
+  replacedGradients: string[];
 }
 
 const NODE_PACKAGES = {
@@ -79,7 +82,8 @@ async function useWasm(): Promise<string[]> {
 
 async function initialise(preference: BackendPreference): Promise<BackendInfo> {
   const fallbacks: BackendAttempt[] = [];
-  const done = (registeredKernels: string[]): BackendInfo => ({ backend: tf.getBackend(), preference, registeredKernels, fallbacks });
+  installBatchNormGradient();
+  const done = (registeredKernels: string[]): BackendInfo => ({ backend: tf.getBackend(), preference, registeredKernels, fallbacks, replacedGradients: ['FusedBatchNorm'] });
   switch (preference) {
     case 'tensorflow-gpu':
     case 'tensorflow':
@@ -107,7 +111,8 @@ async function initialise(preference: BackendPreference): Promise<BackendInfo> {
  * Chooses the tfjs backend once per process: `auto` tries `@tensorflow/tfjs-node-gpu`, then
  * `@tensorflow/tfjs-node` (optional dependencies whose native install often fails; a failed load
  * falls through and is listed in `fallbacks`), then wasm. `DETL_TF_BACKEND` overrides the argument.
- * On wasm the conv gradient kernels of {@link registerWasmConvGradients} are installed.
+ * On wasm the conv gradient kernels of {@link registerWasmConvGradients} are installed; on every
+ * backend the batch-norm gradient of {@link installBatchNormGradient}.
  *
  * Idempotent: calling again with the same (resolved) preference returns the first result; a
  * different one switches backend.
