@@ -1,5 +1,6 @@
 export { initBackend, BACKEND_ENV_VARIABLE, type BackendInfo, type BackendAttempt, type BackendPreference } from './backend';
 export { registerWasmConvGradients, WASM_CONV_GRADIENT_KERNELS } from './wasm-conv-gradients';
+export { installBatchNormGradient } from './batch-norm-gradient';
 export {
   ARCHITECTURES,
   SPEC_METADATA_KEY,
