@@ -186,7 +186,8 @@ function conv2dBackpropInputWasm(params: { inputs: NamedTensorInfoMap; backend: 
     const padBottom = h + kh - 1 - hd - padTop;
     const padRight = w + kw - 1 - wd - padLeft;
     const cropped = cropTrailing(call, dyd, -padBottom, -padRight);
-    const reversed = call('Reverse', { x: filter }, { dims: [0, 1] });
+    // A 1x1 filter is its own spatial reverse; skipping the copy matters for ResNet's many 1x1s.
+    const reversed = kh === 1 && kw === 1 ? filter : call('Reverse', { x: filter }, { dims: [0, 1] });
     const swapped = call('Transpose', { x: reversed }, { perm: [0, 1, 3, 2] });
     const out = call(
       'Conv2D',
