@@ -54,7 +54,7 @@ const datasetSchema = z.strictObject({
 });
 
 const pretrainSchema = z.strictObject({
-  epochs: positiveInt.default(6),
+  epochs: positiveInt.default(10),
   batchSize: positiveInt.default(16),
   optimizer: z.enum(['adam', 'sgd']).default('adam'),
   learningRate: z.number().positive().default(1e-3),
@@ -64,7 +64,7 @@ const pretrainSchema = z.strictObject({
 });
 
 const fineTuneSchema = z.strictObject({
-  epochs: positiveInt.default(8),
+  epochs: positiveInt.default(12),
   batchSize: positiveInt.default(16),
   optimizer: z.enum(['sgd', 'adam']).default('sgd'),
   learningRate: z.number().positive().default(1e-4),

@@ -13,7 +13,7 @@ import { datasetManifestSchema, MANIFEST_CLASSES, MANIFEST_VERSION, MAX_SHARD_BY
 import { CROP_POLICY, DEGRADE_KERNELS, preprocessImage, preprocessMask, RESIZE_KERNEL } from './preprocess';
 import { compareStrings, sha256Hex } from './random';
 import { assignFolds, assignSets, capPerClass, checkSplitIntegrity, splitDataA } from './split';
-import { generateSyntheticDataset } from './synthetic';
+import { SYNTHETIC_GENERATOR_VERSION, generateSyntheticDataset } from './synthetic';
 
 /** Progress report: `done` of `total` units of the named phase (generate, import, preprocess, upload). */
 export type SampleProgress = (progress: { phase: string; done: number; total: number }) => void;
@@ -86,7 +86,7 @@ async function ensureSyntheticDataset(config: ExperimentConfig, workDir: string,
   const source = config.dataset.source;
   if (source.kind !== 'synthetic') throw new Error('not a synthetic source');
   const parameters = {
-    generator: 1,
+    generator: SYNTHETIC_GENERATOR_VERSION,
     seed: config.seed,
     imageSize: syntheticSize(config),
     dataB: { normal: source.imagesPerClass, pneumonia: source.imagesPerClass, other_disease: source.imagesPerClass, covid: source.imagesPerClass },

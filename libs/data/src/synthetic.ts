@@ -25,6 +25,12 @@ export interface SyntheticDatasetResult {
   imageCount: number;
 }
 
+/**
+ * Version of the images {@link generateSyntheticDataset} draws; bump it with any change to the
+ * drawing, because generated sets are cached by their parameters and this number.
+ */
+export const SYNTHETIC_GENERATOR_VERSION = 2;
+
 /** Which synthetic lesion an image carries; recorded nowhere but decides what the mask shows. */
 type LesionKind = 'none' | 'ground-glass' | 'consolidation' | 'nodules' | 'effusion' | 'cardiomegaly';
 
@@ -147,10 +153,10 @@ function encodeGreyPng(pixels: Uint8Array, size: number): Promise<Buffer> {
 }
 
 /** Renders one image and its lesion mask (0 / 255), both `size`×`size`, row-major. */
-export function renderImage(seed: number, plan: Pick<ImagePlan, 'file' | 'label' | 'patientId'>, size: number): { image: Uint8Array; mask: Uint8Array } {
+export function renderImage(seed: number, plan: Pick<ImagePlan, 'file' | 'label' | 'patientId' | 'subset'>, size: number): { image: Uint8Array; mask: Uint8Array } {
   const anatomy = drawAnatomy(createRandom(seed, 'anatomy', plan.patientId));
   const random = createRandom(seed, 'image', plan.file);
-  const lesionKind = chooseLesion(plan.label, random);
+  const lesionKind = chooseLesion(plan.label, plan.subset, random);
   const heartScale = lesionKind === 'cardiomegaly' ? uniform(random, 1.35, 1.5) : 1;
   const lesion = buildLesion(lesionKind, anatomy, random);
 
@@ -271,7 +277,16 @@ function anatomyAt(a: Anatomy, x: number, y: number, heartScale: number, out: { 
   out.lungRight = lungRight;
 }
 
-function chooseLesion(label: DataBClass, random: Random): LesionKind {
+/**
+ * Data-A `diseased` mirrors NIH's 13 non-pneumonia findings, which include consolidation,
+ * infiltration and edema: it draws from every lesion pattern, including the ones Data-B calls
+ * pneumonia and covid, so pretraining learns features the 4-class task can reuse, as in the paper.
+ */
+function chooseLesion(label: DataBClass, subset: 'A' | 'B', random: Random): LesionKind {
+  if (subset === 'A' && label === 'other_disease') {
+    const kinds = ['nodules', 'effusion', 'cardiomegaly', 'consolidation', 'ground-glass'] as const;
+    return kinds[Math.min(kinds.length - 1, Math.floor(random() * kinds.length))] ?? 'nodules';
+  }
   switch (label) {
     case 'normal':
       return 'none';
