@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { applyConfigOverrides, ConfigError, parseExperimentConfig } from './experiment-config';
+import { loadServiceSettings } from './service-settings';
+
+describe('parseExperimentConfig', () => {
+  it('fills every default, with the paper fine-tuning recipe', () => {
+    const config = parseExperimentConfig({});
+    expect(config.dataset.source).toEqual({ kind: 'synthetic', imagesPerClass: 40, pretrainImagesPerClass: 120 });
+    expect(config.dataset.folds).toBe(5);
+    expect(config.pretrain).toMatchObject({ optimizer: 'adam', learningRate: 1e-3, schedule: 'cosine' });
+    expect(config.fineTune).toMatchObject({ optimizer: 'sgd', learningRate: 1e-4, momentum: 0.9, freeze: 'below-last-conv-block' });
+    expect(config.pretrain.augmentation).toEqual({ rotationDegrees: 10, scale: 0.1, horizontalFlip: true });
+  });
+
+  it('names unknown keys at any depth', () => {
+    const error = (() => {
+      try {
+        parseExperimentConfig({ learningRate: 1, pretrain: { epochz: 3 } }, 'my.json');
+      } catch (caught) {
+        return caught;
+      }
+      return undefined;
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).fields.sort()).toEqual(['learningRate', 'pretrain.epochz']);
+    expect((error as Error).message).toContain('my.json');
+    expect((error as Error).message).toContain('pretrain.epochz: unknown key');
+  });
+
+  it('names bad values', () => {
+    expect(() => parseExperimentConfig({ dataset: { imageSize: 8 } })).toThrow(/dataset\.imageSize/);
+    expect(() => parseExperimentConfig({ fineTune: { freeze: 'half' } })).toThrow(/fineTune\.freeze/);
+    expect(() => parseExperimentConfig({ dataset: { source: { kind: 'folder' } } })).toThrow(/dataset\.source\.root/);
+    expect(() => parseExperimentConfig({ model: { architecture: 'lenet' } })).toThrow(/model\.architecture/);
+  });
+});
+
+describe('applyConfigOverrides', () => {
+  it('sets dotted paths, parsing JSON values', () => {
+    const raw = applyConfigOverrides({ pretrain: { epochs: 2 } }, ['pretrain.epochs=7', 'name=my run', 'fineTune.augmentation.horizontalFlip=false']);
+    expect(raw).toEqual({ pretrain: { epochs: 7 }, name: 'my run', fineTune: { augmentation: { horizontalFlip: false } } });
+    expect(parseExperimentConfig(raw).pretrain.epochs).toBe(7);
+  });
+
+  it('rejects overrides without a path', () => {
+    expect(() => applyConfigOverrides({}, ['=3'])).toThrow(ConfigError);
+    expect(() => applyConfigOverrides({}, ['epochs'])).toThrow(/expected <dotted.path>=<value>/);
+    expect(() => applyConfigOverrides({}, ['a..b=1'])).toThrow(ConfigError);
+  });
+});
+
+describe('loadServiceSettings', () => {
+  it('defaults to the embedded services under ./.detl', () => {
+    const settings = loadServiceSettings({}, '/work/x');
+    expect(settings.home).toBe('/work/x/.detl');
+    expect(settings.temporal.address).toBe('127.0.0.1:7233');
+    expect(settings.s3.endpoint).toBe('http://127.0.0.1:9000');
+    expect(settings.s3.accessKeyId).toBeDefined();
+  });
+
+  it('uses AWS itself when credentials are given without an endpoint', () => {
+    const settings = loadServiceSettings({ AWS_ACCESS_KEY_ID: 'a', AWS_SECRET_ACCESS_KEY: 'b', DETL_S3_BUCKET: 'runs-bucket' }, '/w');
+    expect(settings.s3.endpoint).toBeUndefined();
+    expect(settings.s3.bucket).toBe('runs-bucket');
+  });
+
+  it('names the malformed variable', () => {
+    expect(() => loadServiceSettings({ DETL_TEMPORAL_ADDRESS: 'nohost' })).toThrow(/DETL_TEMPORAL_ADDRESS: expected host:port/);
+    expect(() => loadServiceSettings({ DETL_DATABASE_URL: 'mysql://x' })).toThrow(/DETL_DATABASE_URL/);
+    expect(() => loadServiceSettings({ DETL_S3_BUCKET: 'Bad_Bucket' })).toThrow(/DETL_S3_BUCKET/);
+  });
+});
