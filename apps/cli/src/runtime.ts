@@ -57,7 +57,9 @@ export async function openRuntime(needs: { temporal: boolean; s3: boolean }): Pr
       // execArgv carries the tsx loader this CLI runs under.
       const child = spawn(process.execPath, [...process.execArgv, require.resolve('@detl/worker/src/main.ts')], {
         env: { ...process.env, DETL_HOME: settings.home },
-        stdio: ['ignore', log, log],
+        // The IPC channel lets the worker notice when this CLI dies, even by SIGKILL, and stop
+        // instead of polling the task queue as an orphan.
+        stdio: ['ignore', log, log, 'ipc'],
       });
       workers.push(child);
       return child;

@@ -20,6 +20,8 @@ async function main(): Promise<void> {
   const stop = () => worker.shutdown();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  // Started by a CLI with an IPC channel: that CLI going away, however it went, ends this worker.
+  if (process.send) process.once('disconnect', stop);
   console.log(`detl worker polling task queue "${settings.temporal.taskQueue}" at ${settings.temporal.address}`);
   try {
     await worker.run();
