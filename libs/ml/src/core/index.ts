@@ -45,8 +45,6 @@ export {
   loadModelFromStore,
   loadOptimizerFromStore,
   modelToFiles,
-  uploadCheckpoint,
-  downloadCheckpoint,
   modelFromFiles,
   optimizerFromFiles,
   type LoadModelOptions,

@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadLayersModel, type LayersModel } from '@tensorflow/tfjs-layers';
@@ -248,32 +248,3 @@ export async function loadOptimizerFromStore(store: ObjectStore, prefix: string)
   return optimizerFromFiles(storeReader(store, prefix), store.uri(prefix));
 }
 
-/**
- * Copies a checkpoint directory written by {@link saveModel} (or by a training child) to the
- * object store under `prefix/`, file by file, so per-epoch checkpoints reach S3 unchanged.
- */
-export async function uploadCheckpoint(dir: string, store: ObjectStore, prefix: string): Promise<StoredObject[]> {
-  const names = (await readdir(dir, { withFileTypes: true })).filter((entry) => entry.isFile()).map((entry) => entry.name).sort();
-  if (!names.includes(CHECKPOINT_FILES.model)) throw new Error(`${dir}: no ${CHECKPOINT_FILES.model} (not a model checkpoint)`);
-  const stored: StoredObject[] = [];
-  for (const name of names) {
-    const type = name.endsWith('.json') ? 'application/json' : 'application/octet-stream';
-    stored.push(await store.putObject(storeKey(prefix, name), await readFile(join(dir, name)), type));
-  }
-  return stored;
-}
-
-/** Copies a checkpoint from the object store into a local directory (e.g. for a training child). */
-export async function downloadCheckpoint(store: ObjectStore, prefix: string, dir: string): Promise<string[]> {
-  const base = `${prefix.replace(/\/+$/, '')}/`;
-  const keys = (await store.listKeys(base)).filter((key) => !key.slice(base.length).includes('/'));
-  if (!keys.includes(`${base}${CHECKPOINT_FILES.model}`)) throw new Error(`${store.uri(base)}: no ${CHECKPOINT_FILES.model} (not a model checkpoint)`);
-  await mkdir(dir, { recursive: true });
-  const written: string[] = [];
-  for (const key of keys) {
-    const path = join(dir, key.slice(base.length));
-    await writeFile(path, await store.getObject(key));
-    written.push(path);
-  }
-  return written;
-}

@@ -1,10 +1,11 @@
-import { ObjectNotFoundError, type ObjectStore, type StoredObject } from '@detl/storage';
-import { sha256Hex } from '../random';
+import { createHash } from 'node:crypto';
+import { validateObjectKey } from './object-key';
+import { ObjectNotFoundError, type ObjectStore, type StoredObject } from './object-store';
 
 /**
  * An {@link ObjectStore} held in memory, for unit tests of code that only needs the interface.
- * It validates keys like the real store so tests catch bad keys; it is not a stand-in for S3 in
- * integration tests. `puts` counts writes so tests can prove reuse.
+ * It validates keys with the real store's rules so tests catch bad keys; it is not a stand-in for
+ * S3 in integration tests (those run against MinIO). `puts` counts writes so tests can prove reuse.
  */
 export class MemoryObjectStore implements ObjectStore {
   readonly bucket = 'memory';
@@ -16,23 +17,23 @@ export class MemoryObjectStore implements ObjectStore {
   readonly contentTypes = new Map<string, string>();
 
   async putObject(key: string, body: Uint8Array | string, contentType = 'application/octet-stream'): Promise<StoredObject> {
-    checkKey(key);
+    validateObjectKey(key);
     const bytes = typeof body === 'string' ? new TextEncoder().encode(body) : Uint8Array.from(body);
     this.objects.set(key, bytes);
     this.puts.push(key);
     this.contentTypes.set(key, contentType);
-    return { key, sizeBytes: bytes.byteLength, sha256: sha256Hex(bytes), contentType };
+    return { key, sizeBytes: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex'), contentType };
   }
 
   async getObject(key: string): Promise<Uint8Array> {
-    checkKey(key);
+    validateObjectKey(key);
     const bytes = this.objects.get(key);
     if (!bytes) throw new ObjectNotFoundError(key);
     return Uint8Array.from(bytes);
   }
 
   async headObject(key: string): Promise<{ sizeBytes: number } | null> {
-    checkKey(key);
+    validateObjectKey(key);
     const bytes = this.objects.get(key);
     return bytes ? { sizeBytes: bytes.byteLength } : null;
   }
@@ -50,8 +51,3 @@ export class MemoryObjectStore implements ObjectStore {
   }
 }
 
-function checkKey(key: string): void {
-  if (key.length === 0 || key.startsWith('/') || key.split('/').some((part) => part === '..' || part === '')) {
-    throw new Error(`invalid object key: ${JSON.stringify(key)}`);
-  }
-}
