@@ -1,0 +1,77 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseExperimentConfig } from '@detl/config';
+import { startTestMinio } from '@detl/services';
+import { createObjectStore, type S3ObjectStore } from '@detl/storage';
+import { createTestDatabase, createTrackingStore, type TestDatabase, type TrackingStore } from '@detl/tracking';
+import { createActivities, type TrainingHeartbeat } from './activities';
+
+// Retry semantics of the training activities on real PostgreSQL and MinIO: a second attempt that
+// receives the first attempt's last heartbeat continues from that checkpoint instead of epoch 1.
+let minio: Awaited<ReturnType<typeof startTestMinio>>;
+let database: TestDatabase;
+let tracking: TrackingStore;
+let store: S3ObjectStore;
+let home: string;
+
+beforeAll(async () => {
+  home = await mkdtemp(path.join(os.tmpdir(), 'detl-activities-'));
+  [minio, database] = await Promise.all([startTestMinio(), createTestDatabase()]);
+  tracking = createTrackingStore(database.url);
+  store = createObjectStore({ ...minio.settings, bucket: `act-${randomUUID().slice(0, 8)}` });
+  await store.ensureBucket();
+}, 180_000);
+
+afterAll(async () => {
+  await tracking?.close();
+  await Promise.allSettled([minio?.stop(), database?.drop()]);
+  if (home) await rm(home, { recursive: true, force: true });
+});
+
+const config = parseExperimentConfig({
+  name: 'resume-test',
+  seed: 11,
+  dataset: { source: { kind: 'synthetic', imagesPerClass: 10, pretrainImagesPerClass: 20 }, imageSize: 32 },
+  model: { architecture: 'small-vgg', widthMultiplier: 0.25 },
+  pretrain: { epochs: 3, batchSize: 8 },
+  runtime: { backend: 'wasm' },
+});
+
+describe('training activities', () => {
+  it('heartbeat every epoch, and a retry resumes from the last heartbeated checkpoint', async () => {
+    const activities = createActivities({ tracking, store, settings: { home } });
+    const { experimentId } = await new MockActivityEnvironment().run(activities.registerExperiment, { workflowId: `wf-${randomUUID()}`, config });
+    const sample = await new MockActivityEnvironment().run(activities.sampleDataset, { experimentId, config });
+
+    const first = new MockActivityEnvironment({ attempt: 1 });
+    const heartbeats: TrainingHeartbeat[] = [];
+    first.on('heartbeat', (details: unknown) => {
+      if (details && typeof details === 'object' && 'checkpointKey' in details) heartbeats.push(details as TrainingHeartbeat);
+    });
+    const result = await first.run(activities.pretrainFromScratch, { experimentId, config, manifestKey: sample.manifestKey });
+    expect(result.epochsRun).toBe(3);
+    expect(heartbeats.map((beat) => beat.epoch)).toEqual([1, 2, 3]);
+    const second = heartbeats[1];
+    if (!second) throw new Error('no heartbeat for epoch 2');
+    expect(await store.headObject(`${second.checkpointKey}/model.json`)).not.toBeNull();
+
+    // The worker "died" after epoch 2: Temporal hands attempt 2 the last heartbeat details.
+    const retry = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: second });
+    const resumed = await retry.run(activities.pretrainFromScratch, { experimentId, config, manifestKey: sample.manifestKey });
+    expect(resumed.epochsRun).toBe(1);
+
+    const experiment = await tracking.getExperiment(experimentId);
+    const epochsOf = (attempt: number) => experiment?.epochMetrics.filter((m) => m.task === 'pretrain' && m.attempt === attempt).map((m) => m.epoch);
+    expect(epochsOf(1)).toEqual([1, 2, 3]);
+    expect(epochsOf(2)).toEqual([3]);
+    const attempts = experiment?.stageAttempts.filter((a) => a.task === 'pretrain').map((a) => [a.attempt, a.status]);
+    expect(attempts).toEqual([
+      [1, 'succeeded'],
+      [2, 'succeeded'],
+    ]);
+  }, 300_000);
+});
