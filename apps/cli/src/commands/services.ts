@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { EMBEDDED_PORTS, loadServiceSettings } from '@detl/config';
 import { startEmbeddedServices, stopEmbeddedServices, usesEmbeddedServices } from '@detl/services';
 import { applyMigrations } from '@detl/tracking';
