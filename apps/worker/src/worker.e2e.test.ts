@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DATA_B_CLASSES, parseExperimentConfig, type ExperimentConfigInput, type ServiceSettings } from '@detl/config';
@@ -16,6 +17,8 @@ import { createDetlWorker } from './worker';
 
 // The whole ExperimentWorkflow on real services: the Temporal dev server binary, PostgreSQL
 // (DETL_TEST_DATABASE_URL, else embedded PGlite) and MinIO, with the real activities and tfjs.
+// Worker lifecycle chatter at INFO buries the test output; warnings still show.
+Runtime.install({ logger: new DefaultLogger('WARN') });
 let env: TestWorkflowEnvironment;
 let minio: Awaited<ReturnType<typeof startTestMinio>>;
 let database: TestDatabase;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +11,8 @@ import { experimentWorkflow, progressQuery } from './workflows';
 
 // The orchestration is tested against the real Temporal dev server with recording activities;
 // the real activities are exercised end to end in apps/worker's e2e test.
+// Worker lifecycle chatter at INFO buries the test output; warnings still show.
+Runtime.install({ logger: new DefaultLogger('WARN') });
 let env: TestWorkflowEnvironment;
 
 beforeAll(async () => {
