@@ -41,18 +41,23 @@ const config = parseExperimentConfig({
   runtime: { backend: 'wasm' },
 });
 
+/** Runs an activity in a mock activity context, keeping its declared result type. */
+function runIn<A extends unknown[], R>(environment: MockActivityEnvironment, activity: (...args: A) => Promise<R>, ...args: A): Promise<R> {
+  return environment.run(activity, ...args) as Promise<R>;
+}
+
 describe('training activities', () => {
   it('heartbeat every epoch, and a retry resumes from the last heartbeated checkpoint', async () => {
     const activities = createActivities({ tracking, store, settings: { home } });
-    const { experimentId } = await new MockActivityEnvironment().run(activities.registerExperiment, { workflowId: `wf-${randomUUID()}`, config });
-    const sample = await new MockActivityEnvironment().run(activities.sampleDataset, { experimentId, config });
+    const { experimentId } = await runIn(new MockActivityEnvironment(), activities.registerExperiment, { workflowId: `wf-${randomUUID()}`, config });
+    const sample = await runIn(new MockActivityEnvironment(), activities.sampleDataset, { experimentId, config });
 
     const first = new MockActivityEnvironment({ attempt: 1 });
     const heartbeats: TrainingHeartbeat[] = [];
     first.on('heartbeat', (details: unknown) => {
       if (details && typeof details === 'object' && 'checkpointKey' in details) heartbeats.push(details as TrainingHeartbeat);
     });
-    const result = await first.run(activities.pretrainFromScratch, { experimentId, config, manifestKey: sample.manifestKey });
+    const result = await runIn(first, activities.pretrainFromScratch, { experimentId, config, manifestKey: sample.manifestKey });
     expect(result.epochsRun).toBe(3);
     expect(heartbeats.map((beat) => beat.epoch)).toEqual([1, 2, 3]);
     const second = heartbeats[1];
@@ -61,7 +66,7 @@ describe('training activities', () => {
 
     // The worker "died" after epoch 2: Temporal hands attempt 2 the last heartbeat details.
     const retry = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: second });
-    const resumed = await retry.run(activities.pretrainFromScratch, { experimentId, config, manifestKey: sample.manifestKey });
+    const resumed = await runIn(retry, activities.pretrainFromScratch, { experimentId, config, manifestKey: sample.manifestKey });
     expect(resumed.epochsRun).toBe(1);
 
     const experiment = await tracking.getExperiment(experimentId);
