@@ -1,6 +1,8 @@
 import { Command, Option } from 'commander';
 import { ConfigError } from '@detl/config';
 import { CliError } from './cli-error';
+import { dataCheckCommand, dataImportCommand, DATA_IMPORT_HELP } from './commands/data';
+import { predictCommand } from './commands/predict';
 import { runExperimentCommand } from './commands/run';
 import { listRunsCommand, showRunCommand } from './commands/runs';
 import { migrateCommand, startServicesCommand, stopServicesCommand, workerCommand } from './commands/services';
@@ -40,6 +42,44 @@ export function buildProgram(): Command {
     .description('show one experiment (id or workflow id)')
     .option('--json', 'print JSON')
     .action((id: string, flags) => showRunCommand(id, flags));
+
+  program
+    .command('predict')
+    .description('screen chest X-rays with a trained model: class probabilities and a Grad-CAM overlay per image')
+    .argument('<image...>', 'PNG or JPEG chest X-rays')
+    .requiredOption('-m, --model <run|prefix>', 'experiment id or workflow id (its fold models as an ensemble), or an S3 model prefix such as experiments/<id>/folds/0/final')
+    .option('--fold <k>', "use only this fold's model of the experiment")
+    .option('-o, --out <file.png>', 'where to write the overlay (one image only; default ./<image stem>.gradcam.png)')
+    .option('--json', 'print JSON')
+    .action((images: string[], flags) => predictCommand(images, flags));
+
+  const data = program.command('data').description('import datasets into Data-A / Data-B shards and manifests in S3, and check them');
+  data
+    .command('import')
+    .description('import folder / NIH ChestX-ray14 / Cohen COVID-19 sources, sample Data-A and Data-B, store shards and a manifest')
+    .argument('<source...>', 'one or more sources: folder <root> | nih --csv <file> --images <dir> [--lists <file>…] [--views <v,…>] | cohen --metadata <file> --images <dir> [--views <v,…>]')
+    .option('--image-size <px>', 'side of the square greyscale images', '64')
+    .option('--folds <n>', 'cross-validation folds over Data-B', '5')
+    .option('--seed <n>', 'sampling seed', '42')
+    .option('--scale <0..1>', "select the paper's Data-A / Data-B sizes times this factor")
+    .option('--strict', 'fail instead of warning when a source has fewer images than the paper sizes ask for (needs --scale)')
+    .option('--exclude-source <name>', 'leave out every image of this source (repeatable)', collect, [])
+    .option('--exclude-low-resolution', 'leave out images whose originals were low resolution')
+    .option('--stratify-by-source', "balance each class's sources over the folds")
+    .option('--degrade-to <px>', 'shrink every image to this size and back (removes the resolution shortcut)')
+    .option('--on-corrupt <fail|skip>', 'an unreadable image stops the import, or is reported and left out', 'fail')
+    .option('--on-missing <fail|skip>', 'a CSV row whose image is absent stops the import, or is reported and left out (nih, cohen)', 'fail')
+    .option('--no-source-check', 'skip the check of how well the image source alone can be predicted')
+    .option('--json', 'print JSON')
+    .allowUnknownOption()
+    .addHelpText('after', DATA_IMPORT_HELP)
+    .action((sources: string[], flags) => dataImportCommand(sources, flags));
+  data
+    .command('check <manifest>')
+    .description('verify a stored manifest (hash, every shard, leak rules) and print its counts')
+    .option('--source-check', 'also report how well the image source alone can be predicted')
+    .option('--json', 'print JSON')
+    .action((manifest: string, flags) => dataCheckCommand(manifest, flags));
 
   const services = program.command('services').description('the embedded Temporal dev server, PostgreSQL (PGlite) and S3 (MinIO)');
   services.command('start').description('start them and leave them running').action(() => startServicesCommand());

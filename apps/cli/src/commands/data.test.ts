@@ -1,0 +1,181 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateSyntheticDataset } from '@detl/data';
+import { startTestMinio, type TestMinio } from '@detl/services';
+import { createObjectStore, type S3ObjectStore } from '@detl/storage';
+import { createTestDatabase, type TestDatabase } from '@detl/tracking';
+import { CliError } from '../cli-error';
+
+// `detl data import` and `detl data check` as a user runs them, against real MinIO and PostgreSQL:
+// a generated folder dataset in, shards and a manifest out; bad input stops with the flag or file
+// named, a non-zero exit, and no manifest in the bucket.
+
+const detl = path.resolve(__dirname, '../../../../bin/detl');
+
+interface DetlRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs bin/detl without blocking this process, whose event loop serves the test database. */
+function runDetl(args: string[], env: NodeJS.ProcessEnv): Promise<DetlRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(detl, args, { env, cwd: os.tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+let minio: TestMinio;
+let database: TestDatabase;
+let store: S3ObjectStore;
+let work: string;
+let dataset: string;
+let env: NodeJS.ProcessEnv;
+
+async function manifestKeys(): Promise<string[]> {
+  return (await store.listKeys('manifests/')).filter((key) => /^manifests\/[0-9a-f]{64}\.json$/.test(key));
+}
+
+interface ImportJson {
+  manifestKey: string;
+  counts: { dataB: Record<string, number>; dataA: { train: number; validation: number } };
+  summary: { dataB: Record<string, number>[]; sources: Record<string, { A: number; B: number }> };
+  shardsWritten: number;
+  shardsReused: number;
+  warnings: string[];
+  sourceCheck: { skipped: string } | { overall: { accuracy: number; chance: number } } | null;
+}
+
+beforeAll(async () => {
+  [minio, database] = await Promise.all([startTestMinio(), createTestDatabase()]);
+  store = createObjectStore(minio.settings);
+  await store.ensureBucket();
+  work = await mkdtemp(path.join(os.tmpdir(), 'detl-data-'));
+  dataset = path.join(work, 'cxr');
+  await generateSyntheticDataset({ root: dataset, seed: 5, imageSize: 48, dataB: { normal: 6, pneumonia: 6, other_disease: 6, covid: 6 }, dataA: { normal: 8, diseased: 8 } });
+  env = {
+    ...process.env,
+    DETL_HOME: path.join(work, 'home'),
+    DETL_DATABASE_URL: database.url,
+    DETL_S3_ENDPOINT: minio.settings.endpoint,
+    DETL_S3_BUCKET: minio.settings.bucket,
+    AWS_ACCESS_KEY_ID: minio.settings.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: minio.settings.secretAccessKey,
+  };
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all([minio?.stop(), database?.drop()]);
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+describe('detl data import / check', () => {
+  it('rejects bad flags and sources in-process, naming each, before any service is touched', async () => {
+    const cases: [string[], string][] = [
+      [['data', 'import', '--image-size', '8', 'folder', dataset], '--image-size 8: expected an integer from 16 to 512'],
+      [['data', 'import', '--folds', '1', 'folder', dataset], '--folds 1: expected an integer from 2 to 10'],
+      [['data', 'import', '--seed', '-3', 'folder', dataset], '--seed -3: expected an integer from 0 to'],
+      [['data', 'import', '--scale', '0', 'folder', dataset], '--scale 0: expected a number greater than 0 and at most 1'],
+      [['data', 'import', '--strict', 'folder', dataset], '--strict: applies to the paper\'s sizes; give --scale too'],
+      [['data', 'import', '--degrade-to', 'x', 'folder', dataset], '--degrade-to x: expected an integer from 8 to 512'],
+      [['data', 'import', '--on-corrupt', 'ignore', 'folder', dataset], '--on-corrupt ignore: expected one of fail, skip'],
+      [['data', 'import', '--on-missing', 'maybe', 'folder', dataset], '--on-missing maybe: expected one of fail, skip'],
+      [['data', 'import', '--exclude-source', '', 'folder', dataset], '--exclude-source: expected a source name'],
+      [['data', 'import', 'folder'], 'source 1 (folder): expected the dataset folder after "folder"'],
+      [['data', 'import', 'folder', path.join(dataset, 'labels.csv')], 'labels.csv: not a folder'],
+      [['data', 'import', 'folder', dataset, 'nih', '--csv', path.join(dataset, 'labels.csv')], 'source 2 (nih): --images is required'],
+      [['data', 'import', 'nih', '--csv', dataset, '--images', dataset], 'source 1 (nih): --csv'],
+      [['data', 'import', 'nih', '--csv', path.join(dataset, 'labels.csv'), '--images', dataset, '--lists', path.join(work, 'no-list.txt')], 'no-list.txt: not found'],
+      [['data', 'import', 'cohen', '--metadata', path.join(dataset, 'labels.csv'), '--images', dataset, '--lists', 'x'], 'source 1 (cohen): unknown option --lists'],
+      [['data', 'import', 'cohen', '--metadata', path.join(dataset, 'labels.csv'), '--images', dataset, '--images', dataset], 'source 1 (cohen): --images given twice'],
+      [['data', 'import', '--sede', '4', 'folder', dataset], 'unknown option --sede'],
+      [['data', 'import', 'kaggle', dataset], 'unknown source kind "kaggle"'],
+      [['data', 'check', '/manifests/x.json'], 'it is absolute'],
+    ];
+    const { buildProgram } = await import('../main');
+    for (const [args, message] of cases) {
+      const error = await buildProgram()
+        .parseAsync(['node', 'detl', ...args])
+        .then(() => null, (caught: unknown) => caught);
+      expect(error, args.join(' ')).toBeInstanceOf(CliError);
+      expect((error as CliError).message).toContain(message);
+    }
+    expect(existsSync(path.join(work, 'home'))).toBe(false);
+  });
+
+  it('stops on a missing folder or a corrupt image with the path named, a non-zero exit and nothing stored', async () => {
+    const corrupt = path.join(work, 'corrupt');
+    await generateSyntheticDataset({ root: corrupt, seed: 6, imageSize: 32, dataB: { normal: 5, pneumonia: 5, other_disease: 5, covid: 5 }, dataA: { normal: 2, diseased: 2 } });
+    // A listed image whose bytes are not an image: it passes every flag check, the importer finds it.
+    const broken = path.join(corrupt, 'covid', (await readdir(path.join(corrupt, 'covid'))).sort()[0] as string);
+    await writeFile(broken, 'not a png');
+    const [missing, damaged] = await Promise.all([
+      runDetl(['data', 'import', 'folder', path.join(work, 'missing')], { ...env, DETL_HOME: path.join(work, 'untouched') }),
+      runDetl(['data', 'import', '--image-size', '16', '--no-source-check', 'folder', corrupt], env),
+    ]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(`source 1 (folder): folder ${path.join(work, 'missing')}: not found`);
+    // Path checks come before any service starts.
+    expect(existsSync(path.join(work, 'untouched'))).toBe(false);
+    expect(damaged.code, damaged.stderr).toBe(1);
+    expect(damaged.stderr).toContain(broken);
+    expect(damaged.stdout).not.toContain('manifest:');
+    expect(await manifestKeys()).toEqual([]);
+    expect(await store.listKeys('shards/')).toEqual([]);
+  });
+
+  it('imports a folder dataset, prints counts, warnings and the source check, and reuses the shards on a re-run', async () => {
+    const args = ['data', 'import', 'folder', dataset, '--image-size', '32', '--folds', '3', '--seed', '7', '--degrade-to', '16', '--stratify-by-source'];
+    const first = await runDetl(args, env);
+    expect(first.code, first.stderr).toBe(0);
+    const key = /^manifest: (manifests\/[0-9a-f]{64}\.json)$/m.exec(first.stdout)?.[1];
+    expect(key).toBeDefined();
+    expect(await manifestKeys()).toEqual([key]);
+    expect(first.stdout).toMatch(/Data-B \(32 px, 3 folds, patient-grouped\)/);
+    expect(first.stdout).toMatch(/^ {2}all\s+\d+\s+\d+\s+\d+\s+\d+\s+\d+$/m);
+    expect(first.stdout).toContain('Data-A (pretraining)');
+    expect(first.stdout).toMatch(/shards: [1-9]\d* written, 0 reused/);
+    // One source (the folder): the check says why it has nothing to compare.
+    expect(first.stdout).toContain('source predictability');
+    expect(first.stdout).toContain('not run: Data-B has 1 source');
+
+    const again = await runDetl([...args, '--json'], env);
+    expect(again.code, again.stderr).toBe(0);
+    const output = JSON.parse(again.stdout) as ImportJson;
+    expect(output.manifestKey).toBe(key);
+    expect(output.shardsWritten).toBe(0);
+    expect(output.shardsReused).toBeGreaterThan(0);
+    expect(Object.values(output.counts.dataB).reduce((a, b) => a + b, 0)).toBe(output.summary.dataB.flatMap((fold) => Object.values(fold)).reduce((a, b) => a + b, 0));
+    expect(output.counts.dataA.train + output.counts.dataA.validation).toBeGreaterThan(0);
+
+    const check = await runDetl(['data', 'check', key as string], env);
+    expect(check.code, check.stderr).toBe(0);
+    expect(check.stdout).toMatch(/intact — \d+ images in \d+ shards/);
+
+    // A damaged shard makes the check fail, naming it.
+    const shard = (await store.listKeys('shards/'))[0] as string;
+    await store.putObject(shard, new Uint8Array([1, 2, 3]));
+    const damaged = await runDetl(['data', 'check', '--json', `s3://${minio.settings.bucket}/${key as string}`], env);
+    expect(damaged.code).toBe(1);
+    expect(damaged.stderr).toContain(`${shard}: stored bytes differ from the manifest`);
+    expect((JSON.parse(damaged.stdout) as { ok: boolean }).ok).toBe(false);
+
+    const missing = await runDetl(['data', 'check', `manifests/${'0'.repeat(64)}.json`], env);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('no such object');
+  });
+});

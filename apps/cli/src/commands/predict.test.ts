@@ -1,0 +1,272 @@
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DATA_B_CLASSES, parseExperimentConfig, type ExperimentConfig } from '@detl/config';
+import { generateSyntheticDataset, sampleDataset } from '@detl/data';
+import { buildModel, initBackend, saveModelToStore } from '@detl/ml';
+import { startTestMinio, type TestMinio } from '@detl/services';
+import { createObjectStore, type S3ObjectStore } from '@detl/storage';
+import { createTestDatabase, createTrackingStore, type ExperimentRecord, type TestDatabase, type TrackingStore } from '@detl/tracking';
+import { CliError } from '../cli-error';
+
+// `detl predict` end to end on real services: MinIO holds a real sampling manifest and fold models
+// saved in the tfjs layers format, PostgreSQL holds the experiment and fold rows written through the
+// tracking API, and the CLI runs as a user runs it.
+
+const SIZE = 32;
+const detl = path.resolve(__dirname, '../../../../bin/detl');
+
+interface DetlRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs bin/detl without blocking this process, whose event loop serves the test database. */
+function runDetl(args: string[], options: { env: NodeJS.ProcessEnv; cwd: string }): Promise<DetlRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(detl, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+let minio: TestMinio;
+let database: TestDatabase;
+let store: S3ObjectStore;
+let tracking: TrackingStore;
+let work: string;
+let env: NodeJS.ProcessEnv;
+let ensemble: ExperimentRecord;
+let mismatched: ExperimentRecord;
+let images: { png: string; jpeg: string; corrupt: string; truncated: string };
+
+/** Records a succeeded experiment whose fold models are freshly built nets of the given sizes. */
+async function recordExperiment(config: ExperimentConfig, manifestKey: string, foldSizes: number[]): Promise<ExperimentRecord> {
+  const experiment = await tracking.createExperiment({ workflowId: `detl-predict-test-${randomUUID().slice(0, 8)}`, name: 'predict-test', config, configHash: 'predict-test', seed: config.seed });
+  await tracking.markExperimentRunning(experiment.id, { backend: 'wasm' });
+  await tracking.setDatasetManifest(experiment.id, manifestKey);
+  for (const [fold, size] of foldSizes.entries()) {
+    const model = buildModel({ architecture: 'small-vgg', widthMultiplier: 0.25, imageSize: size, channels: 1, numClasses: 4, seed: 10 + fold });
+    const modelKey = `experiments/${experiment.id}/folds/${fold}/final`;
+    await saveModelToStore(model, store, modelKey);
+    model.dispose();
+    const metrics = { precision: 0.25, recall: 1, f1: 0.4, support: 1 };
+    await tracking.recordFold({
+      experimentId: experiment.id,
+      foldIndex: fold,
+      status: 'succeeded',
+      trainCount: 12,
+      testCount: 4,
+      accuracy: 0.25,
+      confusionMatrix: [
+        [1, 0, 0, 0],
+        [1, 0, 0, 0],
+        [1, 0, 0, 0],
+        [1, 0, 0, 0],
+      ],
+      report: Object.fromEntries(DATA_B_CLASSES.map((name) => [name, metrics])),
+      modelKey,
+    });
+  }
+  return tracking.markExperimentFinished(experiment.id, { status: 'succeeded' });
+}
+
+async function run(args: string[], cwd = work): Promise<DetlRun> {
+  return runDetl(args, { env, cwd });
+}
+
+beforeAll(async () => {
+  [minio, database] = await Promise.all([startTestMinio(), createTestDatabase()]);
+  store = createObjectStore(minio.settings);
+  await store.ensureBucket();
+  tracking = createTrackingStore(database.url);
+  work = await mkdtemp(path.join(os.tmpdir(), 'detl-predict-'));
+  env = {
+    ...process.env,
+    DETL_HOME: path.join(work, 'home'),
+    DETL_DATABASE_URL: database.url,
+    DETL_S3_ENDPOINT: minio.settings.endpoint,
+    DETL_S3_BUCKET: minio.settings.bucket,
+    AWS_ACCESS_KEY_ID: minio.settings.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: minio.settings.secretAccessKey,
+  };
+  // A real sampling (32 px, degraded to 16 px) so that predict must read size and degrade from it.
+  const config = parseExperimentConfig({
+    seed: 3,
+    dataset: { source: { kind: 'synthetic', imagesPerClass: 5, pretrainImagesPerClass: 5 }, imageSize: SIZE, folds: 2, degradeToPixels: 16 },
+  });
+  const sampled = await sampleDataset({ config, store, workDir: path.join(work, 'sampling') });
+  await initBackend('wasm');
+  ensemble = await recordExperiment(config, sampled.manifestKey, [SIZE, SIZE]);
+  mismatched = await recordExperiment(config, sampled.manifestKey, [SIZE / 2]);
+
+  const fresh = path.join(work, 'fresh');
+  await generateSyntheticDataset({ root: fresh, seed: 99, imageSize: 96, dataB: { normal: 1, pneumonia: 0, other_disease: 0, covid: 1 }, dataA: { normal: 0, diseased: 0 } });
+  const covid = (await readdir(path.join(fresh, 'covid'))).find((name) => name.endsWith('.png')) as string;
+  const normal = (await readdir(path.join(fresh, 'normal'))).find((name) => name.endsWith('.png')) as string;
+  const inputs = path.join(work, 'inputs');
+  await mkdir(inputs);
+  images = {
+    png: path.join(inputs, 'scan-covid.png'),
+    jpeg: path.join(inputs, 'scan-normal.jpg'),
+    corrupt: path.join(inputs, 'corrupt.png'),
+    truncated: path.join(inputs, 'truncated.png'),
+  };
+  await copyFile(path.join(fresh, 'covid', covid), images.png);
+  await sharp(await readFile(path.join(fresh, 'normal', normal))).jpeg().toFile(images.jpeg);
+  await writeFile(images.corrupt, 'this is not an image');
+  const bytes = await readFile(images.png);
+  await writeFile(images.truncated, bytes.subarray(0, Math.floor(bytes.length / 2)));
+}, 240_000);
+
+afterAll(async () => {
+  await tracking?.close();
+  await Promise.all([minio?.stop(), database?.drop()]);
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+function expectDistribution(probabilities: Record<string, number>): void {
+  expect(Object.keys(probabilities)).toEqual([...DATA_B_CLASSES]);
+  for (const p of Object.values(probabilities)) expect(p).toBeGreaterThanOrEqual(0);
+  expect(Object.values(probabilities).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+}
+
+async function expectPng(file: string): Promise<void> {
+  const metadata = await sharp(await readFile(file)).metadata();
+  expect(metadata.format).toBe('png');
+  expect(metadata.width).toBeGreaterThanOrEqual(256);
+}
+
+interface PredictJson {
+  model: { experimentId: string | null; ensemble: string | null; models: { fold: number | null; prefix: string }[] };
+  preprocessing: { imageSize: number; degradeToPixels: number | null; crop: string; manifestKey: string | null };
+  predictions: { image: string; probabilities: Record<string, number>; predicted: string; overlay: string; perModel: { probabilities: Record<string, number> }[] }[];
+}
+
+describe('detl predict', () => {
+  it('screens a PNG and a JPEG with the ensemble of every fold model, preprocessed as the run was', async () => {
+    const cwd = path.join(work, 'ensemble');
+    await mkdir(cwd);
+    const result = await run(['predict', '--model', ensemble.workflowId, '--json', images.png, images.jpeg], cwd);
+    expect(result.stderr).not.toMatch(/detl: /);
+    expect(result.code).toBe(0);
+    const output = JSON.parse(result.stdout) as PredictJson;
+    expect(output.model.experimentId).toBe(ensemble.id);
+    expect(output.model.models.map((m) => m.fold)).toEqual([0, 1]);
+    expect(output.preprocessing).toMatchObject({ imageSize: SIZE, degradeToPixels: 16, crop: 'centre-crop-to-square' });
+    expect(output.predictions.map((p) => path.basename(p.overlay))).toEqual(['scan-covid.gradcam.png', 'scan-normal.gradcam.png']);
+    for (const prediction of output.predictions) {
+      expectDistribution(prediction.probabilities);
+      // The ensemble is the mean of the fold models' probabilities.
+      for (const name of DATA_B_CLASSES) {
+        const mean = prediction.perModel.reduce((sum, m) => sum + (m.probabilities[name] ?? 0), 0) / prediction.perModel.length;
+        expect(prediction.probabilities[name]).toBeCloseTo(mean, 6);
+      }
+      const best = Object.entries(prediction.probabilities).sort((a, b) => b[1] - a[1])[0]?.[0];
+      expect(prediction.predicted).toBe(best);
+      expect(path.dirname(prediction.overlay)).toBe(cwd);
+      await expectPng(prediction.overlay);
+    }
+  });
+
+  it('prints the probabilities of one fold model and writes the overlay where --out says', async () => {
+    const out = path.join(work, 'fold-one.png');
+    const result = await run(['predict', '--model', ensemble.id, '--fold', '1', '--out', out, images.png]);
+    expect(result.code).toBe(0);
+    const probabilities = DATA_B_CLASSES.map((name) => Number(new RegExp(`^  ${name}\\s+([0-9.]+)`, 'm').exec(result.stdout)?.[1]));
+    for (const p of probabilities) expect(Number.isFinite(p)).toBe(true);
+    // Four decimals each: the printed values sum to 1 within rounding.
+    expect(Math.abs(probabilities.reduce((a, b) => a + b, 0) - 1)).toBeLessThanOrEqual(2e-4);
+    expect(result.stdout).toContain('fold 1 model');
+    expect(result.stdout).toMatch(/predicted\s+(normal|pneumonia|other_disease|covid) \(/);
+    expect(result.stdout).toContain('degraded to 16 px');
+    await expectPng(out);
+  });
+
+  it('takes a model prefix in the bucket and still preprocesses as that model\'s run did', async () => {
+    const out = path.join(work, 'prefix.png');
+    const result = await run(['predict', '--model', `s3://${minio.settings.bucket}/experiments/${ensemble.id}/folds/0/final/`, '--out', out, '--json', images.jpeg]);
+    expect(result.code).toBe(0);
+    const output = JSON.parse(result.stdout) as PredictJson;
+    expect(output.model.models).toEqual([{ fold: null, prefix: `experiments/${ensemble.id}/folds/0/final` }]);
+    expect(output.preprocessing.degradeToPixels).toBe(16);
+    expectDistribution(output.predictions[0]?.probabilities ?? {});
+    await expectPng(out);
+  });
+
+  it('names an unknown run, a prefix without a model, and a fold without one', async () => {
+    const unknownId = randomUUID();
+    const [unknown, prefix, fold] = await Promise.all([
+      run(['predict', '--model', unknownId, images.png]),
+      run(['predict', '--model', 'experiments/nothing/here', images.png]),
+      run(['predict', '--model', ensemble.id, '--fold', '4', images.png]),
+    ]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain(`no run with id or workflow id "${unknownId}"`);
+    expect(prefix.code).toBe(1);
+    expect(prefix.stderr).toContain(`no model at s3://${minio.settings.bucket}/experiments/nothing/here/model.json`);
+    expect(fold.code).toBe(1);
+    expect(fold.stderr).toContain('--fold 4: experiment');
+    expect(fold.stderr).toContain('folds with a model: 0, 1');
+  });
+
+  it('names a corrupt or truncated image and writes no overlay', async () => {
+    const cwd = path.join(work, 'corrupt');
+    await mkdir(cwd);
+    const [corrupt, truncated] = await Promise.all([
+      run(['predict', '--model', ensemble.id, images.png, images.corrupt], cwd),
+      run(['predict', '--model', ensemble.id, images.truncated], cwd),
+    ]);
+    expect(corrupt.code).toBe(1);
+    expect(corrupt.stderr).toContain(`${images.corrupt}: not a readable PNG or JPEG image`);
+    expect(truncated.code).toBe(1);
+    expect(truncated.stderr).toContain(`${images.truncated}: not a readable PNG or JPEG image`);
+    expect(await readdir(cwd)).toEqual([]);
+  });
+
+  it('rejects a model of another input size than its run, naming both sizes', async () => {
+    const cwd = path.join(work, 'mismatch');
+    await mkdir(cwd);
+    const result = await run(['predict', '--model', mismatched.id, images.png], cwd);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`experiments/${mismatched.id}/folds/0/final takes 16x16 px images, but its experiment's images are 32x32 px`);
+    expect(existsSync(path.join(cwd, 'scan-covid.gradcam.png'))).toBe(false);
+  });
+
+  it('rejects bad flags in-process, naming each, before connecting to anything', async () => {
+    const cases: [string[], string][] = [
+      [['predict', '--model', ensemble.id, path.join(work, 'missing.png')], `${path.join(work, 'missing.png')}: file not found`],
+      [['predict', '--model', ensemble.id, work], `${work}: not a file`],
+      [['predict', '--model', ' ', images.png], '--model: expected an experiment id'],
+      [['predict', '--model', 'experiments//final', images.png], 'empty segment'],
+      [['predict', '--model', ensemble.id, '--fold', 'two', images.png], '--fold two: expected a fold index'],
+      [['predict', '--model', ensemble.id, '--out', path.join(work, 'o.jpg'), images.png], '.jpg: the overlay is a PNG'],
+      [['predict', '--model', ensemble.id, '--out', path.join(work, 'nowhere', 'o.png'), images.png], `folder ${path.join(work, 'nowhere')} does not exist`],
+      [['predict', '--model', ensemble.id, '--out', path.join(work, 'o.png'), images.png, images.jpeg], 'names one file, but 2 images were given'],
+      [['predict', '--model', ensemble.id, '--out', images.png, images.png], 'would overwrite the input image'],
+      [['predict', '--model', 'experiments/a/folds/0/final', '--fold', '0', images.png], '--fold 0: applies to an experiment'],
+    ];
+    const { buildProgram } = await import('../main');
+    for (const [args, message] of cases) {
+      const error = await buildProgram()
+        .parseAsync(['node', 'detl', ...args])
+        .then(() => null, (caught: unknown) => caught);
+      expect(error, args.join(' ')).toBeInstanceOf(CliError);
+      expect((error as CliError).message).toContain(message);
+    }
+  });
+});

@@ -1,0 +1,362 @@
+import { existsSync, statSync } from 'node:fs';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { DATA_B_CLASSES } from '@detl/config';
+import type { DatasetManifest, PreprocessOptions } from '@detl/data';
+import { InvalidObjectKeyError, validateObjectKey } from '@detl/storage';
+import type { ExperimentDetail } from '@detl/tracking';
+import { CliError } from '../cli-error';
+import { openRuntime, type CliRuntime } from '../runtime';
+
+// @detl/ml (tfjs) and @detl/data (sharp) are imported when predict runs, so that other commands do
+// not pay for loading them.
+const loadData = () => import('@detl/data');
+type MlModule = typeof import('@detl/ml');
+type LayersModel = Awaited<ReturnType<MlModule['loadModelFromStore']>>;
+
+/** Flags of `detl predict`. */
+export interface PredictFlags {
+  model: string;
+  fold?: string;
+  out?: string;
+  json?: boolean;
+}
+
+/** File name endings `detl predict` accepts (what the preprocessing decodes). */
+const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg'];
+
+/** Which model the user named: a run (id or workflow id) or an object-store prefix. */
+type ModelReference = { kind: 'run'; ref: string } | { kind: 'prefix'; prefix: string; bucket: string | null };
+
+/** One model of the prediction, with where it came from. */
+interface ResolvedModel {
+  /** Fold index for an experiment's fold model; null for a bare prefix. */
+  fold: number | null;
+  prefix: string;
+}
+
+/** How images become network input, and where that was read from. */
+interface ResolvedPreprocessing extends PreprocessOptions {
+  crop: string;
+  /** The manifest the options come from; null when only the model's input size was known. */
+  manifestKey: string | null;
+}
+
+/** Everything `detl predict --json` prints about one image. */
+interface ImagePrediction {
+  image: string;
+  probabilities: Record<string, number>;
+  predicted: string;
+  /** The predicted class's probability. */
+  confidence: number;
+  overlay: string;
+  /** Each model's own probabilities (one entry for a single model). */
+  perModel: { fold: number | null; prefix: string; probabilities: Record<string, number> }[];
+}
+
+/**
+ * `detl predict`: screens new chest X-rays with a trained model. `--model` names an experiment (id
+ * or workflow id: every fold model as an ensemble that averages probabilities, or `--fold k`) or an
+ * object-store model prefix. Images are preprocessed exactly as the experiment's sampling did (the
+ * manifest's size, crop and degrade options); class probabilities and the predicted class are
+ * printed and a Grad-CAM overlay PNG is written per image.
+ */
+export async function predictCommand(images: string[], flags: PredictFlags): Promise<void> {
+  const reference = parseModelReference(flags.model);
+  const fold = parseFold(flags.fold);
+  if (fold !== null && reference.kind === 'prefix') {
+    throw new CliError(`--fold ${flags.fold}: applies to an experiment; --model ${flags.model} already names one model`);
+  }
+  const inputs = checkImages(images);
+  const outputs = overlayPaths(inputs, flags.out);
+
+  const runtime = await openRuntime({ temporal: false, s3: true });
+  try {
+    const resolved = await resolveModels(runtime, reference, fold, flags.model);
+    const { models, experiment, description } = resolved;
+    // Every image is decoded before any model loads, so a bad file stops the command before it writes anything.
+    let pixels: Uint8Array[] = [];
+    for (const file of inputs) pixels.push(await preprocessFile(file, resolved.preprocessing));
+
+    const ml = await import('@detl/ml');
+    await ml.initBackend(experiment?.config.runtime.backend ?? 'auto');
+    const loaded: { model: LayersModel; source: ResolvedModel }[] = [];
+    try {
+      for (const source of models) loaded.push({ model: await loadChecked(runtime, source, resolved.preprocessing), source });
+      let preprocessing = resolved.preprocessing;
+      if (!preprocessing) {
+        // Only the model tells the size here: decode again at its input size, without degrading.
+        const size = loaded[0]?.model.inputs[0]?.shape[1] as number;
+        preprocessing = { imageSize: size, degradeToPixels: null, crop: (await loadData()).CROP_POLICY, manifestKey: null };
+        pixels = [];
+        for (const file of inputs) pixels.push(await preprocessFile(file, preprocessing));
+      }
+      const predictions = await predictAll(ml, loaded, inputs, pixels, outputs, preprocessing.imageSize);
+      if (flags.json) {
+        console.log(
+          JSON.stringify(
+            {
+              model: {
+                reference: flags.model,
+                experimentId: experiment?.id ?? null,
+                ensemble: loaded.length > 1 ? 'mean of probabilities' : null,
+                models: models.map((m) => ({ fold: m.fold, prefix: m.prefix })),
+              },
+              preprocessing,
+              predictions,
+            },
+            null,
+            2,
+          ),
+        );
+        return;
+      }
+      printPredictions(description, preprocessing, runtime, predictions, loaded.length);
+    } finally {
+      for (const { model } of loaded) model.dispose();
+    }
+  } finally {
+    await runtime.close();
+  }
+}
+
+function parseModelReference(value: string): ModelReference {
+  const text = value.trim();
+  if (text === '') throw new CliError('--model: expected an experiment id, a workflow id or an S3 model prefix');
+  const uri = /^s3:\/\/([^/]+)\/(.+)$/.exec(text);
+  if (!uri && text.startsWith('s3://')) throw new CliError(`--model ${value}: expected s3://<bucket>/<model prefix>`);
+  if (!uri && !text.includes('/')) return { kind: 'run', ref: text };
+  // A model prefix: `experiments/<id>/folds/<k>/final`, with or without a trailing `/` or `/model.json`.
+  const prefix = (uri ? (uri[2] as string) : text).replace(/\/model\.json$/, '').replace(/\/+$/, '');
+  try {
+    validateObjectKey(prefix);
+  } catch (error) {
+    if (error instanceof InvalidObjectKeyError) throw new CliError(`--model ${value}: ${error.message}`);
+    throw error;
+  }
+  return { kind: 'prefix', prefix, bucket: uri ? (uri[1] as string) : null };
+}
+
+function parseFold(value: string | undefined): number | null {
+  if (value === undefined) return null;
+  const fold = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isInteger(fold) || fold > 99) throw new CliError(`--fold ${value}: expected a fold index, an integer from 0`);
+  return fold;
+}
+
+function checkImages(images: string[]): string[] {
+  if (images.length === 0) throw new CliError('no image given: detl predict --model <run> <image.png|jpg>…');
+  return images.map((image) => {
+    const file = path.resolve(image);
+    if (!existsSync(file)) throw new CliError(`${image}: file not found`);
+    if (!statSync(file).isFile()) throw new CliError(`${image}: not a file`);
+    if (!IMAGE_EXTENSIONS.includes(path.extname(file).toLowerCase())) throw new CliError(`${image}: expected a PNG or JPEG file (${IMAGE_EXTENSIONS.join(', ')})`);
+    return file;
+  });
+}
+
+function overlayPaths(inputs: string[], out: string | undefined): string[] {
+  if (out !== undefined) {
+    if (inputs.length !== 1) throw new CliError(`--out ${out}: names one file, but ${inputs.length} images were given; leave --out away to write <image stem>.gradcam.png for each`);
+    const file = path.resolve(out);
+    if (path.extname(file).toLowerCase() !== '.png') throw new CliError(`--out ${out}: the overlay is a PNG; name a .png file`);
+    const dir = path.dirname(file);
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CliError(`--out ${out}: folder ${dir} does not exist`);
+    if (existsSync(file) && statSync(file).isDirectory()) throw new CliError(`--out ${out}: is a folder; name a .png file`);
+    if (file === inputs[0]) throw new CliError(`--out ${out}: would overwrite the input image`);
+    return [file];
+  }
+  const outputs = inputs.map((file) => path.resolve(`${path.parse(file).name}.gradcam.png`));
+  const seen = new Map<string, string>();
+  outputs.forEach((output, index) => {
+    const input = inputs[index] as string;
+    const earlier = seen.get(output);
+    if (earlier !== undefined) throw new CliError(`${earlier} and ${input} would both write ${path.basename(output)}; predict them in separate commands or rename one`);
+    if (inputs.includes(output)) throw new CliError(`${input}: its overlay ${output} would overwrite an input image`);
+    seen.set(output, input);
+  });
+  return outputs;
+}
+
+async function resolveModels(
+  runtime: CliRuntime,
+  reference: ModelReference,
+  fold: number | null,
+  given: string,
+): Promise<{ models: ResolvedModel[]; preprocessing: ResolvedPreprocessing | null; experiment: ExperimentDetail | null; description: string }> {
+  if (reference.kind === 'prefix') {
+    if (reference.bucket !== null && reference.bucket !== runtime.store.bucket) {
+      throw new CliError(`--model ${given}: names bucket ${reference.bucket}, but detl uses bucket ${runtime.store.bucket} (DETL_S3_BUCKET)`);
+    }
+    if (!(await runtime.store.headObject(`${reference.prefix}/model.json`))) {
+      throw new CliError(`--model ${given}: no model at ${runtime.store.uri(`${reference.prefix}/model.json`)}`);
+    }
+    // A fold model of a recorded run is preprocessed as that run's data was; any other prefix only
+    // tells its input size, so it gets the plain resize without degrading.
+    const owner = /^experiments\/([0-9a-f-]{36})\//i.exec(reference.prefix)?.[1];
+    const experiment = owner ? await runtime.tracking.getExperiment(owner) : null;
+    const preprocessing = experiment?.datasetManifestKey ? await manifestPreprocessing(runtime, experiment) : null;
+    const description = experiment ? `${runtime.store.uri(reference.prefix)} (of experiment ${experiment.id})` : runtime.store.uri(reference.prefix);
+    return { models: [{ fold: null, prefix: reference.prefix }], preprocessing, experiment, description };
+  }
+  const experiment = await runtime.tracking.getExperiment(reference.ref).catch((error: unknown) => {
+    throw new CliError(`--model ${given}: ${(error as Error).message}`);
+  });
+  if (!experiment) throw new CliError(`--model ${given}: no run with id or workflow id "${reference.ref}" — see detl runs list`);
+  const withModels = experiment.folds.filter((f) => f.status === 'succeeded' && f.modelKey !== null);
+  if (withModels.length === 0) {
+    throw new CliError(`--model ${given}: experiment ${experiment.id} (status ${experiment.status}) has no trained fold model yet — see detl runs show ${experiment.id}`);
+  }
+  let chosen = withModels;
+  if (fold !== null) {
+    chosen = withModels.filter((f) => f.foldIndex === fold);
+    if (chosen.length === 0) {
+      throw new CliError(`--fold ${fold}: experiment ${experiment.id} has no model for fold ${fold}; folds with a model: ${withModels.map((f) => f.foldIndex).join(', ')}`);
+    }
+  }
+  if (!experiment.datasetManifestKey) throw new CliError(`--model ${given}: experiment ${experiment.id} records no dataset manifest, so how its images were preprocessed is unknown`);
+  const preprocessing = await manifestPreprocessing(runtime, experiment);
+  const models = chosen.map((f) => ({ fold: f.foldIndex, prefix: f.modelKey as string }));
+  const folds = models.map((m) => m.fold).join(', ');
+  const description =
+    models.length > 1
+      ? `experiment ${experiment.id} "${experiment.name}" — ensemble of ${models.length} fold models (folds ${folds}, mean of probabilities)`
+      : `experiment ${experiment.id} "${experiment.name}" — fold ${folds} model`;
+  return { models, preprocessing, experiment, description };
+}
+
+/** Size, crop and degrade of the experiment's sampling, read from its manifest. */
+async function manifestPreprocessing(runtime: CliRuntime, experiment: ExperimentDetail): Promise<ResolvedPreprocessing> {
+  const { CROP_POLICY, DatasetError, loadManifest } = await loadData();
+  const key = experiment.datasetManifestKey as string;
+  let manifest: DatasetManifest;
+  try {
+    manifest = await loadManifest(runtime.store, key);
+  } catch (error) {
+    if (error instanceof DatasetError) throw new CliError(`experiment ${experiment.id}: ${error.message}`);
+    if ((error as Error).name === 'ObjectNotFoundError') throw new CliError(`experiment ${experiment.id}: its manifest ${runtime.store.uri(key)} is missing from the bucket`);
+    throw error;
+  }
+  const crop = manifest.options['crop'];
+  // preprocessImage implements one crop policy; a manifest made with another cannot be reproduced.
+  if (crop !== CROP_POLICY) throw new CliError(`experiment ${experiment.id}: its images were cropped with "${String(crop)}", this detl preprocesses with "${CROP_POLICY}"`);
+  const degrade = manifest.options['degradeToPixels'];
+  return { imageSize: manifest.imageSize, degradeToPixels: typeof degrade === 'number' ? degrade : null, crop, manifestKey: key };
+}
+
+async function preprocessFile(file: string, preprocessing: ResolvedPreprocessing | null): Promise<Uint8Array> {
+  const { preprocessImage } = await loadData();
+  const bytes = await readFile(file);
+  if (bytes.byteLength === 0) throw new CliError(`${file}: empty file, not an image`);
+  try {
+    // Without an experiment the size is only known once the model is loaded; a decode at a small
+    // size reports a corrupt file before anything loads, and the caller decodes again later.
+    return await preprocessImage(bytes, preprocessing ?? { imageSize: 16, degradeToPixels: null });
+  } catch (error) {
+    throw new CliError(`${file}: not a readable PNG or JPEG image (${(error as Error).message})`);
+  }
+}
+
+async function loadChecked(runtime: CliRuntime, source: ResolvedModel, preprocessing: ResolvedPreprocessing | null): Promise<LayersModel> {
+  const { loadModelFromStore } = await import('@detl/ml');
+  const where = runtime.store.uri(source.prefix);
+  let model: LayersModel;
+  try {
+    model = await loadModelFromStore(runtime.store, source.prefix);
+  } catch (error) {
+    throw new CliError(`${source.fold === null ? '' : `fold ${source.fold}: `}${(error as Error).message}`);
+  }
+  const shape = model.inputs[0]?.shape ?? [];
+  const classes = model.outputs[0]?.shape[1];
+  const [, height, width, channels] = shape;
+  const problem =
+    shape.length !== 4 || height !== width || (channels !== 1 && channels !== 3)
+      ? `takes input of shape [${shape.join(', ')}], not square grey or RGB images`
+      : classes !== DATA_B_CLASSES.length
+        ? `has ${String(classes)} outputs, not the ${DATA_B_CLASSES.length} classes ${DATA_B_CLASSES.join(' / ')} (a pretraining checkpoint?)`
+        : preprocessing && height !== preprocessing.imageSize
+          ? `takes ${String(height)}x${String(width)} px images, but its experiment's images are ${preprocessing.imageSize}x${preprocessing.imageSize} px (manifest ${preprocessing.manifestKey ?? ''})`
+          : null;
+  if (problem) {
+    model.dispose();
+    throw new CliError(`model ${where} ${problem}`);
+  }
+  return model;
+}
+
+async function predictAll(
+  ml: MlModule,
+  loaded: { model: LayersModel; source: ResolvedModel }[],
+  inputs: string[],
+  pixels: Uint8Array[],
+  outputs: string[],
+  size: number,
+): Promise<ImagePrediction[]> {
+  const batch = new Uint8Array(pixels.length * size * size);
+  pixels.forEach((image, index) => batch.set(image, index * size * size));
+  const perModel = loaded.map(({ model }) => ml.predictProbabilities(model, { pixels: batch, count: pixels.length, size }));
+  const explainers = loaded.map(({ model }) => ml.createGradCamExplainer(model));
+  try {
+    const predictions: ImagePrediction[] = [];
+    for (let index = 0; index < inputs.length; index += 1) {
+      const rows = perModel.map((rowsOfModel) => rowsOfModel[index] as number[]);
+      const mean = DATA_B_CLASSES.map((_, c) => rows.reduce((sum, row) => sum + (row[c] ?? 0), 0) / rows.length);
+      const classIndex = mean.indexOf(Math.max(...mean));
+      const image = pixels[index] as Uint8Array;
+      // The ensemble's map: each model's Grad-CAM for the class the ensemble predicted, averaged and
+      // scaled back to a maximum of 1 (the scale every single map has).
+      const heatmap = new Float32Array(size * size);
+      for (const explainer of explainers) {
+        const map = explainer.explain(image, size, classIndex).heatmap;
+        for (let p = 0; p < heatmap.length; p += 1) heatmap[p] = (heatmap[p] as number) + (map[p] as number) / explainers.length;
+      }
+      const peak = heatmap.reduce((max, value) => Math.max(max, value), 0);
+      if (peak > 0) for (let p = 0; p < heatmap.length; p += 1) heatmap[p] = (heatmap[p] as number) / peak;
+      const png = await ml.renderGradCamOverlay(image, size, heatmap, { alpha: 0.45 });
+      const overlay = outputs[index] as string;
+      // Written beside the target and renamed, so an interrupted run never leaves a truncated PNG.
+      const partial = `${overlay}.partial-${process.pid}`;
+      try {
+        await writeFile(partial, png);
+        await rename(partial, overlay);
+      } catch (error) {
+        await rm(partial, { force: true });
+        throw new CliError(`${overlay}: cannot write the overlay (${(error as Error).message})`);
+      }
+      predictions.push({
+        image: inputs[index] as string,
+        probabilities: byClass(mean),
+        predicted: DATA_B_CLASSES[classIndex] as string,
+        confidence: mean[classIndex] as number,
+        overlay,
+        perModel: loaded.map(({ source }, m) => ({ fold: source.fold, prefix: source.prefix, probabilities: byClass(rows[m] as number[]) })),
+      });
+    }
+    return predictions;
+  } finally {
+    for (const explainer of explainers) explainer.dispose();
+  }
+}
+
+function byClass(values: readonly number[]): Record<string, number> {
+  return Object.fromEntries(DATA_B_CLASSES.map((name, c) => [name, values[c] ?? 0]));
+}
+
+function printPredictions(description: string, preprocessing: ResolvedPreprocessing, runtime: CliRuntime, predictions: ImagePrediction[], models: number): void {
+  console.log(`model   ${description}`);
+  const degrade = preprocessing.degradeToPixels === null ? 'not degraded' : `degraded to ${preprocessing.degradeToPixels} px and back`;
+  const origin = preprocessing.manifestKey
+    ? `, as in ${runtime.store.uri(preprocessing.manifestKey)}`
+    : ' (the model\'s input size; no experiment record says how its training data was preprocessed)';
+  console.log(`input   ${preprocessing.imageSize}x${preprocessing.imageSize} px grey, ${preprocessing.crop}, ${degrade}${origin}`);
+  for (const prediction of predictions) {
+    console.log(`\n${prediction.image}`);
+    for (const [name, probability] of Object.entries(prediction.probabilities)) {
+      console.log(`  ${name.padEnd(14)} ${probability.toFixed(4)}${name === prediction.predicted ? '  ← predicted' : ''}`);
+    }
+    console.log(`  predicted      ${prediction.predicted} (${(prediction.confidence * 100).toFixed(1)}%)`);
+    const how = models > 1 ? `mean of the ${models} fold models' maps for "${prediction.predicted}"` : `for "${prediction.predicted}"`;
+    console.log(`  Grad-CAM       ${prediction.overlay} (${how})`);
+  }
+  console.log('\nA research model\'s output, not a diagnosis.');
+}
