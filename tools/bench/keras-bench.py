@@ -1,0 +1,133 @@
+"""Keras (tensorflow-cpu) reference for `npm run bench -- ml`.
+
+One process per case: builds the same architecture detl's libs/ml/src/core/models.ts builds
+(small-vgg and AlexNet-3x3 written out layer by layer; VGG-16 and ResNet-50 are
+keras.applications' own), trains with the same step (softmax cross-entropy on logits against
+one-hot labels, Adam beta 0.9/0.999 eps 1e-7) on random inputs in [0, 1], and prints one JSON
+line: parameter counts, per-batch img/s, peak RSS (VmHWM).
+
+usage: keras-bench.py '<json: architecture, widthMultiplier, imageSize, channels, numClasses,
+                        batchSize, warmup, iterations, threads ("1" | "default")>'
+"""
+
+import json
+import os
+import sys
+import time
+
+case = json.loads(sys.argv[1])
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# Threads must be set before TensorFlow runs its first op.
+if case["threads"] == "1":
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
+
+
+def width(base, multiplier):
+    units = round(base * multiplier)
+    if units < 1:
+        raise SystemExit(f"width multiplier {multiplier} leaves a layer of base {base} without units")
+    return units
+
+
+def small_vgg(inp, w, classes):
+    # detl: 4 blocks x 2 (conv3x3 with bias, linear -> BN(momentum 0.9, eps 1.001e-5) -> ReLU), maxpool 2/2,
+    # flatten, dense 128 (x width) ReLU, dense classes (logits).
+    y = inp
+    for index, filters in enumerate((16, 32, 64, 128)):
+        for c in (1, 2):
+            y = layers.Conv2D(width(filters, w), 3, padding="same", name=f"block{index + 1}_conv{c}")(y)
+            y = layers.BatchNormalization(momentum=0.9, epsilon=1.001e-5, name=f"block{index + 1}_bn{c}")(y)
+            y = layers.ReLU(name=f"block{index + 1}_relu{c}")(y)
+        y = layers.MaxPooling2D(2, 2, name=f"block{index + 1}_pool")(y)
+    y = layers.Flatten(name="head_flatten")(y)
+    y = layers.Dense(width(128, w), activation="relu", name="head_fc1")(y)
+    return layers.Dense(classes, name="head_predictions")(y)
+
+
+def alexnet(inp, w, classes):
+    # detl's AlexNet-3x3: single tower, no LRN, AlexNet's strides and pools, every kernel 3x3, 'same' convs.
+    y = layers.Conv2D(width(96, w), 3, strides=4, padding="same", activation="relu", name="block1_conv1")(inp)
+    y = layers.MaxPooling2D(3, 2, name="block1_pool")(y)
+    y = layers.Conv2D(width(256, w), 3, padding="same", activation="relu", name="block2_conv1")(y)
+    y = layers.MaxPooling2D(3, 2, name="block2_pool")(y)
+    y = layers.Conv2D(width(384, w), 3, padding="same", activation="relu", name="block3_conv1")(y)
+    y = layers.Conv2D(width(384, w), 3, padding="same", activation="relu", name="block4_conv1")(y)
+    y = layers.Conv2D(width(256, w), 3, padding="same", activation="relu", name="block5_conv1")(y)
+    y = layers.MaxPooling2D(3, 2, name="block5_pool")(y)
+    y = layers.Flatten(name="head_flatten")(y)
+    y = layers.Dense(width(4096, w), activation="relu", name="head_fc1")(y)
+    y = layers.Dense(width(4096, w), activation="relu", name="head_fc2")(y)
+    return layers.Dense(classes, name="head_predictions")(y)
+
+
+def build(case):
+    arch, w, size, ch, classes = (case[k] for k in ("architecture", "widthMultiplier", "imageSize", "channels", "numClasses"))
+    shape = (size, size, ch)
+    if arch in ("vgg16", "resnet50"):
+        if w != 1:
+            raise SystemExit(f"{arch}: the reference is keras.applications' own network, width 1 only (got {w})")
+        app = keras.applications.VGG16 if arch == "vgg16" else keras.applications.ResNet50
+        return app(include_top=True, weights=None, input_shape=shape, classes=classes, classifier_activation=None)
+    inp = keras.Input(shape=shape, name="input")
+    out = (small_vgg if arch == "small-vgg" else alexnet)(inp, w, classes)
+    return keras.Model(inp, out, name=arch.replace("-", "_"))
+
+
+def peak_rss_bytes():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+model = build(case)
+model.compile(
+    optimizer=keras.optimizers.Adam(learning_rate=1e-4, beta_1=0.9, beta_2=0.999, epsilon=1e-7),
+    loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+)
+batch, classes = case["batchSize"], case["numClasses"]
+rng = np.random.default_rng(1)
+x = rng.random((batch, case["imageSize"], case["imageSize"], case["channels"]), dtype=np.float32)
+y = np.eye(classes, dtype=np.float32)[np.arange(batch) % classes]
+xt, yt = tf.constant(x), tf.constant(y)
+
+train, infer = [], []
+for i in range(case["warmup"] + case["iterations"]):
+    start = time.perf_counter()
+    float(model.train_on_batch(xt, yt))  # returns the loss as a host value: the step has finished
+    if i >= case["warmup"]:
+        train.append(batch / (time.perf_counter() - start))
+for i in range(case["warmup"] + case["iterations"]):
+    start = time.perf_counter()
+    model.predict_on_batch(xt)
+    if i >= case["warmup"]:
+        infer.append(batch / (time.perf_counter() - start))
+
+print(
+    json.dumps(
+        {
+            "params": int(model.count_params()),
+            "trainableParams": int(sum(int(np.prod(v.shape)) for v in model.trainable_weights)),
+            "trainImagesPerSecond": float(np.median(train)),
+            "inferImagesPerSecond": float(np.median(infer)),
+            "trainSamples": train,
+            "inferSamples": infer,
+            "peakRssBytes": peak_rss_bytes(),
+            "intraOpThreads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "interOpThreads": tf.config.threading.get_inter_op_parallelism_threads(),
+            "jitCompile": bool(model.jit_compile),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "oneDnn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on for x86 CPU builds)"),
+        }
+    )
+)
