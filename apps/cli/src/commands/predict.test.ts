@@ -112,6 +112,12 @@ beforeAll(async () => {
   const sampled = await sampleDataset({ config, store, workDir: path.join(work, 'sampling') });
   await initBackend('wasm');
   ensemble = await recordExperiment(config, sampled.manifestKey, [SIZE, SIZE]);
+  // Models outside any run record: a 4-class one at 24 px and a 2-class (pretraining-like) one.
+  for (const [prefix, numClasses] of [['models/standalone', 4], ['models/two-class', 2]] as const) {
+    const model = buildModel({ architecture: 'small-vgg', widthMultiplier: 0.25, imageSize: 24, channels: 1, numClasses, seed: 5 });
+    await saveModelToStore(model, store, prefix);
+    model.dispose();
+  }
   mismatched = await recordExperiment(config, sampled.manifestKey, [SIZE / 2]);
 
   const fresh = path.join(work, 'fresh');
@@ -206,6 +212,20 @@ describe('detl predict', () => {
     expect(output.preprocessing.degradeToPixels).toBe(16);
     expectDistribution(output.predictions[0]?.probabilities ?? {});
     await expectPng(out);
+  });
+
+  it('takes a model outside any run at its own input size, and refuses one without the four classes', async () => {
+    const [standalone, twoClass] = await Promise.all([
+      run(['predict', '--model', 'models/standalone', '--out', path.join(work, 'standalone.png'), '--json', images.png]),
+      run(['predict', '--model', 'models/two-class', images.png]),
+    ]);
+    expect(standalone.code, standalone.stderr).toBe(0);
+    const output = JSON.parse(standalone.stdout) as PredictJson;
+    expect(output.preprocessing).toEqual({ imageSize: 24, degradeToPixels: null, crop: 'centre-crop-to-square', manifestKey: null });
+    expectDistribution(output.predictions[0]?.probabilities ?? {});
+    await expectPng(path.join(work, 'standalone.png'));
+    expect(twoClass.code).toBe(1);
+    expect(twoClass.stderr).toContain('models/two-class has 2 outputs, not the 4 classes');
   });
 
   it('names an unknown run, a prefix without a model, and a fold without one', async () => {
