@@ -314,7 +314,8 @@ function printSummary(manifest: DatasetManifest, summary: ManifestSummary): void
     console.log(`  ${split.padEnd(12)}${dataAClasses.map((c) => String(summary.dataA[split][c] ?? 0).padStart(width)).join('')}`);
   }
   console.log('\nsources (images in Data-A / Data-B)');
-  for (const [source, counts] of Object.entries(summary.sources)) console.log(`  ${source.padEnd(28)} ${String(counts.A).padStart(7)} / ${counts.B}`);
+  const sourceWidth = Math.max(0, ...Object.keys(summary.sources).map((source) => source.length)) + 2;
+  for (const [source, counts] of Object.entries(summary.sources)) console.log(`  ${source.padEnd(sourceWidth)}${String(counts.A).padStart(6)} / ${counts.B}`);
 }
 
 function printSourceCheck(report: SourcePredictabilityReport | { skipped: string } | null, asked: boolean): void {
