@@ -47,6 +47,15 @@ describe('detl command line input validation', () => {
     expect(result.stderr).toContain('--dataset /nonexistent/cxr: not a folder');
   });
 
+  it('rejects a malformed manifest key and two data sources at once', () => {
+    const key = run(['run', '--manifest', 'manifests/abc.json']);
+    expect(key.status).toBe(2);
+    expect(key.stderr).toContain('dataset.source.key: expected manifests/<sha256>.json');
+    const both = run(['run', '--manifest', `manifests/${'a'.repeat(64)}.json`, '--dataset', os.tmpdir()]);
+    expect(both.status).toBe(1);
+    expect(both.stderr).toContain('--dataset and --manifest both name the data');
+  });
+
   it('validates runs list flags before connecting', () => {
     const limit = run(['runs', 'list', '--limit', '0']);
     expect(limit.status).toBe(1);

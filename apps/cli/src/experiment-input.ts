@@ -8,6 +8,8 @@ export interface ExperimentFlags {
   config?: string;
   set?: string[];
   dataset?: string;
+  /** Manifest key printed by `detl data import`. */
+  manifest?: string;
 }
 
 /**
@@ -36,6 +38,10 @@ export function resolveExperimentConfig(flags: ExperimentFlags, preset: Record<s
     const root = path.resolve(flags.dataset);
     if (!existsSync(root) || !statSync(root).isDirectory()) throw new CliError(`--dataset ${flags.dataset}: not a folder`);
     raw = mergeDeep(raw, { dataset: { source: { kind: 'folder', root } } });
+  }
+  if (flags.manifest) {
+    if (flags.dataset) throw new CliError('--dataset and --manifest both name the data; give one');
+    raw = mergeDeep(raw, { dataset: { source: { kind: 'manifest', key: flags.manifest } } });
   }
   raw = applyConfigOverrides(raw, flags.set ?? []);
   return parseExperimentConfig(raw, origin);

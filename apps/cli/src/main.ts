@@ -20,6 +20,7 @@ export function buildProgram(): Command {
     command
       .option('-c, --config <file>', 'experiment configuration (JSON)')
       .option('-d, --dataset <folder>', 'folder-per-class dataset (normal/ pneumonia/ other_disease/ covid/, optional labels.csv)')
+      .option('-m, --manifest <key>', 'a sampling stored by `detl data import` (manifests/<sha256>.json)')
       .option('-s, --set <path=value>', 'override one configuration value, e.g. --set pretrain.epochs=10 (repeatable)', collect, [])
       .option('--no-worker', 'do not start a local worker (use workers already polling the task queue)')
       .option('--json', 'print the result as JSON instead of progress and tables');

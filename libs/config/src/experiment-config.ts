@@ -32,8 +32,14 @@ const folderSourceSchema = z.strictObject({
   root: z.string().min(1),
 });
 
+const manifestSourceSchema = z.strictObject({
+  kind: z.literal('manifest'),
+  /** Key of a manifest already in the object store (`detl data import` prints it), e.g. `manifests/<sha256>.json`. */
+  key: z.string().regex(/^manifests\/[0-9a-f]{64}\.json$/, 'expected manifests/<sha256>.json'),
+});
+
 const datasetSchema = z.strictObject({
-  source: z.discriminatedUnion('kind', [syntheticSourceSchema, folderSourceSchema]).prefault({ kind: 'synthetic' }),
+  source: z.discriminatedUnion('kind', [syntheticSourceSchema, folderSourceSchema, manifestSourceSchema]).prefault({ kind: 'synthetic' }),
   /** Side of the square greyscale images the networks see, in pixels. */
   imageSize: z.number().int().min(16).max(512).default(64),
   /** Number of cross-validation folds over Data-B (grouped by patient, stratified by class). */

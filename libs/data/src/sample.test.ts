@@ -256,3 +256,29 @@ describe('verifyManifest', () => {
     expect(report.problems.join('\n')).toMatch(/appears in two folds/);
   });
 });
+
+describe('sampleDataset (stored manifest)', () => {
+  it('uses a verified earlier sampling as it is, and rejects one that does not fit the experiment', async () => {
+    const workDir = await temporaryFolder();
+    const store = new MemoryObjectStore();
+    const first = await sampleDataset({ config: config(), store, workDir });
+    const putsBefore = store.puts.length;
+    const fromManifest = config({ source: { kind: 'manifest', key: first.manifestKey } });
+    const reused = await sampleDataset({ config: fromManifest, store, workDir });
+    expect(reused.manifestKey).toBe(first.manifestKey);
+    expect(reused.counts).toEqual(first.counts);
+    expect(reused.shardsWritten).toBe(0);
+    expect(reused.shardsReused).toBe(first.manifest.shards.length);
+    expect(store.puts.length).toBe(putsBefore);
+
+    const otherSize = config({ source: { kind: 'manifest', key: first.manifestKey }, imageSize: 64 });
+    await expect(sampleDataset({ config: otherSize, store, workDir })).rejects.toThrow(/image size 32 px, the experiment's dataset.imageSize is 64/);
+    const otherFolds = config({ source: { kind: 'manifest', key: first.manifestKey }, folds: 3 });
+    await expect(sampleDataset({ config: otherFolds, store, workDir })).rejects.toThrow(DatasetError);
+
+    const shard = first.manifest.shards[0];
+    if (!shard) throw new Error('no shard');
+    await store.putObject(shard.key, new Uint8Array(shard.sizeBytes));
+    await expect(sampleDataset({ config: fromManifest, store, workDir })).rejects.toThrow(/failed verification/);
+  }, 60_000);
+});

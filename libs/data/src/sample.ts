@@ -8,7 +8,8 @@ import { mapLimit } from './concurrency';
 import { confoundWarnings } from './confounds';
 import { DatasetError } from './errors';
 import { importFolderDataset } from './folder-import';
-import { loadManifest } from './load';
+import { loadManifest, verifyManifest } from './load';
+import { manifestSummary } from './summary';
 import { datasetManifestSchema, MANIFEST_CLASSES, MANIFEST_VERSION, MAX_SHARD_BYTES, type DatasetManifest, type ManifestItem, type ManifestShard } from './manifest';
 import { CROP_POLICY, DEGRADE_KERNELS, preprocessImage, preprocessMask, RESIZE_KERNEL } from './preprocess';
 import { compareStrings, sha256Hex } from './random';
@@ -60,6 +61,7 @@ function syntheticSize(config: ExperimentConfig): number {
 export async function sampleDataset(options: SampleDatasetOptions): Promise<SampleResult> {
   const { config, workDir, onProgress } = options;
   const source = config.dataset.source;
+  if (source.kind === 'manifest') return useStoredManifest(config, options.store, source.key);
   let root: string;
   if (source.kind === 'synthetic') {
     root = await ensureSyntheticDataset(config, workDir, onProgress);
@@ -110,6 +112,37 @@ async function ensureSyntheticDataset(config: ExperimentConfig, workDir: string,
   }
   onProgress?.({ phase: 'generate', done: total, total });
   return root;
+}
+
+/**
+ * A sampling made earlier (e.g. by `detl data import`): verified shard by shard, checked against
+ * the experiment's image size and fold count, and used as it is.
+ * @throws DatasetError naming the manifest and what does not match.
+ */
+async function useStoredManifest(config: ExperimentConfig, store: ObjectStore, key: string): Promise<SampleResult> {
+  const verification = await verifyManifest(store, key);
+  if (verification.problems.length > 0) {
+    throw new DatasetError(`${store.uri(key)} failed verification:\n  ${verification.problems.join('\n  ')}`, { file: key });
+  }
+  const manifest = await loadManifest(store, key);
+  const summary = manifestSummary(manifest);
+  const mismatches: string[] = [];
+  if (manifest.imageSize !== config.dataset.imageSize) mismatches.push(`image size ${manifest.imageSize} px, the experiment's dataset.imageSize is ${config.dataset.imageSize}`);
+  if (summary.dataB.length !== config.dataset.folds) mismatches.push(`${summary.dataB.length} folds, the experiment's dataset.folds is ${config.dataset.folds}`);
+  if (mismatches.length > 0) throw new DatasetError(`${store.uri(key)} has ${mismatches.join('; ')}`, { file: key });
+  const dataB: Record<string, number> = {};
+  for (const fold of summary.dataB) for (const [className, count] of Object.entries(fold)) dataB[className] = (dataB[className] ?? 0) + count;
+  const sum = (counts: Record<string, number>) => Object.values(counts).reduce((total, count) => total + count, 0);
+  return {
+    manifestKey: key,
+    manifest,
+    counts: { dataB, dataA: { train: sum(summary.dataA.train), validation: sum(summary.dataA.validation) } },
+    shardsWritten: 0,
+    shardsReused: manifest.shards.length,
+    stored: [],
+    skipped: manifest.skipped,
+    warnings: [],
+  };
 }
 
 /** Arguments of {@link sampleCatalog}: an already imported catalog plus what its importer reported. */
