@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { runDetl } from '../test-support/run-detl';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -15,30 +15,6 @@ import { CliError } from '../cli-error';
 // a generated folder dataset in, shards and a manifest out; bad input stops with the flag or file
 // named, a non-zero exit, and no manifest in the bucket.
 
-const detl = path.resolve(__dirname, '../../../../bin/detl');
-
-interface DetlRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs bin/detl without blocking this process, whose event loop serves the test database. */
-function runDetl(args: string[], env: NodeJS.ProcessEnv): Promise<DetlRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(detl, args, { env, cwd: os.tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 let minio: TestMinio;
 let database: TestDatabase;
@@ -125,8 +101,8 @@ describe('detl data import / check', () => {
     const broken = path.join(corrupt, 'covid', (await readdir(path.join(corrupt, 'covid'))).sort()[0] as string);
     await writeFile(broken, 'not a png');
     const [missing, damaged] = await Promise.all([
-      runDetl(['data', 'import', 'folder', path.join(work, 'missing')], { ...env, DETL_HOME: path.join(work, 'untouched') }),
-      runDetl(['data', 'import', '--image-size', '16', '--no-source-check', 'folder', corrupt], env),
+      runDetl(['data', 'import', 'folder', path.join(work, 'missing')], { env: { ...env, DETL_HOME: path.join(work, 'untouched') } }),
+      runDetl(['data', 'import', '--image-size', '16', '--no-source-check', 'folder', corrupt], { env }),
     ]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain(`source 1 (folder): folder ${path.join(work, 'missing')}: not found`);
@@ -169,7 +145,7 @@ describe('detl data import / check', () => {
         'nih', `--csv=${path.join(root, 'nih', 'Data_Entry_2017.csv')}`, '--images', path.join(root, 'nih', 'images'),
         'cohen', '--metadata', path.join(root, 'cohen', 'metadata.csv'), '--images', path.join(root, 'cohen', 'images'), '--views', 'PA,AP',
       ],
-      env,
+      { env },
     );
     expect(result.code, result.stderr).toBe(0);
     const output = JSON.parse(result.stdout) as ImportJson;
@@ -186,7 +162,7 @@ describe('detl data import / check', () => {
 
   it('imports a folder dataset, prints counts, warnings and the source check, and reuses the shards on a re-run', async () => {
     const args = ['data', 'import', 'folder', dataset, '--image-size', '32', '--folds', '3', '--seed', '7', '--degrade-to', '16', '--stratify-by-source'];
-    const first = await runDetl(args, env);
+    const first = await runDetl(args, { env });
     expect(first.code, first.stderr).toBe(0);
     const key = /^manifest: (manifests\/[0-9a-f]{64}\.json)$/m.exec(first.stdout)?.[1];
     expect(key).toBeDefined();
@@ -199,7 +175,7 @@ describe('detl data import / check', () => {
     expect(first.stdout).toContain('source predictability');
     expect(first.stdout).toContain('not run: Data-B has 1 source');
 
-    const again = await runDetl([...args, '--json'], env);
+    const again = await runDetl([...args, '--json'], { env });
     expect(again.code, again.stderr).toBe(0);
     const output = JSON.parse(again.stdout) as ImportJson;
     expect(output.manifestKey).toBe(key);
@@ -208,7 +184,7 @@ describe('detl data import / check', () => {
     expect(Object.values(output.counts.dataB).reduce((a, b) => a + b, 0)).toBe(output.summary.dataB.flatMap((fold) => Object.values(fold)).reduce((a, b) => a + b, 0));
     expect(output.counts.dataA.train + output.counts.dataA.validation).toBeGreaterThan(0);
 
-    const check = await runDetl(['data', 'check', key as string], env);
+    const check = await runDetl(['data', 'check', key as string], { env });
     expect(check.code, check.stderr).toBe(0);
     expect(check.stdout).toMatch(/intact — \d+ images in \d+ shards/);
 
@@ -216,12 +192,12 @@ describe('detl data import / check', () => {
     const manifest = JSON.parse(new TextDecoder().decode(await store.getObject(key as string))) as { shards: { key: string }[] };
     const shard = manifest.shards[0]?.key as string;
     await store.putObject(shard, new Uint8Array([1, 2, 3]));
-    const damaged = await runDetl(['data', 'check', '--json', `s3://${minio.settings.bucket}/${key as string}`], env);
+    const damaged = await runDetl(['data', 'check', '--json', `s3://${minio.settings.bucket}/${key as string}`], { env });
     expect(damaged.code).toBe(1);
     expect(damaged.stderr).toContain(`${shard}: stored bytes differ from the manifest`);
     expect((JSON.parse(damaged.stdout) as { ok: boolean }).ok).toBe(false);
 
-    const missing = await runDetl(['data', 'check', `manifests/${'0'.repeat(64)}.json`], env);
+    const missing = await runDetl(['data', 'check', `manifests/${'0'.repeat(64)}.json`], { env });
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('no such object');
   });

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { runDetl, type DetlRun } from '../test-support/run-detl';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -19,30 +19,6 @@ import { CliError } from '../cli-error';
 // tracking API, and the CLI runs as a user runs it.
 
 const SIZE = 32;
-const detl = path.resolve(__dirname, '../../../../bin/detl');
-
-interface DetlRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs bin/detl without blocking this process, whose event loop serves the test database. */
-function runDetl(args: string[], options: { env: NodeJS.ProcessEnv; cwd: string }): Promise<DetlRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(detl, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 let minio: TestMinio;
 let database: TestDatabase;

@@ -1,0 +1,33 @@
+import { spawn } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+
+/** The repository's `bin/detl`, as users run it. */
+export const DETL_BIN = path.resolve(__dirname, '../../../../bin/detl');
+
+/** Exit code and output of one `bin/detl` run. */
+export interface DetlRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `bin/detl` without blocking this process: tests whose own event loop serves a service (an
+ * embedded PostgreSQL) must not use spawnSync. Killed after `timeoutMs`.
+ */
+export function runDetl(args: string[], options: { env: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number }): Promise<DetlRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(DETL_BIN, args, { env: options.env, cwd: options.cwd ?? os.tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 180_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
