@@ -102,6 +102,8 @@ describe('ExperimentWorkflow end to end', () => {
     const tasks = experiment.stageAttempts.filter((attempt) => attempt.status === 'succeeded').map((attempt) => attempt.task).sort();
     expect(tasks).toEqual(['aggregate', 'fold-0', 'fold-1', 'fold-2', 'fold-3', 'fold-4', 'grad-cam', 'pretrain', 'sample'].sort());
     expect(experiment.stageAttempts.every((attempt) => attempt.finishedAt !== null)).toBe(true);
+    const sampling = experiment.stageAttempts.find((attempt) => attempt.task === 'sample');
+    expect(sampling?.details).toMatchObject({ manifestKey: result.manifestKey, shardsWritten: expect.any(Number), shardsReused: expect.any(Number) });
     // 2 pretraining epochs + 5 folds x 2 fine-tuning epochs, each with its checkpoint.
     expect(experiment.epochMetrics).toHaveLength(12);
     expect(experiment.epochMetrics.every((metric) => metric.checkpointKey !== null)).toBe(true);

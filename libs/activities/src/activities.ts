@@ -66,7 +66,10 @@ export function createActivities({ tracking, store, settings }: ActivityDependen
     await tracking.startStageAttempt({ experimentId, stage, task, attempt, workerIdentity: workerIdentity() });
     try {
       const result = await run(attempt);
-      await tracking.finishStageAttempt({ experimentId, task, attempt, status: 'succeeded' });
+      // The attempt's own result (counts, shard reuse, best epoch, …) goes into the run record, so
+      // the history shows what each attempt produced, including cache hits.
+      const details = typeof result === 'object' && result !== null ? (result as Record<string, unknown>) : undefined;
+      await tracking.finishStageAttempt({ experimentId, task, attempt, status: 'succeeded', details });
       return result;
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
