@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { applyConfigOverrides, ConfigError, parseExperimentConfig } from './experiment-config';
-import { loadServiceSettings } from './service-settings';
+import { loadServiceSettings, serviceEnvironment } from './service-settings';
 
 describe('parseExperimentConfig', () => {
   it('fills every default, with the paper fine-tuning recipe', () => {
@@ -68,5 +68,12 @@ describe('loadServiceSettings', () => {
     expect(() => loadServiceSettings({ DETL_TEMPORAL_ADDRESS: 'nohost' })).toThrow(/DETL_TEMPORAL_ADDRESS: expected host:port/);
     expect(() => loadServiceSettings({ DETL_DATABASE_URL: 'mysql://x' })).toThrow(/DETL_DATABASE_URL/);
     expect(() => loadServiceSettings({ DETL_S3_BUCKET: 'Bad_Bucket' })).toThrow(/DETL_S3_BUCKET/);
+  });
+});
+
+describe('serviceEnvironment', () => {
+  it('is the inverse of loadServiceSettings', () => {
+    const settings = loadServiceSettings({ DETL_S3_ENDPOINT: 'http://10.0.0.5:9000', AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's', DETL_TASK_QUEUE: 'gpu' }, '/srv');
+    expect(loadServiceSettings(serviceEnvironment(settings), '/elsewhere')).toEqual(settings);
   });
 });

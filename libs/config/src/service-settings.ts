@@ -76,3 +76,26 @@ export function loadServiceSettings(env: NodeJS.ProcessEnv = process.env, cwd = 
     },
   };
 }
+
+/**
+ * The environment variables that make {@link loadServiceSettings} return these settings: how a
+ * parent process points a worker, a CLI or a test's child process at specific services.
+ */
+export function serviceEnvironment(settings: Pick<ServiceSettings, 'home' | 'databaseUrl' | 's3'> & { temporal?: ServiceSettings['temporal'] }): Record<string, string> {
+  const env: Record<string, string> = {
+    DETL_HOME: settings.home,
+    DETL_DATABASE_URL: settings.databaseUrl,
+    DETL_S3_BUCKET: settings.s3.bucket,
+    DETL_S3_REGION: settings.s3.region,
+    DETL_S3_FORCE_PATH_STYLE: String(settings.s3.forcePathStyle),
+  };
+  if (settings.s3.endpoint !== undefined) env.DETL_S3_ENDPOINT = settings.s3.endpoint;
+  if (settings.s3.accessKeyId !== undefined) env.AWS_ACCESS_KEY_ID = settings.s3.accessKeyId;
+  if (settings.s3.secretAccessKey !== undefined) env.AWS_SECRET_ACCESS_KEY = settings.s3.secretAccessKey;
+  if (settings.temporal) {
+    env.DETL_TEMPORAL_ADDRESS = settings.temporal.address;
+    env.DETL_TEMPORAL_NAMESPACE = settings.temporal.namespace;
+    env.DETL_TASK_QUEUE = settings.temporal.taskQueue;
+  }
+  return env;
+}

@@ -1,3 +1,4 @@
+import { serviceEnvironment } from '@detl/config';
 import { runDetl } from '../test-support/run-detl';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
@@ -44,15 +45,7 @@ beforeAll(async () => {
   work = await mkdtemp(path.join(os.tmpdir(), 'detl-data-'));
   dataset = path.join(work, 'cxr');
   await generateSyntheticDataset({ root: dataset, seed: 5, imageSize: 48, dataB: { normal: 6, pneumonia: 6, other_disease: 6, covid: 6 }, dataA: { normal: 8, diseased: 8 } });
-  env = {
-    ...process.env,
-    DETL_HOME: path.join(work, 'home'),
-    DETL_DATABASE_URL: database.url,
-    DETL_S3_ENDPOINT: minio.settings.endpoint,
-    DETL_S3_BUCKET: minio.settings.bucket,
-    AWS_ACCESS_KEY_ID: minio.settings.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: minio.settings.secretAccessKey,
-  };
+  env = { ...process.env, ...serviceEnvironment({ home: path.join(work, 'home'), databaseUrl: database.url, s3: minio.settings }) };
 }, 120_000);
 
 afterAll(async () => {

@@ -1,3 +1,4 @@
+import { serviceEnvironment } from '@detl/config';
 import { runDetl, type DetlRun } from '../test-support/run-detl';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -71,15 +72,7 @@ beforeAll(async () => {
   await store.ensureBucket();
   tracking = createTrackingStore(database.url);
   work = await mkdtemp(path.join(os.tmpdir(), 'detl-predict-'));
-  env = {
-    ...process.env,
-    DETL_HOME: path.join(work, 'home'),
-    DETL_DATABASE_URL: database.url,
-    DETL_S3_ENDPOINT: minio.settings.endpoint,
-    DETL_S3_BUCKET: minio.settings.bucket,
-    AWS_ACCESS_KEY_ID: minio.settings.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: minio.settings.secretAccessKey,
-  };
+  env = { ...process.env, ...serviceEnvironment({ home: path.join(work, 'home'), databaseUrl: database.url, s3: minio.settings }) };
   // A real sampling (32 px, degraded to 16 px) so that predict must read size and degrade from it.
   const config = parseExperimentConfig({
     seed: 3,
