@@ -79,4 +79,22 @@ describe('training activities', () => {
       [2, 'succeeded'],
     ]);
   }, 300_000);
+
+  it('fine-tunes the scratch baseline without any pretrained model', async () => {
+    const activities = createActivities({ tracking, store, settings: { home } });
+    const scratch = parseExperimentConfig({ ...config, name: 'scratch-fold', fineTune: { freeze: 'scratch', epochs: 1, batchSize: 8 } });
+    const { experimentId } = await runIn(new MockActivityEnvironment(), activities.registerExperiment, { workflowId: `wf-${randomUUID()}`, config: scratch });
+    const sample = await runIn(new MockActivityEnvironment(), activities.sampleDataset, { experimentId, config: scratch });
+    const fold = await runIn(new MockActivityEnvironment(), activities.fineTuneFold, {
+      experimentId,
+      config: scratch,
+      manifestKey: sample.manifestKey,
+      pretrainedModelPrefix: null,
+      fold: 0,
+    });
+    expect(fold.confusionMatrix.flat().reduce((a, b) => a + b, 0)).toBe(fold.testCount);
+    expect(await store.headObject(`${fold.modelPrefix}/model.json`)).not.toBeNull();
+    const experiment = await tracking.getExperiment(experimentId);
+    expect(experiment?.folds.map((row) => row.foldIndex)).toEqual([0]);
+  }, 300_000);
 });

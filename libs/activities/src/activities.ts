@@ -18,6 +18,7 @@ import {
   summarizeCrossValidation,
   writeLabelledImages,
   type ClassificationReport as MlClassificationReport,
+  type ModelSpec,
   type TrainingJob,
   type TrainingJobEpoch,
 } from '@detl/ml';
@@ -215,14 +216,7 @@ export function createActivities({ tracking, store, settings }: ActivityDependen
             job: {
               kind: 'pretrain',
               backend: config.runtime.backend,
-              model: {
-                architecture: config.model.architecture,
-                widthMultiplier: config.model.widthMultiplier,
-                imageSize: config.dataset.imageSize,
-                channels: 1,
-                numClasses: DATA_A_CLASSES.length,
-                seed: config.seed,
-              },
+              model: modelSpecOf(config, DATA_A_CLASSES.length),
               stage: config.pretrain,
               seed: config.seed,
               trainFile,
@@ -263,7 +257,7 @@ export function createActivities({ tracking, store, settings }: ActivityDependen
           const testFile = path.join(dir, 'test.bin');
           await writeLabelledImages(trainFile, train);
           await writeLabelledImages(testFile, test);
-          const initialModelDir = await downloadPrefix(store, pretrainedModelPrefix, path.join(dir, 'pretrained'));
+          const initialModelDir = pretrainedModelPrefix === null ? null : await downloadPrefix(store, pretrainedModelPrefix, path.join(dir, 'pretrained'));
           const prefix = `experiments/${experimentId}/folds/${fold}`;
           const result = await trainWithCheckpoints({
             experimentId,
@@ -275,6 +269,7 @@ export function createActivities({ tracking, store, settings }: ActivityDependen
               kind: 'fine-tune',
               backend: config.runtime.backend,
               architecture: config.model.architecture,
+              model: modelSpecOf(config, DATA_B_CLASSES.length),
               numClasses: DATA_B_CLASSES.length,
               stage: config.fineTune,
               freeze: config.fineTune.freeze,
@@ -445,6 +440,18 @@ function stableStringify(value: unknown): string {
     return `{${entries.map(([key, child]) => `${JSON.stringify(key)}:${stableStringify(child)}`).join(',')}}`;
   }
   return JSON.stringify(value);
+}
+
+/** The network the configuration asks for, with a given number of output classes. */
+function modelSpecOf(config: ExperimentConfig, numClasses: number): ModelSpec {
+  return {
+    architecture: config.model.architecture,
+    widthMultiplier: config.model.widthMultiplier,
+    imageSize: config.dataset.imageSize,
+    channels: 1,
+    numClasses,
+    seed: config.seed,
+  };
 }
 
 /** Held-out predictions of one fold, as stored next to its model. */

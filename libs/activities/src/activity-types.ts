@@ -36,7 +36,8 @@ export interface PretrainResult {
 export interface FineTuneFoldInput extends ExperimentRef {
   config: ExperimentConfig;
   manifestKey: string;
-  pretrainedModelPrefix: string;
+  /** The pretrained model; null for the scratch baseline (`fineTune.freeze: 'scratch'`). */
+  pretrainedModelPrefix: string | null;
   /** Zero-based index of the held-out fold. */
   fold: number;
 }

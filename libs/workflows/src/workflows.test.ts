@@ -67,7 +67,7 @@ function recordingActivities(recorder: Recorder, options: { failSampleWith?: Err
       recorder.calls.push('pretrainFromScratch');
       return { modelPrefix: 'experiments/exp-1/pretrain/best', bestEpoch: 1, bestValidationAccuracy: 0.9, epochsRun: 2, backend: 'wasm' };
     },
-    fineTuneFold: async (input: { fold: number; pretrainedModelPrefix: string }) => {
+    fineTuneFold: async (input: { fold: number; pretrainedModelPrefix: string | null }) => {
       recorder.calls.push(`fineTuneFold:${input.fold}:${input.pretrainedModelPrefix}`);
       recorder.concurrentFolds += 1;
       recorder.maxConcurrentFolds = Math.max(recorder.maxConcurrentFolds, recorder.concurrentFolds);
@@ -132,6 +132,19 @@ describe('experimentWorkflow on the Temporal dev server', () => {
     expect(recorder.calls).toContain('aggregateResults:0,1,2,3,4');
     expect(recorder.calls.at(-1)).toBe('generateGradCams');
     expect(recorder.finished).toEqual([{ status: 'succeeded', error: undefined }]);
+  }, 60_000);
+
+  it('skips pretraining for the 4-class scratch baseline', async () => {
+    const recorder = newRecorder();
+    const scratch = parseExperimentConfig({ name: 'scratch-test', fineTune: { freeze: 'scratch' } });
+    await runWith(recordingActivities(recorder), async (taskQueue) => {
+      const handle = await env.client.workflow.start(experimentWorkflow, { taskQueue, workflowId: `wf-${randomUUID()}`, args: [{ config: scratch }] });
+      const result = await handle.result();
+      expect(result.pretrainedModelPrefix).toBeNull();
+      expect((await handle.query(progressQuery)).stages.pretrainFromScratch).toBe('skipped');
+    });
+    expect(recorder.calls).not.toContain('pretrainFromScratch');
+    expect(recorder.calls.filter((call) => call.startsWith('fineTuneFold')).sort()).toEqual([0, 1, 2, 3, 4].map((i) => `fineTuneFold:${i}:null`));
   }, 60_000);
 
   it('fails the run without retrying when the data is bad, and records the failure', async () => {

@@ -27,14 +27,15 @@ export interface ExperimentWorkflowInput {
 export interface ExperimentWorkflowResult {
   experimentId: string;
   manifestKey: string;
-  pretrainedModelPrefix: string;
+  /** Null when the recipe trains from scratch (`fineTune.freeze: 'scratch'`) and pretraining was skipped. */
+  pretrainedModelPrefix: string | null;
   folds: FoldResult[];
   summary: ExperimentSummary;
   gradCams: GradCamResult;
 }
 
 /** State of one stage as reported by the {@link progressQuery}. */
-export type StageState = 'pending' | 'running' | 'succeeded' | 'failed';
+export type StageState = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped';
 
 /** Live progress, answered by the workflow at any time without touching the database. */
 export interface ExperimentProgress {
@@ -99,12 +100,19 @@ export async function experimentWorkflow(input: ExperimentWorkflowInput): Promis
     }
   }
 
+  function skip(name: keyof ExperimentProgress['stages']): null {
+    progress.stages[name] = 'skipped';
+    return null;
+  }
+
   try {
     await bookkeeping.markExperimentRunning({ experimentId });
     const sample = await stage('sampleDataset', () => dataStage.sampleDataset({ experimentId, config }));
-    const pretrained = await stage('pretrainFromScratch', () =>
-      training.pretrainFromScratch({ experimentId, config, manifestKey: sample.manifestKey }),
-    );
+    // The 4-class scratch baseline of the ablation uses no pretrained weights, so it skips pretraining.
+    const pretrainedModelPrefix =
+      config.fineTune.freeze === 'scratch'
+        ? skip('pretrainFromScratch')
+        : (await stage('pretrainFromScratch', () => training.pretrainFromScratch({ experimentId, config, manifestKey: sample.manifestKey }))).modelPrefix;
     const folds = await stage('fineTuneFolds', () =>
       Promise.all(
         progress.folds.map(async (_, fold) => {
@@ -114,7 +122,7 @@ export async function experimentWorkflow(input: ExperimentWorkflowInput): Promis
               experimentId,
               config,
               manifestKey: sample.manifestKey,
-              pretrainedModelPrefix: pretrained.modelPrefix,
+              pretrainedModelPrefix,
               fold,
             });
             progress.folds[fold] = 'succeeded';
@@ -131,7 +139,7 @@ export async function experimentWorkflow(input: ExperimentWorkflowInput): Promis
       training.generateGradCams({ experimentId, config, manifestKey: sample.manifestKey, folds }),
     );
     await bookkeeping.finishExperiment({ experimentId, status: 'succeeded', summary });
-    return { experimentId, manifestKey: sample.manifestKey, pretrainedModelPrefix: pretrained.modelPrefix, folds, summary, gradCams };
+    return { experimentId, manifestKey: sample.manifestKey, pretrainedModelPrefix, folds, summary, gradCams };
   } catch (error) {
     const cancelled = isCancellation(error);
     const message = describeFailure(error);

@@ -28,8 +28,13 @@ export interface PretrainJob extends TrainingJobBase {
 /** DETL fine-tuning of a pretrained network on one fold, evaluated on the held-out fold. */
 export interface FineTuneJob extends TrainingJobBase {
   kind: 'fine-tune';
-  /** Checkpoint directory of the pretrained model (ignored when resuming). */
-  initialModelDir: string;
+  /**
+   * Checkpoint directory of the pretrained model (ignored when resuming); null only for
+   * `freeze: 'scratch'`, which then builds {@link FineTuneJob.model} afresh.
+   */
+  initialModelDir: string | null;
+  /** Network to build when there is no pretrained model (`freeze: 'scratch'`); its numClasses is replaced by {@link FineTuneJob.numClasses}. */
+  model?: ModelSpec;
   numClasses: number;
   freeze: FreezeMode;
   /** Expected architecture of the pretrained checkpoint; another one is rejected by name. */

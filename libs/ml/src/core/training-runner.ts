@@ -91,6 +91,12 @@ export async function runTrainingJobInProcess(job: TrainingJob, onEpoch: (metric
     }
   } else if (job.kind === 'pretrain') {
     model = buildModel({ ...job.model, seed: job.model.seed ?? job.seed });
+  } else if (job.initialModelDir === null) {
+    // The 4-class scratch baseline needs no pretraining at all.
+    if (job.freeze !== 'scratch' || !job.model) {
+      throw new Error(`fine-tune job without a pretrained model needs freeze 'scratch' and a model spec (freeze is '${job.freeze}')`);
+    }
+    model = buildModel({ ...job.model, numClasses: job.numClasses, seed: job.model.seed ?? job.seed });
   } else {
     const pretrained = await loadModel(job.initialModelDir, job.architecture ? { architecture: job.architecture } : {});
     model = prepareForFineTuning(pretrained, { numClasses: job.numClasses, freeze: job.freeze, seed: job.seed, ...(job.architecture ? { architecture: job.architecture } : {}) });
