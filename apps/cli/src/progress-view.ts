@@ -2,8 +2,16 @@ import cliProgress from 'cli-progress';
 import type { ExperimentConfig } from '@detl/config';
 import type { ExperimentProgress, StageState } from '@detl/workflows';
 
-/** Epochs finished per training task (`pretrain`, `fold-0`, …), newest attempt only. */
-export type EpochCounts = Map<string, number>;
+/** What the run record says about each task (`sample`, `pretrain`, `fold-0`, …). */
+export interface TaskRecord {
+  /** Tasks a worker has started (an attempt row exists). */
+  started: Set<string>;
+  /** Epochs finished per training task, newest attempt only. */
+  epochs: Map<string, number>;
+}
+
+/** Shown instead of `running` while a scheduled stage waits for a free worker slot. */
+type DisplayState = StageState | 'queued';
 
 /**
  * Live progress of one experiment: bars on a terminal, one line per event otherwise (CI logs,
@@ -27,8 +35,9 @@ export class ProgressView {
   }
 
   /** Renders the latest workflow progress and epoch counts. */
-  update(progress: ExperimentProgress, epochs: EpochCounts): void {
-    const rows: { task: string; value: number; total: number; unit: string; state: StageState }[] = [
+  update(progress: ExperimentProgress, record: TaskRecord): void {
+    const { epochs } = record;
+    const rows: { task: string; value: number; total: number; unit: string; state: DisplayState }[] = [
       { task: 'sample dataset  ', ...stageRow(progress.stages.sampleDataset) },
       { task: 'pretrain        ', value: epochs.get('pretrain') ?? 0, total: this.config.pretrain.epochs, unit: 'epochs', state: progress.stages.pretrainFromScratch },
       ...progress.folds.map((state, fold) => ({
@@ -36,7 +45,8 @@ export class ProgressView {
         value: epochs.get(`fold-${fold}`) ?? 0,
         total: this.config.fineTune.epochs,
         unit: 'epochs',
-        state,
+        // The workflow schedules every fold at once; only those a worker picked up are running.
+        state: state === 'running' && !record.started.has(`fold-${fold}`) ? ('queued' as const) : state,
       })),
       { task: 'aggregate       ', ...stageRow(progress.stages.aggregateResults) },
       { task: 'grad-cam        ', ...stageRow(progress.stages.generateGradCams) },
@@ -52,7 +62,7 @@ export class ProgressView {
         bar.update(value, { state: row.state });
       } else {
         const line = `${row.task.trim()}: ${row.state}${row.unit === 'epochs' ? ` (${value}/${row.total} epochs)` : ''}`;
-        if (this.printed.get(row.task) !== line && (row.state !== 'pending' || value > 0)) {
+        if (this.printed.get(row.task) !== line && row.state !== 'pending' && row.state !== 'queued') {
           this.printed.set(row.task, line);
           console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
         }

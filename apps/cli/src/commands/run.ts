@@ -6,7 +6,7 @@ import type { ExperimentConfig } from '@detl/config';
 import { experimentWorkflow, progressQuery, type ExperimentWorkflowResult } from '@detl/workflows';
 import { CliError } from '../cli-error';
 import { resolveExperimentConfig, type ExperimentFlags } from '../experiment-input';
-import { ProgressView, type EpochCounts } from '../progress-view';
+import { ProgressView, type TaskRecord } from '../progress-view';
 import { formatSummary } from '../report-format';
 import { openRuntime, type CliRuntime } from '../runtime';
 
@@ -86,8 +86,8 @@ async function followUntilDone(
   while (!done && view) {
     try {
       const progress = await handle.query(progressQuery);
-      const epochs: EpochCounts = progress.experimentId ? await epochCounts(runtime, progress.experimentId) : new Map();
-      view.update(progress, epochs);
+      const record: TaskRecord = progress.experimentId ? await taskRecord(runtime, progress.experimentId) : { started: new Set(), epochs: new Map() };
+      view.update(progress, record);
     } catch {
       // Progress is best effort: the workflow may not have started on a worker yet.
     }
@@ -96,13 +96,13 @@ async function followUntilDone(
   const result = await outcome;
   if (view) {
     const progress = await handle.query(progressQuery);
-    view.update(progress, await epochCounts(runtime, result.experimentId));
+    view.update(progress, await taskRecord(runtime, result.experimentId));
   }
   return result;
 }
 
-/** Epochs finished per training task, counting only each task's newest attempt. */
-async function epochCounts(runtime: CliRuntime, experimentId: string): Promise<EpochCounts> {
+/** Which tasks have started and how many epochs each finished (newest attempt only). */
+async function taskRecord(runtime: CliRuntime, experimentId: string): Promise<TaskRecord> {
   const experiment = await runtime.tracking.getExperiment(experimentId);
   const newest = new Map<string, { attempt: number; epochs: number }>();
   for (const metric of experiment?.epochMetrics ?? []) {
@@ -110,7 +110,10 @@ async function epochCounts(runtime: CliRuntime, experimentId: string): Promise<E
     if (!current || metric.attempt > current.attempt) newest.set(metric.task, { attempt: metric.attempt, epochs: metric.epoch });
     else if (metric.attempt === current.attempt) current.epochs = Math.max(current.epochs, metric.epoch);
   }
-  return new Map([...newest].map(([task, { epochs }]) => [task, epochs]));
+  return {
+    started: new Set((experiment?.stageAttempts ?? []).map((attempt) => attempt.task)),
+    epochs: new Map([...newest].map(([task, { epochs }]) => [task, epochs])),
+  };
 }
 
 /** Copies the figures, summary and Grad-CAM overlays next to the user, for opening without S3 tools. */
