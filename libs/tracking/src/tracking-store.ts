@@ -132,6 +132,15 @@ function toArtifact(row: Models.ArtifactModel): ArtifactRecord {
   return { ...row, sizeBytes: Number(row.sizeBytes) };
 }
 
+/** The validated natural key of a stage attempt, (experiment, task, attempt). */
+function attemptKey(input: { experimentId: string; task: string; attempt: number }): { experimentId: string; task: string; attempt: number } {
+  return {
+    experimentId: requireUuid(input.experimentId, 'experimentId'),
+    task: requireText(input.task, 'task', 100),
+    attempt: requireInt(input.attempt, 'attempt', 1),
+  };
+}
+
 /**
  * Opens the run-history repository on a PostgreSQL database migrated with {@link applyMigrations}.
  * It talks to the database through the Prisma 7 client and `@prisma/adapter-pg`; connecting is
@@ -228,12 +237,8 @@ export function createTrackingStore(databaseUrl: string, options: TrackingStoreO
     },
 
     async startStageAttempt(input: StartStageAttemptInput): Promise<StageAttemptRecord> {
-      const experimentId = requireUuid(input.experimentId, 'experimentId');
-      const key = {
-        experimentId,
-        task: requireText(input.task, 'task', 100),
-        attempt: requireInt(input.attempt, 'attempt', 1),
-      };
+      const key = attemptKey(input);
+      const experimentId = key.experimentId;
       const stage = requireOneOf(input.stage, STAGE_NAMES, 'stage');
       const workerIdentity = requireText(input.workerIdentity, 'workerIdentity', 500);
       // The worker's clock stamps both ends of an attempt, so its duration never mixes two clocks.
@@ -249,11 +254,7 @@ export function createTrackingStore(databaseUrl: string, options: TrackingStoreO
     },
 
     async finishStageAttempt(input: FinishStageAttemptInput): Promise<StageAttemptRecord> {
-      const key = {
-        experimentId: requireUuid(input.experimentId, 'experimentId'),
-        task: requireText(input.task, 'task', 100),
-        attempt: requireInt(input.attempt, 'attempt', 1),
-      };
+      const key = attemptKey(input);
       const status = requireOneOf(input.status, ['succeeded', 'failed'] as const, 'status');
       const current = await prisma.stageAttempt.findUnique({ where: { experimentId_task_attempt: key } });
       if (!current) {
