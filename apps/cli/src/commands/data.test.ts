@@ -1,5 +1,5 @@
 import { serviceEnvironment } from '@detl/config';
-import { runDetl } from '../test-support/run-detl';
+import { expectCliErrors, runDetl } from '../test-support/run-detl';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -10,7 +10,6 @@ import { generateSyntheticDataset } from '@detl/data';
 import { startTestMinio, type TestMinio } from '@detl/services';
 import { createObjectStore, type S3ObjectStore } from '@detl/storage';
 import { createTestDatabase, type TestDatabase } from '@detl/tracking';
-import { CliError } from '../cli-error';
 
 // `detl data import` and `detl data check` as a user runs them, against real MinIO and PostgreSQL:
 // a generated folder dataset in, shards and a manifest out; bad input stops with the flag or file
@@ -76,14 +75,7 @@ describe('detl data import / check', () => {
       [['data', 'import', 'kaggle', dataset], 'unknown source kind "kaggle"'],
       [['data', 'check', '/manifests/x.json'], 'it is absolute'],
     ];
-    const { buildProgram } = await import('../main');
-    for (const [args, message] of cases) {
-      const error = await buildProgram()
-        .parseAsync(['node', 'detl', ...args])
-        .then(() => null, (caught: unknown) => caught);
-      expect(error, args.join(' ')).toBeInstanceOf(CliError);
-      expect((error as CliError).message).toContain(message);
-    }
+    await expectCliErrors(cases);
     expect(existsSync(path.join(work, 'home'))).toBe(false);
   });
 

@@ -1,5 +1,5 @@
 import { serviceEnvironment } from '@detl/config';
-import { runDetl, type DetlRun } from '../test-support/run-detl';
+import { expectCliErrors, runDetl, type DetlRun } from '../test-support/run-detl';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -13,7 +13,6 @@ import { buildModel, initBackend, saveModelToStore } from '@detl/ml';
 import { startTestMinio, type TestMinio } from '@detl/services';
 import { createObjectStore, type S3ObjectStore } from '@detl/storage';
 import { createTestDatabase, createTrackingStore, type ExperimentRecord, type TestDatabase, type TrackingStore } from '@detl/tracking';
-import { CliError } from '../cli-error';
 
 // `detl predict` end to end on real services: MinIO holds a real sampling manifest and fold models
 // saved in the tfjs layers format, PostgreSQL holds the experiment and fold rows written through the
@@ -249,13 +248,6 @@ describe('detl predict', () => {
       [['predict', '--model', ensemble.id, '--out', images.png, images.png], 'would overwrite the input image'],
       [['predict', '--model', 'experiments/a/folds/0/final', '--fold', '0', images.png], '--fold 0: applies to an experiment'],
     ];
-    const { buildProgram } = await import('../main');
-    for (const [args, message] of cases) {
-      const error = await buildProgram()
-        .parseAsync(['node', 'detl', ...args])
-        .then(() => null, (caught: unknown) => caught);
-      expect(error, args.join(' ')).toBeInstanceOf(CliError);
-      expect((error as CliError).message).toContain(message);
-    }
+    await expectCliErrors(cases);
   });
 });

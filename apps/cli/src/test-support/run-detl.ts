@@ -1,6 +1,9 @@
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
+import { expect } from 'vitest';
+import { CliError } from '../cli-error';
+import { buildProgram } from '../main';
 
 /** The repository's `bin/detl`, as users run it. */
 export const DETL_BIN = path.resolve(__dirname, '../../../../bin/detl');
@@ -30,4 +33,18 @@ export function runDetl(args: string[], options: { env: NodeJS.ProcessEnv; cwd?:
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/**
+ * Parses each argument list in-process with the real command definitions and expects a CliError
+ * whose message contains the given text (flag validation needs no child process).
+ */
+export async function expectCliErrors(cases: readonly (readonly [string[], string])[]): Promise<void> {
+  for (const [args, message] of cases) {
+    const error = await buildProgram()
+      .parseAsync(['node', 'detl', ...args])
+      .then(() => null, (caught: unknown) => caught);
+    expect(error, args.join(' ')).toBeInstanceOf(CliError);
+    expect((error as CliError).message).toContain(message);
+  }
 }
