@@ -1,0 +1,3 @@
+export * from './native-build-layout';
+export * from './build-native-binding';
+export * from './ensure-native-tensorflow';
