@@ -65,6 +65,37 @@ describe('detl command line input validation', () => {
     expect(status.stderr).toContain('--status exploded: expected one of');
   });
 
+  it('refuses a native backend this machine cannot run, naming why, before anything starts', () => {
+    // No machine running these tests has an NVIDIA driver; the GPU engine is refused up front.
+    const result = run(['run', '--set', 'runtime.backend=tensorflow-gpu']);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/runtime\.backend=tensorflow-gpu cannot run on this machine: .*NVIDIA driver/);
+    expect(existsSync(path.join(result.home, 'logs'))).toBe(false);
+    const worker = run(['worker', '--backend', 'tensorflow-gpu']);
+    expect(worker.status).toBe(2);
+    expect(worker.stderr).toContain('--backend tensorflow-gpu cannot run here');
+    const threads = run(['worker', '--threads', '0']);
+    expect(threads.status).toBe(2);
+    expect(threads.stderr).toContain('--threads 0: expected a positive integer');
+    const config = run(['run', '--set', 'runtime.threads=0']);
+    expect(config.status).toBe(2);
+    expect(config.stderr).toContain('runtime.threads');
+  });
+
+  it('detl doctor reports the backend, how it was chosen, its threads and the faster ones not taken', () => {
+    const result = spawnSync(detl, ['doctor', '--json', '--threads', '1'], { encoding: 'utf8', timeout: 60_000 });
+    expect(result.status).toBe(0);
+    const report = JSON.parse(result.stdout) as { backend: string; chosenBy: string; threads: { intraOp: number }; notTaken: { preference: string; error: string }[]; selfTest: string; nativeBuilds: { variant: string; ready: boolean }[] };
+    const nativeReady = report.nativeBuilds.find((build) => build.variant === 'cpu')?.ready;
+    expect(report.backend).toBe(nativeReady ? 'tensorflow' : 'wasm');
+    expect(report.chosenBy).toBe('default (auto)');
+    expect(report.notTaken[0]?.preference).toBe('tensorflow-gpu');
+    expect(report.selfTest).toMatch(/conv2d \+ gradient \+ transform ran/);
+    if (nativeReady) expect(report.threads.intraOp).toBe(1);
+    const wasm = spawnSync(detl, ['doctor', '--json'], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, DETL_TF_BACKEND: 'wasm' } });
+    expect(JSON.parse(wasm.stdout)).toMatchObject({ backend: 'wasm', chosenBy: 'DETL_TF_BACKEND=wasm' });
+  });
+
   it('rejects unknown commands and options with usage help', () => {
     const result = run(['train-everything']);
     expect(result.status).not.toBe(0);

@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { ConfigError } from '@detl/config';
 import { CliError } from './cli-error';
 import { dataCheckCommand, dataImportCommand, DATA_IMPORT_HELP } from './commands/data';
+import { doctorCommand } from './commands/doctor';
 import { predictCommand } from './commands/predict';
 import { runExperimentCommand } from './commands/run';
 import { listRunsCommand, showRunCommand } from './commands/runs';
@@ -85,7 +86,20 @@ export function buildProgram(): Command {
   const services = program.command('services').description('the embedded Temporal dev server, PostgreSQL (PGlite) and S3 (MinIO)');
   services.command('start').description('start them and leave them running').action(() => startServicesCommand());
   services.command('stop').description('stop what `detl services start` left running').action(() => stopServicesCommand());
-  program.command('worker').description('run a worker in the foreground (polls DETL_TASK_QUEUE)').action(() => workerCommand());
+  program
+    .command('worker')
+    .description('run a worker in the foreground (polls DETL_TASK_QUEUE)')
+    .option('--max-trainings <n>', 'activities (so trainings) this worker runs at once (default: one per core)')
+    .option('--threads <n>', 'TensorFlow threads per training when the config says runtime.threads=auto (default: cores ÷ --max-trainings)')
+    .option('--backend <name>', 'force the tfjs backend of every training: tensorflow-gpu, tensorflow, wasm or cpu')
+    .action((flags) => workerCommand(flags));
+  program
+    .command('doctor')
+    .description('which tfjs backend training uses here and why, TensorFlow version, devices, threads, native builds')
+    .option('--backend <name>', 'check this backend instead of auto: tensorflow-gpu, tensorflow, wasm or cpu')
+    .option('--threads <n>', 'TensorFlow intra-op threads to start the native backend with')
+    .option('--json', 'print JSON')
+    .action((flags) => doctorCommand(flags));
   program
     .command('db')
     .description('database maintenance')

@@ -18,7 +18,7 @@ export interface CliRuntime {
    * Starts a local worker process, logging to `<home>/logs/worker.log` (or to this terminal with
    * `inherit`); it is stopped by {@link CliRuntime.close}.
    */
-  startLocalWorker(output?: 'log' | 'inherit'): ChildProcess;
+  startLocalWorker(output?: 'log' | 'inherit', env?: NodeJS.ProcessEnv): ChildProcess;
   close(): Promise<void>;
 }
 
@@ -50,13 +50,13 @@ export async function openRuntime(needs: { temporal: boolean; s3: boolean }): Pr
       });
       return client;
     },
-    startLocalWorker(output = 'log') {
+    startLocalWorker(output = 'log', env = {}) {
       const logDir = path.join(settings.home, 'logs');
       mkdirSync(logDir, { recursive: true });
       const log = output === 'inherit' ? 'inherit' : openSync(path.join(logDir, 'worker.log'), 'a');
       // execArgv carries the tsx loader this CLI runs under.
       const child = spawn(process.execPath, [...process.execArgv, require.resolve('@detl/worker/src/main.ts')], {
-        env: { ...process.env, DETL_HOME: settings.home },
+        env: { ...process.env, ...env, DETL_HOME: settings.home },
         // The IPC channel lets the worker notice when this CLI dies, even by SIGKILL, and stop
         // instead of polling the task queue as an orphan.
         stdio: ['ignore', log, log, 'ipc'],

@@ -3,20 +3,28 @@ import { createObjectStore } from '@detl/storage';
 import { createTrackingStore } from '@detl/tracking';
 import { createDetlWorker } from './worker';
 
+function positiveInteger(name: string): number | undefined {
+  const value = process.env[name];
+  if (value === undefined || value === '') return undefined;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 1) throw new Error(`${name} must be a positive integer, got "${value}"`);
+  return parsed;
+}
+
 /**
  * The worker process: `npx tsx apps/worker/src/main.ts`. Services come from the environment
- * (see libs/config service-settings); `DETL_WORKER_SLOTS` bounds concurrent activities.
+ * (see libs/config service-settings); `DETL_WORKER_SLOTS` bounds concurrent activities (and so
+ * trainings), `DETL_TRAINING_THREADS` sets TensorFlow's threads per training (default: cores ÷
+ * slots), `DETL_TF_BACKEND` forces a backend for every training.
  */
 async function main(): Promise<void> {
   const settings = loadServiceSettings();
-  const slots = process.env.DETL_WORKER_SLOTS === undefined ? undefined : Number(process.env.DETL_WORKER_SLOTS);
-  if (slots !== undefined && (!Number.isInteger(slots) || slots < 1)) {
-    throw new Error(`DETL_WORKER_SLOTS must be a positive integer, got "${process.env.DETL_WORKER_SLOTS}"`);
-  }
+  const slots = positiveInteger('DETL_WORKER_SLOTS');
+  const trainingThreads = positiveInteger('DETL_TRAINING_THREADS');
   const store = createObjectStore(settings.s3);
   await store.ensureBucket();
   const tracking = createTrackingStore(settings.databaseUrl);
-  const worker = await createDetlWorker({ settings, store, tracking, activitySlots: slots });
+  const worker = await createDetlWorker({ settings, store, tracking, activitySlots: slots, trainingThreads });
   const stop = () => worker.shutdown();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

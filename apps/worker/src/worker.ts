@@ -15,6 +15,11 @@ export interface DetlWorkerOptions {
    * so the default is the number of cores.
    */
   activitySlots?: number;
+  /**
+   * TensorFlow threads per training child when the config leaves it to the worker; default: the
+   * cores divided by the activity slots, so concurrent trainings do not oversubscribe the machine.
+   */
+  trainingThreads?: number;
   /** Connection to reuse (tests); otherwise one is opened to `settings.temporal.address`. */
   connection?: NativeConnection;
 }
@@ -26,12 +31,18 @@ export const WORKFLOWS_PATH = require.resolve('@detl/workflows/src/workflows.ts'
 export async function createDetlWorker(options: DetlWorkerOptions): Promise<Worker> {
   const { settings, store, tracking } = options;
   const connection = options.connection ?? (await NativeConnection.connect({ address: settings.temporal.address }));
+  const slots = options.activitySlots ?? Math.max(1, os.availableParallelism());
   return Worker.create({
     connection,
     namespace: settings.temporal.namespace,
     taskQueue: settings.temporal.taskQueue,
     workflowsPath: WORKFLOWS_PATH,
-    activities: createActivities({ tracking, store, settings }),
-    maxConcurrentActivityTaskExecutions: options.activitySlots ?? Math.max(1, os.availableParallelism()),
+    activities: createActivities({ tracking, store, settings, trainingThreads: options.trainingThreads ?? trainingThreadsFor(slots) }),
+    maxConcurrentActivityTaskExecutions: slots,
   });
+}
+
+/** Threads each of `slots` concurrent trainings gets on this machine: an equal share of the cores, at least one. */
+export function trainingThreadsFor(slots: number, cores: number = os.availableParallelism()): number {
+  return Math.max(1, Math.floor(cores / Math.max(1, slots)));
 }

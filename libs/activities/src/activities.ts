@@ -16,6 +16,7 @@ import {
   renderLearningCurvesPng,
   runTrainingJob,
   summarizeCrossValidation,
+  trainingRuntimeOf,
   writeLabelledImages,
   type ClassificationReport as MlClassificationReport,
   type ModelSpec,
@@ -42,6 +43,11 @@ export interface ActivityDependencies {
   tracking: TrackingStore;
   store: ObjectStore;
   settings: Pick<ServiceSettings, 'home'>;
+  /**
+   * Threads each training child may use when the config says `runtime.threads: 'auto'`: the
+   * worker's cores divided by the trainings it runs at once. Default: every core.
+   */
+  trainingThreads?: number;
 }
 
 /** Progress a training activity heartbeats, and resumes from after a retry. */
@@ -57,8 +63,9 @@ const HEARTBEAT_INTERVAL_MS = 10_000;
  * Builds the DETL activities around their dependencies (the samples-typescript factory pattern),
  * so tests and workers hand in real stores and nothing is reached through globals.
  */
-export function createActivities({ tracking, store, settings }: ActivityDependencies) {
+export function createActivities({ tracking, store, settings, trainingThreads }: ActivityDependencies) {
   const scratchRoot = path.join(settings.home, 'scratch');
+  const threadsFor = (config: ExperimentConfig): number | undefined => (config.runtime.threads === 'auto' ? trainingThreads : config.runtime.threads);
 
   /** Records one attempt of a stage around `run`, whatever its outcome. */
   async function tracked<T>(experimentId: string, stage: StageName, task: string, run: (attempt: number) => Promise<T>): Promise<T> {
@@ -216,6 +223,7 @@ export function createActivities({ tracking, store, settings }: ActivityDependen
             job: {
               kind: 'pretrain',
               backend: config.runtime.backend,
+              threads: threadsFor(config),
               model: modelSpecOf(config, DATA_A_CLASSES.length),
               stage: config.pretrain,
               seed: config.seed,
@@ -232,6 +240,7 @@ export function createActivities({ tracking, store, settings }: ActivityDependen
             bestValidationAccuracy: result.bestValidationAccuracy,
             epochsRun: result.epochs.length,
             backend: result.backend.backend,
+            runtime: trainingRuntimeOf(result.backend),
           };
         } finally {
           await rm(dir, { recursive: true, force: true });
@@ -268,6 +277,7 @@ export function createActivities({ tracking, store, settings }: ActivityDependen
             job: {
               kind: 'fine-tune',
               backend: config.runtime.backend,
+              threads: threadsFor(config),
               architecture: config.model.architecture,
               model: modelSpecOf(config, DATA_B_CLASSES.length),
               numClasses: DATA_B_CLASSES.length,
@@ -303,6 +313,7 @@ export function createActivities({ tracking, store, settings }: ActivityDependen
             testCount: test.count,
             modelPrefix: `${prefix}/final`,
             predictionsKey: predictionsObject.key,
+            runtime: trainingRuntimeOf(result.backend),
           };
           await tracking.recordFold({
             experimentId,

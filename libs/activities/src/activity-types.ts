@@ -1,3 +1,4 @@
+import type { TrainingRuntime } from '@detl/ml';
 import type { ExperimentConfig } from '@detl/config';
 import type { ResultSummary } from '@detl/tracking';
 
@@ -30,6 +31,8 @@ export interface PretrainResult {
   bestValidationAccuracy: number | null;
   epochsRun: number;
   backend: string;
+  /** Backend, TensorFlow version and threads the training ran with (kept in the attempt's details). */
+  runtime: TrainingRuntime;
 }
 
 /** Input of {@link DetlActivities.fineTuneFold}. */
@@ -53,6 +56,8 @@ export interface FoldResult {
   modelPrefix: string;
   /** JSON with image ids, actual and predicted classes and probabilities for the held-out images. */
   predictionsKey: string;
+  /** Backend, TensorFlow version and threads the training ran with (kept in the attempt's details). */
+  runtime: TrainingRuntime;
 }
 
 /** Cross-validated result of one experiment, as stored in the run record. */

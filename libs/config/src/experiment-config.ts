@@ -99,6 +99,12 @@ const gradCamSchema = z.strictObject({
 const runtimeSchema = z.strictObject({
   /** tfjs backend; `auto` tries tensorflow-gpu, then tensorflow (tfjs-node), then wasm. */
   backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  /**
+   * Threads of one training process on the native backends (TensorFlow's intra-op pool). `auto`
+   * leaves it to the worker, which divides its cores by the trainings it runs at once, so
+   * parallel folds never oversubscribe the machine.
+   */
+  threads: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default('auto'),
 });
 
 /** Full, validated configuration of one DETL experiment. Unknown keys are rejected at every level. */

@@ -1,9 +1,13 @@
+import { existsSync } from 'node:fs';
+import os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 // tfjs-layers' node bundle registers every op gradient; tfjs-core's node bundle registers none.
 import '@tensorflow/tfjs-layers';
+import { checkInstalledNativeBuild, type NativeVariant } from '@detl/native-tensorflow';
 import { installBatchNormGradient } from './batch-norm-gradient';
+import { fixCpuTransformKernel, registerTensorflowTransformKernel } from './transform-kernels';
 import { registerWasmConvGradients } from './wasm-conv-gradients';
 
 /** Backend preference, as in the experiment config's `runtime.backend`. */
@@ -14,10 +18,35 @@ export const BACKEND_ENV_VARIABLE = 'DETL_TF_BACKEND';
 
 const PREFERENCES: readonly BackendPreference[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
 
+/** An explicitly requested backend cannot run in this process; no retry changes that. */
+export class BackendUnavailableError extends Error {
+  override readonly name = 'BackendUnavailableError';
+}
+
 /** A backend that was tried and could not be used, for the run record. */
 export interface BackendAttempt {
   preference: Exclude<BackendPreference, 'auto'>;
   error: string;
+}
+
+/**
+ * Why a native backend asked for explicitly cannot start on this machine, checked without loading
+ * it (so a CLI can refuse before anything starts); null when it can, or for the other backends.
+ */
+export function nativeBackendProblem(preference: BackendPreference): string | null {
+  if (preference !== 'tensorflow' && preference !== 'tensorflow-gpu') return null;
+  const driverProblem = preference === 'tensorflow-gpu' ? nvidiaDriverProblem() : null;
+  if (driverProblem) return driverProblem;
+  const check = checkInstalledNativeBuild(NATIVE_VARIANTS[preference]);
+  return check.ok ? null : check.reason;
+}
+
+/** Threads one training process computes with. */
+export interface BackendThreads {
+  /** Threads inside one kernel (TensorFlow's intra-op pool; 1 on wasm and cpu). */
+  intraOp: number;
+  /** Kernels run at once (TensorFlow's inter-op pool; 1 on wasm and cpu). */
+  interOp: number;
 }
 
 /** Which backend runs the tensors, and what detl did to it. */
@@ -26,7 +55,15 @@ export interface BackendInfo {
   backend: string;
   /** What was asked for, after the environment override. */
   preference: BackendPreference;
-  /** Kernels detl registered on that backend (the wasm conv gradients), empty otherwise. */
+  /** Who asked: the `DETL_TF_BACKEND` environment variable or the caller (the config's `runtime.backend`). */
+  chosenBy: 'environment' | 'config';
+  /** TensorFlow's version on the native backends, null elsewhere. */
+  tensorflowVersion: string | null;
+  /** Whether TensorFlow runs on a GPU (native GPU build with a visible device). */
+  gpu: boolean;
+  /** Threads this process computes with. */
+  threads: BackendThreads;
+  /** Kernels detl registered on that backend (the wasm conv gradients, the native Transform), empty otherwise. */
   registeredKernels: string[];
   /** Backends tried before the chosen one and why they failed (auto only). */
   fallbacks: BackendAttempt[];
@@ -39,8 +76,38 @@ const NODE_PACKAGES = {
   tensorflow: '@tensorflow/tfjs-node',
 } as const;
 
+const NATIVE_VARIANTS: Record<keyof typeof NODE_PACKAGES, NativeVariant> = { 'tensorflow-gpu': 'gpu', tensorflow: 'cpu' };
+
+/** TensorFlow's own variables for its thread pools, read once when the native backend starts. */
+export const TENSORFLOW_THREAD_VARIABLES = { intraOp: 'TF_NUM_INTRAOP_THREADS', interOp: 'TF_NUM_INTEROP_THREADS' } as const;
+
+/** What a run record keeps of the backend a training used. */
+export interface TrainingRuntime {
+  backend: string;
+  tensorflowVersion: string | null;
+  gpu: boolean;
+  intraOpThreads: number;
+  interOpThreads: number;
+}
+
+/** The part of {@link BackendInfo} a training attempt records. */
+export function trainingRuntimeOf(info: BackendInfo): TrainingRuntime {
+  return { backend: info.backend, tensorflowVersion: info.tensorflowVersion, gpu: info.gpu, intraOpThreads: info.threads.intraOp, interOpThreads: info.threads.interOp };
+}
+
+/** Options of {@link initBackend}. */
+export interface InitBackendOptions {
+  /**
+   * Threads for TensorFlow's intra-op pool on the native backends (inter-op gets 1, since a
+   * training step is a chain of dependent kernels). Applied only if TensorFlow has not started
+   * in this process yet and the environment does not already set them; default: every core.
+   */
+  threads?: number;
+}
+
 let current: { preference: BackendPreference; info: Promise<BackendInfo> } | null = null;
 let wasmKernels: string[] = [];
+let nativeThreads: BackendThreads | null = null;
 
 function resolvePreference(preference: BackendPreference): BackendPreference {
   const fromEnv = process.env[BACKEND_ENV_VARIABLE]?.trim();
@@ -51,8 +118,54 @@ function resolvePreference(preference: BackendPreference): BackendPreference {
   return fromEnv as BackendPreference;
 }
 
-async function tryNode(kind: keyof typeof NODE_PACKAGES): Promise<void> {
+function positiveIntegerFromEnv(name: string): number | null {
+  const value = process.env[name];
+  if (value === undefined || value.trim() === '') return null;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 1) throw new Error(`${name}=${value} is not a positive integer`);
+  return parsed;
+}
+
+/** Fixes TensorFlow's thread pools before its context exists; later calls cannot change them. */
+function applyNativeThreads(threads: number | undefined): BackendThreads {
+  if (nativeThreads) return nativeThreads;
+  const intraOp = positiveIntegerFromEnv(TENSORFLOW_THREAD_VARIABLES.intraOp) ?? threads ?? os.availableParallelism();
+  const interOp = positiveIntegerFromEnv(TENSORFLOW_THREAD_VARIABLES.interOp) ?? 1;
+  process.env[TENSORFLOW_THREAD_VARIABLES.intraOp] = String(intraOp);
+  process.env[TENSORFLOW_THREAD_VARIABLES.interOp] = String(interOp);
+  // TensorFlow's start-up banner (CPU feature notes) would otherwise go to every training log.
+  process.env['TF_CPP_MIN_LOG_LEVEL'] ??= '2';
+  nativeThreads = { intraOp, interOp };
+  return nativeThreads;
+}
+
+interface NativeBinding {
+  TF_Version?: string;
+  isUsingGpuDevice?: () => boolean;
+}
+
+function nativeBinding(): NativeBinding {
+  return (tf.backend() as unknown as { binding?: NativeBinding }).binding ?? {};
+}
+
+/**
+ * Loading the GPU build only to learn there is no GPU would put a second TensorFlow into the
+ * process before the CPU build loads, so the driver is looked for first (the kernel module's
+ * proc file exists on hosts and in containers that expose a GPU).
+ */
+function nvidiaDriverProblem(): string | null {
+  return existsSync('/proc/driver/nvidia/version') ? null : 'no NVIDIA driver on this machine (/proc/driver/nvidia/version is absent)';
+}
+
+async function tryNode(kind: keyof typeof NODE_PACKAGES, threads: number | undefined): Promise<void> {
   const name = NODE_PACKAGES[kind];
+  const driverProblem = kind === 'tensorflow-gpu' ? nvidiaDriverProblem() : null;
+  if (driverProblem) throw new Error(`${name} not tried: ${driverProblem}`);
+  // A truncated library or a binding of another Node would fail inside dlopen, or worse; the build's
+  // own record is checked first so such a cache is reported, never loaded.
+  const build = checkInstalledNativeBuild(NATIVE_VARIANTS[kind]);
+  if (!build.ok) throw new Error(`${name} is not usable: ${build.reason}`);
+  applyNativeThreads(threads);
   // A variable specifier keeps bundlers and tsc from resolving the optional package at build time.
   const specifier: string = name;
   try {
@@ -61,15 +174,9 @@ async function tryNode(kind: keyof typeof NODE_PACKAGES): Promise<void> {
     throw new Error(`${name} could not be loaded: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
   }
   if (!(await tf.setBackend('tensorflow'))) throw new Error(`${name} loaded but the 'tensorflow' backend did not initialise`);
-  if (kind === 'tensorflow-gpu' && !isGpuBuild()) {
-    throw new Error(`${name} loaded but TensorFlow reports no CUDA build`);
+  if (kind === 'tensorflow-gpu' && !nativeBinding().isUsingGpuDevice?.()) {
+    throw new Error(`${name} loaded but TensorFlow sees no GPU (no NVIDIA driver, or no CUDA device visible)`);
   }
-}
-
-function isGpuBuild(): boolean {
-  // tfjs-node-gpu and tfjs-node share the backend name; the binding knows which libtensorflow it has.
-  const backend = tf.backend() as unknown as { binding?: { isUsingGpuDevice?: () => boolean } };
-  return backend.binding?.isUsingGpuDevice?.() ?? true;
 }
 
 async function useWasm(): Promise<string[]> {
@@ -80,25 +187,50 @@ async function useWasm(): Promise<string[]> {
   return wasmKernels;
 }
 
-async function initialise(preference: BackendPreference): Promise<BackendInfo> {
+function useNative(): string[] {
+  registerTensorflowTransformKernel();
+  return [tf.Transform];
+}
+
+async function initialise(preference: BackendPreference, chosenBy: BackendInfo['chosenBy'], options: InitBackendOptions): Promise<BackendInfo> {
   const fallbacks: BackendAttempt[] = [];
   installBatchNormGradient();
-  const done = (registeredKernels: string[]): BackendInfo => ({ backend: tf.getBackend(), preference, registeredKernels, fallbacks, replacedGradients: ['FusedBatchNorm'] });
+  // The cpu kernels also serve as references in tests after a switch of backend, so fix it whatever runs.
+  fixCpuTransformKernel();
+  const done = (registeredKernels: string[]): BackendInfo => {
+    const backend = tf.getBackend();
+    const native = backend === 'tensorflow';
+    return {
+      backend,
+      preference,
+      chosenBy,
+      tensorflowVersion: native ? (nativeBinding().TF_Version ?? null) : null,
+      gpu: native && Boolean(nativeBinding().isUsingGpuDevice?.()),
+      threads: native && nativeThreads ? nativeThreads : { intraOp: 1, interOp: 1 },
+      registeredKernels,
+      fallbacks,
+      replacedGradients: ['FusedBatchNorm'],
+    };
+  };
   switch (preference) {
     case 'tensorflow-gpu':
     case 'tensorflow':
-      await tryNode(preference);
-      return done([]);
+      try {
+        await tryNode(preference, options.threads);
+      } catch (error) {
+        throw new BackendUnavailableError(`runtime.backend=${preference}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      return done(useNative());
     case 'wasm':
       return done(await useWasm());
     case 'cpu':
       if (!(await tf.setBackend('cpu'))) throw new Error("the 'cpu' backend did not initialise");
-      return done([]);
+      return done([tf.Transform]);
     case 'auto':
       for (const kind of ['tensorflow-gpu', 'tensorflow'] as const) {
         try {
-          await tryNode(kind);
-          return done([]);
+          await tryNode(kind, options.threads);
+          return done(useNative());
         } catch (error) {
           fallbacks.push({ preference: kind, error: error instanceof Error ? error.message : String(error) });
         }
@@ -111,20 +243,24 @@ async function initialise(preference: BackendPreference): Promise<BackendInfo> {
  * Chooses the tfjs backend once per process: `auto` tries `@tensorflow/tfjs-node-gpu`, then
  * `@tensorflow/tfjs-node` (optional dependencies whose native install often fails; a failed load
  * falls through and is listed in `fallbacks`), then wasm. `DETL_TF_BACKEND` overrides the argument.
- * On wasm the conv gradient kernels of {@link registerWasmConvGradients} are installed; on every
+ * A native package is loaded only when its detl-built binding passes the cache check of
+ * `@detl/native-tensorflow`; its thread pools are fixed first ({@link InitBackendOptions.threads}).
+ * On wasm the conv gradient kernels of {@link registerWasmConvGradients} are installed, on the
+ * native backends the `Transform` kernel of {@link registerTensorflowTransformKernel}; on every
  * backend the batch-norm gradient of {@link installBatchNormGradient}.
  *
  * Idempotent: calling again with the same (resolved) preference returns the first result; a
  * different one switches backend.
  * @throws when an explicitly requested backend cannot be used (only `auto` falls back).
  */
-export async function initBackend(preference: BackendPreference = 'auto'): Promise<BackendInfo> {
+export async function initBackend(preference: BackendPreference = 'auto', options: InitBackendOptions = {}): Promise<BackendInfo> {
   if (!PREFERENCES.includes(preference)) {
     throw new Error(`unknown backend '${String(preference)}'; expected one of ${PREFERENCES.join(', ')}`);
   }
   const resolved = resolvePreference(preference);
   if (current && current.preference === resolved) return current.info;
-  const info = initialise(resolved);
+  const chosenBy = process.env[BACKEND_ENV_VARIABLE]?.trim() ? 'environment' : 'config';
+  const info = initialise(resolved, chosenBy, options);
   current = { preference: resolved, info };
   try {
     return await info;

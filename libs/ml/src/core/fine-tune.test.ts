@@ -1,10 +1,10 @@
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from './backend';
 import { prepareForFineTuning, type FreezeMode } from './fine-tune';
 import { buildModel, describeArchitecture, type Architecture } from './models';
 import { quadrantImages } from './test-data';
 import { trainModel, type TrainingStage } from './train';
+import { initBackendUnderTest } from '../test-support/backend-under-test';
 
 const sgd: TrainingStage = {
   epochs: 1,
@@ -41,7 +41,7 @@ async function fineTune(architecture: Architecture, freeze: FreezeMode, size: nu
 
 describe('prepareForFineTuning', () => {
   beforeAll(async () => {
-    await initBackend('wasm');
+    await initBackendUnderTest();
   });
 
   it('DETL: base copied, new 4-class head, frozen layers bit-for-bit unchanged, the rest trained', async () => {

@@ -1,4 +1,5 @@
-export { initBackend, BACKEND_ENV_VARIABLE, type BackendInfo, type BackendAttempt, type BackendPreference } from './backend';
+export { initBackend, nativeBackendProblem, trainingRuntimeOf, BackendUnavailableError, BACKEND_ENV_VARIABLE, TENSORFLOW_THREAD_VARIABLES, type BackendInfo, type BackendAttempt, type BackendPreference, type BackendThreads, type InitBackendOptions, type TrainingRuntime } from './backend';
+export { registerTensorflowTransformKernel, fixCpuTransformKernel } from './transform-kernels';
 export { registerWasmConvGradients, WASM_CONV_GRADIENT_KERNELS } from './wasm-conv-gradients';
 export { installBatchNormGradient } from './batch-norm-gradient';
 export {

@@ -5,11 +5,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { MemoryObjectStore } from '@detl/storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from './backend';
 import { buildModel, describeArchitecture, modelSpecOf } from './models';
 import { loadModel, loadModelFromStore, loadOptimizer, loadOptimizerFromStore, saveModel, saveModelToStore } from './model-io';
 import { quadrantImages } from './test-data';
 import { createOptimizer, trainModel, type TrainingStage } from './train';
+import { initBackendUnderTest } from '../test-support/backend-under-test';
 
 
 const stage: TrainingStage = {
@@ -31,7 +31,7 @@ function predict(model: LayersModel): number[] {
 describe('model I/O', () => {
   let dir: string;
   beforeAll(async () => {
-    await initBackend('wasm');
+    await initBackendUnderTest();
     dir = await mkdtemp(join(tmpdir(), 'detl-model-io-'));
   });
   afterAll(async () => {

@@ -1,13 +1,13 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from './backend';
 import { buildModel, describeArchitecture, modelSpecOf, ModelSpecError, type ModelSpec } from './models';
+import { initBackendUnderTest } from '../test-support/backend-under-test';
 
 const standard = (architecture: ModelSpec['architecture']): ModelSpec => ({ architecture, widthMultiplier: 1, imageSize: 224, channels: 3, numClasses: 1000 });
 
 describe('buildModel', () => {
   beforeAll(async () => {
-    await initBackend('wasm');
+    await initBackendUnderTest();
   });
 
   // Keras' own totals (keras.applications, include_top=True, 224x224x3, 1000 classes).

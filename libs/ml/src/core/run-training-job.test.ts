@@ -6,13 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from './backend';
 import { writeLabelledImages } from './labelled-images';
 import { loadModel } from './model-io';
 import { runTrainingJob, TRAINING_CHILD_ENTRY, TrainingJobError } from './run-training-job';
 import { quadrantImages } from './test-data';
 import type { TrainingStage } from './train';
 import type { FineTuneJob, PretrainJob, TrainingJobEpoch } from './training-job';
+import { BACKEND_UNDER_TEST, initBackendUnderTest } from '../test-support/backend-under-test';
 
 const stage: TrainingStage = {
   epochs: 2,
@@ -48,7 +48,7 @@ describe('runTrainingJob (forked child)', () => {
     validationFile: files.validation,
     stage,
     seed: 7,
-    backend: 'wasm',
+    backend: BACKEND_UNDER_TEST,
   });
 
   const fineTuneJob = (outputDir: string, overrides: Partial<FineTuneJob> = {}): FineTuneJob => ({
@@ -62,7 +62,7 @@ describe('runTrainingJob (forked child)', () => {
     testFile: files.test,
     stage: { ...stage, optimizer: 'sgd', learningRate: 1e-2, schedule: 'constant' },
     seed: 8,
-    backend: 'wasm',
+    backend: BACKEND_UNDER_TEST,
     ...overrides,
   });
 
@@ -71,7 +71,7 @@ describe('runTrainingJob (forked child)', () => {
     const pre = await runTrainingJob(pretrainJob(), { onEpoch: (m) => void epochs.push(m) });
     expect(epochs.map((m) => m.epoch)).toEqual([1, 2]);
     expect(epochs.every((m) => existsSync(join(m.checkpointDir, 'model.json')) && existsSync(join(m.checkpointDir, 'optimizer.json')))).toBe(true);
-    expect(pre.backend.backend).toBe('wasm');
+    expect(pre.backend.backend).toBe(BACKEND_UNDER_TEST);
     expect(pre.bestValidationAccuracy).toBe(Math.max(...pre.epochs.map((m) => m.validationAccuracy as number)));
     expect(pre.test).toBeNull();
     expect(existsSync(join(pre.bestDir, 'model.json'))).toBe(true);
@@ -86,7 +86,7 @@ describe('runTrainingJob (forked child)', () => {
     expect(test?.accuracy).toBeCloseTo((diagonal as number) / 20, 10);
 
     // The frozen base left the child exactly as it came from pretraining.
-    await initBackend('wasm');
+    await initBackendUnderTest();
     const pretrained = await loadModel(pre.bestDir);
     const tuned = await loadModel(fine.bestDir);
     const weights = (m: typeof tuned, name: string) => Array.from(m.getLayer(name).getWeights()[0]?.dataSync() ?? []);

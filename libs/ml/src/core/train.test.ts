@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { parseExperimentConfig } from '@detl/config';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from './backend';
 import { buildModel } from './models';
 import { SeededRandom } from './random';
 import { quadrantImages } from './test-data';
 import { augmentBatch, createOptimizer, evaluateModel, imagesToTensor, learningRateAt, predictProbabilities, trainModel, type TrainingStage } from './train';
+import { initBackendUnderTest } from '../test-support/backend-under-test';
 
 const stage: TrainingStage = {
   epochs: 4,
@@ -21,7 +21,7 @@ const tiny = (seed = 1) => buildModel({ architecture: 'small-vgg', widthMultipli
 
 describe('trainModel', () => {
   beforeAll(async () => {
-    await initBackend('wasm');
+    await initBackendUnderTest();
   });
 
   it('learns a separable task, keeps the best validation weights and leaks no tensors', async () => {
@@ -150,7 +150,7 @@ describe('configuration compatibility', () => {
 
 describe('schedule and augmentation', () => {
   beforeAll(async () => {
-    await initBackend('wasm');
+    await initBackendUnderTest();
   });
 
   it('anneals the learning rate on a cosine from the peak to zero', () => {

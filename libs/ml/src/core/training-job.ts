@@ -15,6 +15,8 @@ interface TrainingJobBase {
   seed: number;
   /** tfjs backend of the child (default `auto`; `DETL_TF_BACKEND` still overrides). */
   backend?: BackendPreference;
+  /** TensorFlow intra-op threads of the child on the native backends (default: every core). */
+  threads?: number;
   /** Continue from an epoch checkpoint (model + optimizer state) instead of starting over. */
   resumeFrom?: { epoch: number; modelDir: string };
 }

@@ -61,7 +61,7 @@ async function readState(dir: string): Promise<TrainingState | null> {
  */
 export async function runTrainingJobInProcess(job: TrainingJob, onEpoch: (metrics: TrainingJobEpoch) => void | Promise<void> = () => undefined, signal?: AbortSignal): Promise<TrainingJobResult> {
   const started = performance.now();
-  const backend = await initBackend(job.backend ?? 'auto');
+  const backend = await initBackend(job.backend ?? 'auto', job.threads === undefined ? {} : { threads: job.threads });
   const train = await readLabelledImages(job.trainFile);
   const validation = job.validationFile ? await readLabelledImages(job.validationFile) : undefined;
   const test = job.kind === 'fine-tune' ? await readLabelledImages(job.testFile) : null;

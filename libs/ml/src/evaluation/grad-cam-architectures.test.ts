@@ -1,11 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ARCHITECTURES, buildModel, describeArchitecture, initBackend } from '../core';
+import { ARCHITECTURES, buildModel, describeArchitecture } from '../core';
 import { createGradCamExplainer } from './grad-cam';
+import { initBackendUnderTest } from '../test-support/backend-under-test';
 
 describe('Grad-CAM on the networks detl builds', () => {
   beforeAll(async () => {
-    await initBackend('wasm');
+    await initBackendUnderTest();
   });
 
   it.each(ARCHITECTURES)('%s: explains the core’s feature layer without leaking tensors', (architecture) => {

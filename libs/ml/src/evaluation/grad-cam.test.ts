@@ -4,9 +4,14 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createGradCamExplainer } from './grad-cam';
 import { createSeededRandom } from './metrics';
+import { BACKEND_UNDER_TEST, initBackendUnderTest } from '../test-support/backend-under-test';
+
+// The reference backend is cpu (float32 JavaScript kernels); the native suite runs the same checks on TensorFlow.
+const REFERENCE_BACKEND = BACKEND_UNDER_TEST === 'tensorflow' ? 'tensorflow' : 'cpu';
 
 beforeAll(async () => {
-  await tf.setBackend('cpu');
+  if (REFERENCE_BACKEND === 'tensorflow') await initBackendUnderTest();
+  else await tf.setBackend('cpu');
 });
 
 const SIZE = 8;
@@ -216,7 +221,7 @@ describe('createGradCamExplainer', () => {
 });
 
 describe('Grad-CAM on the wasm backend', () => {
-  it('gives the cpu backend’s map using only kernels wasm has', async () => {
+  it(`gives the ${REFERENCE_BACKEND} backend’s map using only kernels wasm has`, async () => {
     await import('@tensorflow/tfjs-backend-wasm');
     const model = denseHeadModel();
     const pixels = randomImage(21);
@@ -228,7 +233,7 @@ describe('Grad-CAM on the wasm backend', () => {
       onWasm.heatmap.forEach((v, i) => expect(v).toBeCloseTo(onCpu.heatmap[i] as number, 4));
       onWasm.probabilities.forEach((p, i) => expect(p).toBeCloseTo(onCpu.probabilities[i] as number, 5));
     } finally {
-      await tf.setBackend('cpu');
+      await tf.setBackend(REFERENCE_BACKEND);
     }
   });
 });

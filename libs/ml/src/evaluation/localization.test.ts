@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../core';
 import { createGradCamExplainer } from './grad-cam';
 import { pointingGame, pointingGameRate } from './localization';
 import { createSeededRandom } from './metrics';
+import { initBackendUnderTest } from '../test-support/backend-under-test';
 
 describe('pointingGame', () => {
   const size = 4;
@@ -99,7 +99,7 @@ describe('Grad-CAM localises a learnt lesion', () => {
   beforeAll(async () => {
     // The core's wasm backend with its conv gradient kernels: the cpu backend's filter gradient
     // is far too slow to train even this net within the test budget.
-    await initBackend('wasm');
+    await initBackendUnderTest();
   });
 
   it('points at the blob in ≥ 90% of correctly classified lesion images', async () => {
