@@ -28,7 +28,7 @@ describe('infra/docker-compose.yml', () => {
   const services = asDoc(compose.services);
 
   it('defines Temporal, both databases, MinIO, the migration and the workers', () => {
-    expect(Object.keys(services).sort()).toEqual(['detl-db', 'migrate', 'minio', 'temporal', 'temporal-db', 'temporal-ui', 'worker']);
+    expect(Object.keys(services).sort()).toEqual(['detl-db', 'gpu-worker', 'migrate', 'minio', 'temporal', 'temporal-db', 'temporal-ui', 'worker']);
   });
 
   it('builds the worker from infra/worker.Dockerfile with the repository as context', () => {
@@ -39,12 +39,28 @@ describe('infra/docker-compose.yml', () => {
   });
 
   it('passes only settings the code reads, and all the ones a worker needs', () => {
-    const env = asDoc(asDoc(services.worker).environment);
     const known = knownSettings();
-    for (const name of Object.keys(env)) expect(known, `${name} is not read by libs/config or the worker`).toContain(name);
-    for (const needed of ['DETL_TEMPORAL_ADDRESS', 'DETL_DATABASE_URL', 'DETL_S3_ENDPOINT', 'DETL_S3_BUCKET', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) {
-      expect(env).toHaveProperty(needed);
+    for (const service of ['worker', 'gpu-worker']) {
+      const env = asDoc(asDoc(services[service]).environment);
+      for (const name of Object.keys(env)) expect(known, `${name} (${service}) is not read by libs/config or the worker`).toContain(name);
+      for (const needed of ['DETL_TEMPORAL_ADDRESS', 'DETL_DATABASE_URL', 'DETL_S3_ENDPOINT', 'DETL_S3_BUCKET', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) {
+        expect(env, service).toHaveProperty(needed);
+      }
     }
+  });
+
+  it('runs the GPU worker only with --profile gpu, from its own image, on an NVIDIA GPU, on its own task queue', () => {
+    const gpu = asDoc(services['gpu-worker']);
+    expect(gpu.profiles).toEqual(['gpu']);
+    const build = asDoc(gpu.build);
+    expect(build.dockerfile).toBe('infra/gpu-worker.Dockerfile');
+    expect(path.resolve(infraDir, String(build.context))).toBe(repoRoot);
+    const env = asDoc(gpu.environment);
+    expect(env.DETL_TF_BACKEND).toBe('tensorflow-gpu');
+    expect(env.DETL_TASK_QUEUE).not.toBe(asDoc(asDoc(services.worker).environment).DETL_TASK_QUEUE);
+    const devices = asDoc(asDoc(asDoc(gpu.deploy).resources).reservations).devices as Doc[];
+    expect(devices).toEqual([{ driver: 'nvidia', count: 1, capabilities: ['gpu'] }]);
+    expect(asDoc(asDoc(gpu.depends_on).migrate).condition).toBe('service_completed_successfully');
   });
 
   it('gives the workers the credentials MinIO is started with and a database URL matching detl-db', () => {
@@ -62,8 +78,12 @@ describe('infra/docker-compose.yml', () => {
   });
 });
 
-describe('infra/worker.Dockerfile', () => {
-  const dockerfile = readFileSync(path.join(infraDir, 'worker.Dockerfile'), 'utf8');
+describe.each(['worker.Dockerfile', 'gpu-worker.Dockerfile'])('infra/%s', (file) => {
+  const dockerfile = readFileSync(path.join(infraDir, file), 'utf8');
+
+  it('has its own .dockerignore that keeps the host node_modules out', () => {
+    expect(readFileSync(path.join(infraDir, `${file}.dockerignore`), 'utf8')).toMatch(/^\*\*\/node_modules$/m);
+  });
 
   it('copies every workspace manifest before npm ci, so the install sees all workspaces', () => {
     const beforeInstall = dockerfile.slice(0, dockerfile.indexOf('RUN npm ci'));
@@ -77,6 +97,27 @@ describe('infra/worker.Dockerfile', () => {
 
   it('runs the worker entry point that exists', () => {
     expect(dockerfile).toMatch(/CMD \["node_modules\/\.bin\/tsx", "apps\/worker\/src\/main\.ts"\]/);
+    expect(existsSync(path.join(repoRoot, 'apps/worker/src/main.ts'))).toBe(true);
+  });
+});
+
+describe('infra/gpu-worker.Dockerfile', () => {
+  const dockerfile = readFileSync(path.join(infraDir, 'gpu-worker.Dockerfile'), 'utf8');
+
+  it('builds the GPU engine after npm ci (which replaces the tfjs-node-gpu package) and selects it', () => {
+    const install = dockerfile.search(/^RUN .*\bnpm ci\b/m);
+    const setup = dockerfile.search(/^RUN .*tools\/setup-native\.ts --gpu\b/m);
+    expect(install).toBeGreaterThan(0);
+    expect(setup).toBeGreaterThan(install);
+    expect(existsSync(path.join(repoRoot, 'tools/setup-native.ts'))).toBe(true);
+    expect(dockerfile).toMatch(/^ENV DETL_TF_BACKEND=tensorflow-gpu\b/m);
+    expect(knownSettings()).toContain('DETL_TF_BACKEND');
+  });
+
+  it('puts the CUDA libraries of the build on LD_LIBRARY_PATH, cuSOLVER included', () => {
+    const entries = /LD_LIBRARY_PATH=(\S+)/.exec(dockerfile)?.[1]?.split(':') ?? [];
+    expect(entries).toContain('/app/node_modules/@tensorflow/tfjs-node-gpu/deps/nvidia/cusolver/lib');
+    expect(entries).toContain('/app/node_modules/@tensorflow/tfjs-node-gpu/deps/nvidia/cudnn/lib');
   });
 });
 
@@ -106,7 +147,7 @@ describe('infra/k8s', () => {
     const configMaps = byKind('ConfigMap').map((doc) => asDoc(doc.metadata).name);
     const secrets = byKind('Secret').map((doc) => asDoc(doc.metadata).name);
     const workloads = [...byKind('Deployment'), ...byKind('Job')];
-    expect(workloads).toHaveLength(2);
+    expect(workloads).toHaveLength(3);
     for (const workload of workloads) {
       const containers = asDoc(asDoc(asDoc(workload.spec).template).spec).containers as Doc[];
       for (const container of containers) {
@@ -126,14 +167,42 @@ describe('infra/k8s', () => {
       const data = { ...asDoc(doc.data), ...asDoc(doc.stringData) };
       for (const name of Object.keys(data)) expect(known, `${name} is not read by libs/config or the worker`).toContain(name);
     }
+    for (const workload of [...byKind('Deployment'), ...byKind('Job')]) {
+      for (const container of asDoc(asDoc(asDoc(workload.spec).template).spec).containers as Doc[]) {
+        for (const entry of ((container.env ?? []) as Doc[]).map(asDoc)) expect(known, `${String(entry.name)} is not read by libs/config or the worker`).toContain(entry.name);
+      }
+    }
   });
 
-  it('the Deployment selector matches its pod labels', () => {
-    const [deployment] = byKind('Deployment');
-    const spec = asDoc(deployment?.spec);
-    const selector = asDoc(asDoc(spec.selector).matchLabels);
-    const labels = asDoc(asDoc(asDoc(spec.template).metadata).labels);
-    expect(Object.keys(selector).length).toBeGreaterThan(0);
-    for (const [key, value] of Object.entries(selector)) expect(labels[key]).toBe(value);
+  it('every Deployment selector matches its pod labels', () => {
+    expect(byKind('Deployment')).toHaveLength(2);
+    for (const deployment of byKind('Deployment')) {
+      const spec = asDoc(deployment.spec);
+      const selector = asDoc(asDoc(spec.selector).matchLabels);
+      const labels = asDoc(asDoc(asDoc(spec.template).metadata).labels);
+      expect(Object.keys(selector).length).toBeGreaterThan(0);
+      for (const [key, value] of Object.entries(selector)) expect(labels[key]).toBe(value);
+    }
+  });
+
+  it('kustomization maps every workload image to a registry', () => {
+    const kustomization = asDoc(parse(readFileSync(path.join(k8sDir, 'kustomization.yaml'), 'utf8')));
+    const mapped = (kustomization.images as Doc[]).map((image) => asDoc(image).name);
+    for (const workload of [...byKind('Deployment'), ...byKind('Job')]) {
+      for (const container of asDoc(asDoc(asDoc(workload.spec).template).spec).containers as Doc[]) expect(mapped).toContain(container.image);
+    }
+  });
+
+  it('the GPU worker asks for one NVIDIA GPU, runs the tensorflow-gpu backend and polls its own task queue', () => {
+    const deployment = byKind('Deployment').find((doc) => asDoc(doc.metadata).name === 'detl-gpu-worker');
+    const podSpec = asDoc(asDoc(asDoc(deployment?.spec).template).spec);
+    const [container] = podSpec.containers as Doc[];
+    expect(asDoc(asDoc(container?.resources).limits)['nvidia.com/gpu']).toBe(1);
+    expect(container?.image).toBe('detl-gpu-worker');
+    const env = Object.fromEntries(((container?.env ?? []) as Doc[]).map((entry) => [asDoc(entry).name, asDoc(entry).value]));
+    expect(env.DETL_TF_BACKEND).toBe('tensorflow-gpu');
+    const [configMap] = byKind('ConfigMap');
+    expect(env.DETL_TASK_QUEUE).toBeTruthy();
+    expect(env.DETL_TASK_QUEUE).not.toBe(asDoc(configMap?.data).DETL_TASK_QUEUE);
   });
 });

@@ -17,6 +17,7 @@ COPY libs/activities/package.json libs/activities/package.json
 COPY libs/config/package.json libs/config/package.json
 COPY libs/data/package.json libs/data/package.json
 COPY libs/ml/package.json libs/ml/package.json
+COPY libs/native-tensorflow/package.json libs/native-tensorflow/package.json
 COPY libs/services/package.json libs/services/package.json
 COPY libs/storage/package.json libs/storage/package.json
 COPY libs/tracking/package.json libs/tracking/package.json
@@ -24,6 +25,9 @@ COPY libs/workflows/package.json libs/workflows/package.json
 COPY prisma prisma
 COPY prisma.config.ts ./
 COPY tools tools
+# The postinstall step also runs tools/setup-native.ts, which imports this library. Without Python
+# in this image it reports the native engine unavailable and the wasm backend runs.
+COPY libs/native-tensorflow libs/native-tensorflow
 # Dev dependencies stay: prisma generates the client at install time, and tsx runs the sources.
 RUN npm ci --no-audit --no-fund && npm cache clean --force
 

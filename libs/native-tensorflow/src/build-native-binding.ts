@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import {
   BINDING_PATH,
@@ -36,8 +36,28 @@ export interface BuildNativeBindingOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** The wheels are fetched for this interpreter tag and platform, so any local Python ≥ 3.9 can fetch them. */
-const WHEEL_TARGET = ['--only-binary=:all:', '--platform', 'manylinux_2_27_x86_64', '--python-version', '3.11', '--implementation', 'cp', '--abi', 'cp311'];
+/**
+ * Newest glibc the wheels may need: TensorFlow's own wheel is tagged `manylinux_2_27`, so a host that
+ * runs it runs the rest too.
+ */
+const MAX_GLIBC_MINOR = 27;
+
+/**
+ * The wheels are fetched for this interpreter tag and platform, so any local Python ≥ 3.9 can fetch
+ * them. Every manylinux tag up to {@link MAX_GLIBC_MINOR} is listed because pip does not widen an
+ * explicit `--platform manylinux_2_27` to older tags, and the CUDA wheels carry older ones (e.g.
+ * nvidia-cuda-cupti-cu12 is `manylinux2014`, nvidia-nccl-cu12 `manylinux_2_18`).
+ */
+const WHEEL_TARGET = [
+  '--only-binary=:all:',
+  ...['manylinux2014_x86_64', ...Array.from({ length: MAX_GLIBC_MINOR - 16 }, (_, i) => `manylinux_2_${MAX_GLIBC_MINOR - i}_x86_64`)].flatMap((tag) => ['--platform', tag]),
+  '--python-version',
+  '3.11',
+  '--implementation',
+  'cp',
+  '--abi',
+  'cp311',
+];
 
 /** Python snippets, passed as `-c`, so no script file has to ship beside the wheel. */
 const PYTHON_EXTRACT = `
@@ -52,6 +72,11 @@ with zipfile.ZipFile(wheel) as z:
         os.makedirs(os.path.dirname(target), exist_ok=True)
         with z.open(info) as src, open(target, 'wb') as out:
             shutil.copyfileobj(src, out, 1 << 20)
+        # Keep executables executable (nvidia-cuda-nvcc's ptxas, which XLA runs), for every user:
+        # the wheels mark them 0744, but a Docker image builds as root and runs as another user.
+        mode = (info.external_attr >> 16) & 0o777
+        if mode & 0o111:
+            os.chmod(target, 0o755)
 `;
 const PYTHON_CUDA_REQUIREMENTS = `
 import sys, zipfile, re
@@ -130,22 +155,25 @@ function elapsed(startedMs: number): string {
   return `${((Date.now() - startedMs) / 1000).toFixed(0)} s`;
 }
 
-async function downloadWheels(python: string, requirements: string[], wheelsDir: string, options: BuildNativeBindingOptions): Promise<void> {
+/**
+ * Downloads wheels into `wheelsDir` (pip skips those already there).
+ * @returns the wheels pip chose, from its own report: with version ranges (the CUDA wheels) the folder
+ * may also hold older picks, so it is not searched.
+ */
+async function downloadWheels(python: string, requirements: string[], wheelsDir: string, options: BuildNativeBindingOptions): Promise<string[]> {
   mkdirSync(wheelsDir, { recursive: true });
-  await run(python, ['-m', 'pip', 'download', '--no-deps', '--disable-pip-version-check', '--progress-bar', 'off', ...WHEEL_TARGET, '-d', wheelsDir, ...requirements], {
+  const output = await run(python, ['-m', 'pip', 'download', '--no-deps', '--disable-pip-version-check', '--progress-bar', 'off', ...WHEEL_TARGET, '-d', wheelsDir, ...requirements], {
     log: options.log,
     label: `pip download ${requirements.join(' ')}`,
   });
+  return [...output.matchAll(/^\s*(?:Saved|File was already downloaded) (.+\.whl)\s*$/gm)].map((match) => join(wheelsDir, basename(match[1] ?? '')));
 }
 
-function wheelFile(wheelsDir: string, distribution: string, version?: string): string {
-  const normalised = distribution.replace(/-/g, '_').toLowerCase();
-  const match = readdirSync(wheelsDir).find((name) => {
-    const lower = name.toLowerCase();
-    return lower.endsWith('.whl') && lower.startsWith(`${normalised}-${version ?? ''}`);
-  });
-  if (!match) throw new Error(`pip reported success but no wheel of ${distribution}${version ? `==${version}` : ''} is in ${wheelsDir}`);
-  return join(wheelsDir, match);
+function wheelFile(wheels: string[], distribution: string): string {
+  const normalised = distribution.replace(/[-_.]+/g, '_').toLowerCase();
+  const match = wheels.find((path) => basename(path).toLowerCase().startsWith(`${normalised}-`));
+  if (!match) throw new Error(`pip reported success but named no wheel of ${distribution} (it named ${wheels.map((path) => basename(path)).join(', ') || 'none'})`);
+  return match;
 }
 
 /**
@@ -177,9 +205,8 @@ export async function buildNativeBinding(options: BuildNativeBindingOptions): Pr
   mkdirSync(cacheRoot, { recursive: true });
 
   const wheelName = TENSORFLOW_WHEEL[variant];
-  log(`downloading ${wheelName}==${TENSORFLOW_VERSION} through pip (${variant === 'cpu' ? '274 MB' : '~0.6 GB, then ~3 GB of CUDA 12 wheels'}, once)`);
-  await downloadWheels(python, [`${wheelName}==${TENSORFLOW_VERSION}`], wheelsDir, options);
-  const tensorflowWheel = wheelFile(wheelsDir, wheelName, TENSORFLOW_VERSION);
+  log(`downloading ${wheelName}==${TENSORFLOW_VERSION} through pip (${variant === 'cpu' ? '274 MB' : '572 MB, then 2.8 GB of CUDA 12 wheels; 5.4 GB unpacked'}, once)`);
+  const tensorflowWheel = wheelFile(await downloadWheels(python, [`${wheelName}==${TENSORFLOW_VERSION}`], wheelsDir, options), wheelName);
 
   const staging = mkdtempSync(join(cacheRoot, `.build-${key}-`));
   try {
@@ -200,12 +227,12 @@ export async function buildNativeBinding(options: BuildNativeBindingOptions): Pr
       const requirements = (await run(python, ['-c', PYTHON_CUDA_REQUIREMENTS, tensorflowWheel], { log, label: 'reading the CUDA requirements' })).split('\n').filter(Boolean);
       if (requirements.length === 0) throw new Error(`${tensorflowWheel} names no nvidia-* packages under its and-cuda extra`);
       log(`downloading ${requirements.length} CUDA 12 wheels through pip (${elapsed(started)})`);
-      await downloadWheels(python, requirements, wheelsDir, options);
+      const cudaWheels = await downloadWheels(python, requirements, wheelsDir, options);
+      log(`unpacking the CUDA libraries (${elapsed(started)})`);
       // The wheel's libraries look for CUDA at $ORIGIN/../nvidia/<pkg>/lib, so deps/nvidia sits beside deps/lib.
       for (const requirement of requirements) {
         const name = requirement.split(/[=<>!~]/)[0] as string;
-        const version = /==([^,;]+)/.exec(requirement)?.[1];
-        await run(python, ['-c', PYTHON_EXTRACT, wheelFile(wheelsDir, name, version), 'nvidia/', 'nvidia/', join(staging, 'deps', 'nvidia')], { log, label: `unpacking ${name}` });
+        await run(python, ['-c', PYTHON_EXTRACT, wheelFile(cudaWheels, name), 'nvidia/', 'nvidia/', join(staging, 'deps', 'nvidia')], { log, label: `unpacking ${name}` });
       }
     }
 
@@ -246,6 +273,9 @@ export async function buildNativeBinding(options: BuildNativeBindingOptions): Pr
       buildSeconds: Math.round((Date.now() - started) / 1000),
     };
     writeFileSync(stampPath(staging), `${JSON.stringify(stamp, null, 2)}\n`);
+    // mkdtemp made the folder private (0700); a build made by root (a Docker image step) must stay
+    // readable by the user that runs the worker.
+    chmodSync(staging, 0o755);
     const finalDir = nativeBuildDirectory(key, env);
     rmSync(finalDir, { recursive: true, force: true });
     renameSync(staging, finalDir);

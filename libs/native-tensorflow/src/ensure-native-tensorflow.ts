@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { buildNativeBinding, NativeSetupUnavailableError } from './build-native-binding';
+import { CUDA_DRIVER_LIBRARY, checkGpuBuildLinks, findCudaDriver, gpuRuntimeEnvironment } from './gpu-runtime';
 import {
   BINDING_PATH,
   INSTALLED_MARKER,
@@ -18,7 +19,7 @@ import {
 
 /** What {@link ensureNativeTensorflow} found or did. */
 export type NativeSetupOutcome =
-  | { status: 'ready'; how: 'installed' | 'restored' | 'built'; directory: string; tensorflowVersion: string }
+  | { status: 'ready'; how: 'installed' | 'restored' | 'cached' | 'built'; directory: string; tensorflowVersion: string }
   | { status: 'unavailable'; reason: string };
 
 /** Options of {@link ensureNativeTensorflow}. */
@@ -27,6 +28,12 @@ export interface EnsureNativeTensorflowOptions {
   log: (line: string) => void;
   /** Rebuild even when a valid cache entry exists. */
   rebuild?: boolean;
+  /**
+   * Wire the package in node_modules to the build (default true). False only fills and verifies the
+   * cache (`how: 'cached'` when it was already there): a test can then check a build without
+   * changing which engine other processes of the checkout load.
+   */
+  install?: boolean;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -85,6 +92,29 @@ export function probeNativeBinding(bindingPath: string, env: NodeJS.ProcessEnv =
   return JSON.parse(result.stdout) as NativeProbe;
 }
 
+/**
+ * Checks that a build folder is usable before the package is wired to it. The cpu build, and a gpu
+ * build on a host with the NVIDIA driver, must load in a fresh process. Without the driver a gpu
+ * build cannot be exercised here, so it is accepted when `ldd` resolves every library of it but
+ * the driver's ({@link checkGpuBuildLinks}); loading is still tried and only reported.
+ * @returns the probe, or null when a driver-less gpu build was verified by `ldd` alone.
+ * @throws when the build is broken.
+ */
+function verifyNativeBuild(variant: NativeVariant, directory: string, env: NodeJS.ProcessEnv, driverPresent: boolean, log: (line: string) => void): NativeProbe | null {
+  const bindingPath = join(directory, BINDING_PATH);
+  if (variant === 'cpu') return probeNativeBinding(bindingPath, env);
+  const links = checkGpuBuildLinks(directory, driverPresent, env);
+  const probeEnv = { ...env, ...gpuRuntimeEnvironment(directory, env) };
+  if (driverPresent) return probeNativeBinding(bindingPath, probeEnv);
+  log(`ldd: all ${links.checked} libraries of the build resolve except ${CUDA_DRIVER_LIBRARY} (needed by ${links.needDriver.length})`);
+  try {
+    return probeNativeBinding(bindingPath, probeEnv);
+  } catch (error) {
+    log(`the binding does not load without the driver (expected here): ${error instanceof Error ? error.message : String(error)}`);
+    return null;
+  }
+}
+
 /** Serialises setups of the same cache (a CI step and a test, two terminals) with an exclusive lock folder. */
 async function withCacheLock<T>(env: NodeJS.ProcessEnv, log: (line: string) => void, body: () => Promise<T>): Promise<T> {
   const root = join(toolsCacheDirectory(env), 'tfjs-native');
@@ -127,39 +157,49 @@ async function withCacheLock<T>(env: NodeJS.ProcessEnv, log: (line: string) => v
  * Makes the native engine of a variant usable from this checkout: keeps a valid installed build,
  * else restores the cached one, else builds it ({@link buildNativeBinding}); a cache entry that is
  * truncated, built for another Node ABI or fails to load is rebuilt, saying so. Machines that
- * cannot build it get `unavailable` with the reason (the wasm backend runs there).
+ * cannot build it get `unavailable` with the reason (the wasm backend runs there). A gpu build on
+ * a machine without the NVIDIA driver is verified with `ldd` instead of loading it (one log line
+ * says so); processes that use a gpu build need {@link gpuRuntimeEnvironment} in their environment.
  */
 export async function ensureNativeTensorflow(options: EnsureNativeTensorflowOptions): Promise<NativeSetupOutcome> {
   const { variant, log } = options;
   const env = options.env ?? process.env;
+  const install = options.install ?? true;
   const tfjsVersion = tfjsNodeVersion(variant);
   if (!tfjsVersion) return { status: 'unavailable', reason: `${TFJS_NODE_PACKAGE[variant]} is not in node_modules` };
   const directory = nativeBuildDirectory(nativeBuildKey(variant, tfjsVersion), env);
+  const driverPresent = variant === 'gpu' && findCudaDriver(env) !== null;
+  if (variant === 'gpu' && !driverPresent) {
+    log(`no NVIDIA driver on this machine (${CUDA_DRIVER_LIBRARY} not found by ldconfig -p): the GPU engine cannot load here, so builds are verified with ldd instead`);
+  }
   try {
     return await withCacheLock(env, log, async () => {
       if (!options.rebuild) {
-        const installed = checkInstalledNativeBuild(variant);
-        if (installed.ok && installed.directory === directory) {
+        const installed = install ? checkInstalledNativeBuild(variant) : null;
+        if (installed?.ok && installed.directory === directory) {
           return { status: 'ready', how: 'installed', directory, tensorflowVersion: installed.stamp.tensorflowVersion } as const;
         }
         const cached = checkNativeBuild(directory);
         if (cached.ok) {
           try {
-            probeNativeBinding(join(directory, BINDING_PATH), env);
+            verifyNativeBuild(variant, directory, env, driverPresent, log);
+            if (!install) return { status: 'ready', how: 'cached', directory, tensorflowVersion: cached.stamp.tensorflowVersion } as const;
             installNativeBuild(variant, directory);
             return { status: 'ready', how: 'restored', directory, tensorflowVersion: cached.stamp.tensorflowVersion } as const;
           } catch (error) {
-            log(`cached build does not load, rebuilding: ${error instanceof Error ? error.message : String(error)}`);
+            log(`cached build fails its check, rebuilding: ${error instanceof Error ? error.message : String(error)}`);
           }
         } else if (existsSync(directory)) {
           log(`cached build is broken, rebuilding: ${cached.reason}`);
         }
       }
-      uninstallNativeBuild(variant);
+      // The build replaces the entry the package may link into; an installed package must not point
+      // into a half-written folder meanwhile.
+      if (install) uninstallNativeBuild(variant);
       const stamp = await buildNativeBinding({ variant, log, env });
-      const probe = probeNativeBinding(join(directory, BINDING_PATH), env);
-      log(`the binding loads: TensorFlow ${probe.tensorflowVersion}${probe.gpu ? ' with a GPU' : ''}`);
-      installNativeBuild(variant, directory);
+      const probe = verifyNativeBuild(variant, directory, env, driverPresent, log);
+      if (probe) log(`the binding loads: TensorFlow ${probe.tensorflowVersion}${variant === 'gpu' ? (probe.gpu ? ' with a GPU' : ', no GPU device visible') : ''}`);
+      if (install) installNativeBuild(variant, directory);
       return { status: 'ready', how: 'built', directory, tensorflowVersion: stamp.tensorflowVersion } as const;
     });
   } catch (error) {
