@@ -2,6 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { gpuChildEnvironment } from '@detl/native-tensorflow';
 import type { ChildMessage, ParentMessage, TrainingJob, TrainingJobEpoch, TrainingJobResult } from './training-job';
 
 /** Options of {@link runTrainingJob}. */
@@ -58,7 +59,9 @@ export function runTrainingJob(job: TrainingJob, options: RunTrainingJobOptions 
       child = fork(TRAINING_CHILD_ENTRY, [], {
         execArgv: ['--import', tsxLoader()],
         stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
-        env: { ...process.env, ...options.env },
+        // The GPU build's CUDA libraries that TensorFlow opens by name at run time are found through
+        // LD_LIBRARY_PATH, which only a new process reads ({} without a GPU build).
+        env: { ...process.env, ...gpuChildEnvironment(), ...options.env },
         serialization: 'advanced',
       });
     } catch (error) {
