@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -13,6 +13,23 @@ function run(args: string[]) {
   const result = spawnSync(detl, args, { encoding: 'utf8', env: { ...process.env, DETL_HOME: home }, timeout: 60_000 });
   return { ...result, home };
 }
+
+describe('bin/detl', () => {
+  it('runs through symlinks, as npx and npm link start it, from any folder', () => {
+    // node_modules/.bin/detl (npx) and the global bin folder (npm link) hold a symlink; a relative
+    // link inside a linked folder is the chain npm link makes.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'detl-link-'));
+    symlinkSync(detl, path.join(dir, 'detl'));
+    mkdirSync(path.join(dir, 'bin'));
+    symlinkSync('../detl', path.join(dir, 'bin', 'detl'));
+    for (const link of [path.join(dir, 'detl'), path.join(dir, 'bin', 'detl')]) {
+      const result = spawnSync(link, ['--help'], { encoding: 'utf8', cwd: dir, timeout: 60_000 });
+      expect(result.stderr).toBe('');
+      expect(result.status).toBe(0);
+      expect(result.stdout).toContain('Usage: detl');
+    }
+  });
+});
 
 describe('detl command line input validation', () => {
   it('rejects an unknown configuration key, naming it, without starting anything', () => {
