@@ -71,6 +71,14 @@ export function createActivities({ tracking, store, settings, trainingThreads }:
   async function tracked<T>(experimentId: string, stage: StageName, task: string, run: (attempt: number) => Promise<T>): Promise<T> {
     const info = activityInfo();
     const attempt = info.attempt;
+    if (attempt > 1) {
+      await tracking.abandonStaleAttempts({
+        experimentId,
+        task,
+        beforeAttempt: attempt,
+        reason: `worker lost: the attempt never recorded an end (process killed or machine gone) and Temporal started attempt ${attempt}`,
+      });
+    }
     await tracking.startStageAttempt({ experimentId, stage, task, attempt, workerIdentity: workerIdentity() });
     try {
       const result = await run(attempt);
@@ -109,14 +117,22 @@ export function createActivities({ tracking, store, settings, trainingThreads }:
   }) {
     const { experimentId, task, attempt, dir, checkpointPrefix } = options;
     const context = Context.current();
-    const previous = context.info.heartbeatDetails as TrainingHeartbeat | undefined;
+    // The SDK throttles heartbeats, so a worker killed mid-run may never have sent its last one;
+    // the run record's epoch rows are written after each checkpoint upload and are the better source.
+    const heartbeat = context.info.heartbeatDetails as TrainingHeartbeat | undefined;
+    const recorded = attempt > 1 ? await tracking.latestCheckpoint(experimentId, task) : null;
+    const sources = [
+      ...(heartbeat?.checkpointKey ? [{ epoch: heartbeat.epoch, checkpointKey: heartbeat.checkpointKey, source: 'heartbeat' }] : []),
+      ...(recorded ? [{ epoch: recorded.epoch, checkpointKey: recorded.checkpointKey, source: 'run record' }] : []),
+    ];
+    const previous = sources.reduce<(typeof sources)[number] | undefined>((best, candidate) => (!best || candidate.epoch > best.epoch ? candidate : best), undefined);
     let resumeFrom: { epoch: number; modelDir: string } | undefined;
-    if (previous?.checkpointKey) {
+    if (previous) {
       const modelDir = await downloadPrefix(store, previous.checkpointKey, path.join(dir, 'resume'));
       resumeFrom = { epoch: previous.epoch, modelDir };
-      context.log.info('resuming training from checkpoint', { task, epoch: previous.epoch, checkpoint: previous.checkpointKey });
+      context.log.info('resuming training from checkpoint', { task, epoch: previous.epoch, checkpoint: previous.checkpointKey, source: previous.source });
     }
-    let lastHeartbeat: TrainingHeartbeat | undefined = previous;
+    let lastHeartbeat: TrainingHeartbeat | undefined = previous && { epoch: previous.epoch, checkpointKey: previous.checkpointKey };
     // Training runs in a child process, so this loop stays free to prove the worker is alive.
     const ticker = setInterval(() => context.heartbeat(lastHeartbeat), HEARTBEAT_INTERVAL_MS);
     try {

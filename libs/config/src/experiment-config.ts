@@ -105,6 +105,12 @@ const runtimeSchema = z.strictObject({
    * parallel folds never oversubscribe the machine.
    */
   threads: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default('auto'),
+  /**
+   * A training activity whose worker sent no heartbeat for this long is retried elsewhere (it
+   * heartbeats every 10 s from an event loop that training never blocks). It bounds how long a
+   * crashed or killed worker delays the run.
+   */
+  heartbeatTimeoutSeconds: z.number().int().min(15).max(3600).default(30),
 });
 
 /** Full, validated configuration of one DETL experiment. Unknown keys are rejected at every level. */

@@ -1,4 +1,5 @@
 import { parseExperimentConfig } from '@detl/config';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './test-database';
 import { createTrackingStore } from './tracking-store';
@@ -210,5 +211,30 @@ describe('reading the history', () => {
     expect(succeeded.items.every((e) => e.status === 'succeeded')).toBe(true);
     await expect(store.listExperiments({ limit: 0 })).rejects.toThrow(/limit must be an integer in \[1, 500\]/);
     await expect(store.listExperiments({ limit: 5, cursor: 'abc' })).rejects.toThrow(/cursor must be a UUID/);
+  });
+
+  it('finds experiments by an id prefix, as a short id resolves, and counts them by status', async () => {
+    // Two ids sharing the prefix abcd12 (set directly: gen_random_uuid picks them otherwise).
+    const [first, second] = [await newExperiment('wf-prefix-1'), await newExperiment('wf-prefix-2')];
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      await client.query('UPDATE experiments SET id = $1 WHERE id = $2', ['abcd1234-0000-4000-8000-000000000001', first.id]);
+      await client.query('UPDATE experiments SET id = $1 WHERE id = $2', ['abcd1299-0000-4000-8000-000000000002', second.id]);
+    } finally {
+      await client.end();
+    }
+    expect((await store.findExperimentsByIdPrefix('abcd12')).map((e) => e.workflowId)).toEqual(['wf-prefix-2', 'wf-prefix-1']);
+    expect((await store.findExperimentsByIdPrefix('ABCD123')).map((e) => e.workflowId)).toEqual(['wf-prefix-1']);
+    expect((await store.findExperimentsByIdPrefix('abcd12', 1)).length).toBe(1);
+    expect(await store.findExperimentsByIdPrefix('ffffffff-ffff')).toEqual([]);
+    await expect(store.findExperimentsByIdPrefix('abc')).rejects.toThrow(/id prefix must be 4 to 36 hex digits/);
+    await expect(store.findExperimentsByIdPrefix("abcd'%")).rejects.toThrow(/id prefix must be/);
+
+    const counts = await store.countExperimentsByStatus();
+    expect(Object.keys(counts)).toEqual(['queued', 'running', 'succeeded', 'failed', 'cancelled']);
+    const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    expect(total).toBe((await store.listExperiments({ limit: 500 })).items.length);
+    expect(counts.succeeded).toBe((await store.listExperiments({ limit: 500, status: 'succeeded' })).items.length);
   });
 });

@@ -16,6 +16,7 @@ import {
   type ExperimentDetail,
   type ExperimentPage,
   type ExperimentRecord,
+  type ExperimentStatus,
   type FinishStageAttemptInput,
   type FinishedExperimentStatus,
   type FoldRecord,
@@ -38,6 +39,7 @@ export interface TrackingStoreOptions {
 }
 
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const ID_PREFIX_PATTERN = /^[0-9a-f-]{4,36}$/i;
 const FINISHED_STATUSES: readonly FinishedExperimentStatus[] = ['succeeded', 'failed', 'cancelled'];
 // Artifact rows per INSERT statement (6 parameters each, far below PostgreSQL's 65,535).
 const ARTIFACT_BATCH = 200;
@@ -386,6 +388,28 @@ export function createTrackingStore(databaseUrl: string, options: TrackingStoreO
       return { items, nextCursor: rows.length > limit ? (items[items.length - 1]?.id ?? null) : null };
     },
 
+    async latestCheckpoint(experimentId: string, task: string) {
+      const row = await prisma.epochMetric.findFirst({
+        where: { experimentId: requireUuid(experimentId, 'experimentId'), task: requireText(task, 'task', 100), checkpointKey: { not: null } },
+        orderBy: [{ epoch: 'desc' }, { attempt: 'desc' }],
+      });
+      return row?.checkpointKey ? { epoch: row.epoch, attempt: row.attempt, checkpointKey: row.checkpointKey } : null;
+    },
+
+    async abandonStaleAttempts(input: { experimentId: string; task: string; beforeAttempt: number; reason: string }): Promise<number> {
+      const { experimentId, task, attempt } = attemptKey({ ...input, attempt: input.beforeAttempt });
+      const finishedAt = new Date();
+      const stale = await prisma.stageAttempt.findMany({ where: { experimentId, task, attempt: { lt: attempt }, status: 'running' } });
+      for (const row of stale) {
+        // Conditional on still running, so an attempt that finished meanwhile keeps its own outcome.
+        await prisma.stageAttempt.updateMany({
+          where: { id: row.id, status: 'running' },
+          data: { status: 'failed', finishedAt, durationMs: Math.max(0, finishedAt.getTime() - row.startedAt.getTime()), error: requireText(input.reason, 'reason', 2000) },
+        });
+      }
+      return stale.length;
+    },
+
     async getExperiment(idOrWorkflowId: string): Promise<ExperimentDetail | null> {
       const ref = requireText(idOrWorkflowId, 'experiment id or workflow id', 255);
       const include = {
@@ -405,6 +429,27 @@ export function createTrackingStore(databaseUrl: string, options: TrackingStoreO
         epochMetrics: row.epochMetrics.map(toEpoch),
         artifacts: row.artifacts.map(toArtifact),
       };
+    },
+
+    async findExperimentsByIdPrefix(prefix: string, limit = 10): Promise<ExperimentRecord[]> {
+      if (typeof prefix !== 'string' || !ID_PREFIX_PATTERN.test(prefix)) {
+        invalid(`id prefix must be 4 to 36 hex digits or dashes, got ${JSON.stringify(prefix)}`);
+      }
+      const take = requireInt(limit, 'limit', 1, 500);
+      // A uuid column has no LIKE in Prisma's filters; its text form is the canonical lower-case one.
+      const ids = await prisma.$queryRaw<{ id: string }[]>`
+        SELECT id::text AS id FROM experiments WHERE id::text LIKE ${`${prefix.toLowerCase()}%`}
+        ORDER BY created_at DESC, id DESC LIMIT ${take}`;
+      if (ids.length === 0) return [];
+      const rows = await prisma.experiment.findMany({ where: { id: { in: ids.map((row) => row.id) } }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] });
+      return rows.map(toExperiment);
+    },
+
+    async countExperimentsByStatus(): Promise<Record<ExperimentStatus, number>> {
+      const groups = await prisma.experiment.groupBy({ by: ['status'], _count: { _all: true } });
+      const counts = Object.fromEntries(EXPERIMENT_STATUSES.map((status) => [status, 0])) as Record<ExperimentStatus, number>;
+      for (const group of groups) counts[group.status] = group._count._all;
+      return counts;
     },
 
     async close(): Promise<void> {

@@ -267,6 +267,17 @@ export interface TrackingStore {
   finishStageAttempt(input: FinishStageAttemptInput): Promise<StageAttemptRecord>;
   /** Writes the metrics of one epoch, replacing any earlier write of the same epoch. */
   recordEpoch(input: RecordEpochInput): Promise<EpochMetricRecord>;
+  /**
+   * The newest epoch of a task that any attempt recorded with a checkpoint: since an epoch is
+   * recorded only after its checkpoint is stored, this is where a retry resumes, even when the
+   * attempt that wrote it died before its heartbeat reached Temporal. Null when there is none.
+   */
+  latestCheckpoint(experimentId: string, task: string): Promise<{ epoch: number; attempt: number; checkpointKey: string } | null>;
+  /**
+   * Marks the still-`running` attempts of a task that are older than `beforeAttempt` as failed with
+   * `reason`: their worker died (SIGKILL, lost machine) without recording an end. Returns how many.
+   */
+  abandonStaleAttempts(input: { experimentId: string; task: string; beforeAttempt: number; reason: string }): Promise<number>;
   /** Writes one fold's state and results, replacing any earlier write of the same fold. */
   recordFold(input: RecordFoldInput): Promise<FoldRecord>;
   /** Writes artifacts in one transaction, replacing earlier writes of the same keys; returns how many. */
@@ -275,6 +286,13 @@ export interface TrackingStore {
   listExperiments(input: ListExperimentsInput): Promise<ExperimentPage>;
   /** One experiment by id or workflow id, with all its rows; null when unknown. */
   getExperiment(idOrWorkflowId: string): Promise<ExperimentDetail | null>;
+  /**
+   * Experiments whose id starts with `prefix` (hex digits and dashes, at least 4 characters, any
+   * case), newest first, at most `limit` (default 10): how a short id such as `5f73` is resolved.
+   */
+  findExperimentsByIdPrefix(prefix: string, limit?: number): Promise<ExperimentRecord[]>;
+  /** How many experiments there are with each status (every status present, zero when none). */
+  countExperimentsByStatus(): Promise<Record<ExperimentStatus, number>>;
   /** Closes the connection pool. */
   close(): Promise<void>;
 }

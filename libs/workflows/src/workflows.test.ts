@@ -27,6 +27,8 @@ afterAll(async () => {
 
 const config = parseExperimentConfig({ name: 'workflow-test', dataset: { folds: 5 } });
 
+const runtime = { backend: 'wasm', tensorflowVersion: null, gpu: false, intraOpThreads: 1, interOpThreads: 1 };
+
 function fold(index: number): FoldResult {
   const matrix = [
     [index, 1, 0, 0],
@@ -34,7 +36,7 @@ function fold(index: number): FoldResult {
     [0, 0, 3, 0],
     [0, 0, 0, 4],
   ];
-  return { fold: index, accuracy: 0.5, confusionMatrix: matrix, trainCount: 40, testCount: 10, modelPrefix: `m/${index}`, predictionsKey: `p/${index}` };
+  return { fold: index, accuracy: 0.5, confusionMatrix: matrix, trainCount: 40, testCount: 10, modelPrefix: `m/${index}`, predictionsKey: `p/${index}`, runtime };
 }
 
 interface Recorder {

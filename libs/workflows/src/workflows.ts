@@ -73,8 +73,8 @@ export async function experimentWorkflow(input: ExperimentWorkflowInput): Promis
   const training = proxyActivities<DetlActivities>({
     taskQueue: input.trainingTaskQueue ?? workflowInfo().taskQueue,
     startToCloseTimeout: '24 hours',
-    // Training reports after every epoch and in between; a silent worker is a dead one.
-    heartbeatTimeout: '2 minutes',
+    // Training reports after every epoch and every 10 s in between; a silent worker is a dead one.
+    heartbeatTimeout: `${config.runtime.heartbeatTimeoutSeconds} seconds`,
     retry,
   });
   const progress: ExperimentProgress = {
