@@ -41,7 +41,7 @@ export function buildProgram(): Command {
     .action((flags) => listRunsCommand(flags));
   runs
     .command('show <id>')
-    .description('show one experiment (id or workflow id)')
+    .description('show one experiment (id, a unique prefix of it such as 5f73, or workflow id)')
     .option('--json', 'print JSON')
     .action((id: string, flags) => showRunCommand(id, flags));
 
@@ -49,7 +49,7 @@ export function buildProgram(): Command {
     .command('predict')
     .description('screen chest X-rays with a trained model: class probabilities and a Grad-CAM overlay per image')
     .argument('<image...>', 'PNG or JPEG chest X-rays')
-    .requiredOption('-m, --model <run|prefix>', 'experiment id or workflow id (its fold models as an ensemble), or an S3 model prefix such as experiments/<id>/folds/0/final')
+    .requiredOption('-m, --model <run|prefix>', 'experiment id, a unique prefix of it, or workflow id (its fold models as an ensemble), or an S3 model prefix such as experiments/<id>/folds/0/final')
     .option('--fold <k>', "use only this fold's model of the experiment")
     .option('-o, --out <file.png>', 'where to write the overlay (one image only; default ./<image stem>.gradcam.png)')
     .option('--json', 'print JSON')

@@ -159,7 +159,8 @@ describe('detl predict', () => {
 
   it('prints the probabilities of one fold model and writes the overlay where --out says', async () => {
     const out = path.join(work, 'fold-one.png');
-    const result = await run(['predict', '--model', ensemble.id, '--fold', '1', '--out', out, images.png]);
+    // A short id, as git takes one: the first 8 characters of the run id.
+    const result = await run(['predict', '--model', ensemble.id.slice(0, 8), '--fold', '1', '--out', out, images.png]);
     expect(result.code).toBe(0);
     const probabilities = DATA_B_CLASSES.map((name) => Number(new RegExp(`^  ${name}\\s+([0-9.]+)`, 'm').exec(result.stdout)?.[1]));
     for (const p of probabilities) expect(Number.isFinite(p)).toBe(true);
@@ -204,7 +205,7 @@ describe('detl predict', () => {
       run(['predict', '--model', ensemble.id, '--fold', '4', images.png]),
     ]);
     expect(unknown.code).toBe(1);
-    expect(unknown.stderr).toContain(`no run with id or workflow id "${unknownId}"`);
+    expect(unknown.stderr).toContain(`no run with id, id prefix or workflow id "${unknownId}"`);
     expect(prefix.code).toBe(1);
     expect(prefix.stderr).toContain(`no model at s3://${minio.settings.bucket}/experiments/nothing/here/model.json`);
     expect(fold.code).toBe(1);

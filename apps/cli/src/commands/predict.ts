@@ -6,6 +6,7 @@ import type { DatasetManifest, PreprocessOptions } from '@detl/data';
 import { InvalidObjectKeyError, validateObjectKey } from '@detl/storage';
 import type { ExperimentDetail } from '@detl/tracking';
 import { CliError } from '../cli-error';
+import { findRun } from '../run-reference';
 import { openRuntime, type CliRuntime } from '../runtime';
 
 // @detl/ml (tfjs) and @detl/data (sharp) are imported when predict runs, so that other commands do
@@ -199,10 +200,11 @@ async function resolveModels(
     const description = experiment ? `${runtime.store.uri(reference.prefix)} (of experiment ${experiment.id})` : runtime.store.uri(reference.prefix);
     return { models: [{ fold: null, prefix: reference.prefix }], preprocessing, experiment, description };
   }
-  const experiment = await runtime.tracking.getExperiment(reference.ref).catch((error: unknown) => {
+  const experiment = await findRun(runtime.tracking, reference.ref, `--model ${given}`).catch((error: unknown) => {
+    if (error instanceof CliError) throw error;
     throw new CliError(`--model ${given}: ${(error as Error).message}`);
   });
-  if (!experiment) throw new CliError(`--model ${given}: no run with id or workflow id "${reference.ref}" — see detl runs list`);
+  if (!experiment) throw new CliError(`--model ${given}: no run with id, id prefix or workflow id "${reference.ref}" — see detl runs list`);
   const withModels = experiment.folds.filter((f) => f.status === 'succeeded' && f.modelKey !== null);
   if (withModels.length === 0) {
     throw new CliError(`--model ${given}: experiment ${experiment.id} (status ${experiment.status}) has no trained fold model yet — see detl runs show ${experiment.id}`);

@@ -1,6 +1,8 @@
 import type { ExperimentSummary } from '@detl/activities';
+import type { TrackingStore } from '@detl/tracking';
 import { CliError } from '../cli-error';
 import { formatMatrix, formatSummary } from '../report-format';
+import { findRun } from '../run-reference';
 import { openRuntime } from '../runtime';
 
 /** Flags of `detl runs list`. */
@@ -27,7 +29,7 @@ export async function listRunsCommand(flags: ListFlags): Promise<void> {
       return;
     }
     if (page.items.length === 0) {
-      console.log('no runs recorded yet — start one with: detl demo');
+      console.log(flags.status === undefined ? 'no runs recorded yet — start one with: detl demo' : await noRunsWithStatus(runtime.tracking, flags.status));
       return;
     }
     console.log(`${'id'.padEnd(36)}  ${'status'.padEnd(9)}  ${'created'.padEnd(19)}  ${'accuracy'.padEnd(17)}  name`);
@@ -43,12 +45,22 @@ export async function listRunsCommand(flags: ListFlags): Promise<void> {
   }
 }
 
+/** What an empty filtered list says: a filter that matches nothing is not an empty history. */
+async function noRunsWithStatus(tracking: TrackingStore, status: string): Promise<string> {
+  const counts = await tracking.countExperimentsByStatus();
+  const present = Object.entries(counts).filter(([, count]) => count > 0);
+  const total = present.reduce((sum, [, count]) => sum + count, 0);
+  if (total === 0) return `no ${status} runs — no runs recorded yet; start one with: detl demo`;
+  const breakdown = present.map(([name, count]) => `${count} ${name}`).join(', ');
+  return `no ${status} runs (${total} run${total === 1 ? '' : 's'} recorded: ${breakdown}) — see detl runs list`;
+}
+
 /** `detl runs show <id>`: one experiment with its stages, folds, epochs and artifacts. */
 export async function showRunCommand(id: string, flags: { json?: boolean }): Promise<void> {
   const runtime = await openRuntime({ temporal: false, s3: false });
   try {
-    const experiment = await runtime.tracking.getExperiment(id);
-    if (!experiment) throw new CliError(`no run with id or workflow id "${id}" — see detl runs list`);
+    const experiment = await findRun(runtime.tracking, id, `run ${id}`);
+    if (!experiment) throw new CliError(`no run with id, id prefix or workflow id "${id}" — see detl runs list`);
     if (flags.json) {
       console.log(JSON.stringify(experiment, (_, value: unknown) => (typeof value === 'bigint' ? Number(value) : value), 2));
       return;
