@@ -31,6 +31,42 @@ describe('bin/detl', () => {
   });
 });
 
+describe('DETL_HOME', () => {
+  // Services that cannot be reached: the command fails at its first connection, after choosing its
+  // home and before writing anything there.
+  const unreachable = {
+    DETL_DATABASE_URL: 'postgresql://u:p@db.invalid:5432/x',
+    DETL_TEMPORAL_ADDRESS: 'temporal.invalid:7233',
+    DETL_S3_ENDPOINT: 'http://s3.invalid:9000',
+    AWS_ACCESS_KEY_ID: 'a',
+    AWS_SECRET_ACCESS_KEY: 'b',
+  };
+  const withoutHome = () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, ...unreachable };
+    delete env['DETL_HOME'];
+    return env;
+  };
+  const checkout = path.resolve(__dirname, '../../..');
+
+  it('outside a checkout, says on stderr which home is in use and how to point at another', () => {
+    const cwd = mkdtempSync(path.join(os.tmpdir(), 'detl-elsewhere-'));
+    const result = spawnSync(detl, ['runs', 'list'], { encoding: 'utf8', cwd, env: withoutHome(), timeout: 60_000 });
+    expect(result.stderr.split('\n')[0]).toBe(
+      `detl: using ${path.join(checkout, '.detl')} (the home of the detl checkout this command runs from; you are outside it) — set DETL_HOME=<folder> to use another`,
+    );
+    expect(existsSync(path.join(cwd, '.detl'))).toBe(false);
+  });
+
+  it('inside the checkout, in any subfolder, uses its home without a word; with DETL_HOME set, too', () => {
+    const inside = spawnSync(detl, ['runs', 'list'], { encoding: 'utf8', cwd: __dirname, env: withoutHome(), timeout: 60_000 });
+    expect(inside.stderr).not.toContain('detl: using');
+    expect(existsSync(path.join(__dirname, '.detl'))).toBe(false);
+    const cwd = mkdtempSync(path.join(os.tmpdir(), 'detl-elsewhere-'));
+    const named = spawnSync(detl, ['runs', 'list'], { encoding: 'utf8', cwd, env: { ...withoutHome(), DETL_HOME: path.join(cwd, 'home') }, timeout: 60_000 });
+    expect(named.stderr).not.toContain('detl: using');
+  });
+});
+
 describe('detl command line input validation', () => {
   it('rejects an unknown configuration key, naming it, without starting anything', () => {
     const result = run(['run', '--set', 'pretrain.epochz=3']);

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { loadServiceSettings, type ServiceSettings } from '@detl/config';
+import { detlHomeNotice, findDetlHome, loadServiceSettings, type ServiceSettings } from '@detl/config';
 import { startEmbeddedServices, usesEmbeddedServices, type EmbeddedServices } from '@detl/services';
 import { applyMigrations, createTrackingStore, type TrackingStore } from '@detl/tracking';
 import { createObjectStore, type S3ObjectStore } from '@detl/storage';
@@ -23,12 +23,23 @@ export interface CliRuntime {
 }
 
 /**
+ * The service settings of this command, telling the user on stderr which home is in use when that
+ * is not obvious (run from outside any detl checkout without `DETL_HOME`).
+ */
+export function loadCliSettings(): ServiceSettings {
+  const settings = loadServiceSettings();
+  const notice = detlHomeNotice(findDetlHome());
+  if (notice !== null) console.error(notice);
+  return settings;
+}
+
+/**
  * Connects to the configured services, starting the embedded ones (Temporal dev server, MinIO,
  * PGlite) when the environment names none, and applies pending database migrations.
  * @param needs which services this command uses; only those are started.
  */
 export async function openRuntime(needs: { temporal: boolean; s3: boolean }): Promise<CliRuntime> {
-  const settings = loadServiceSettings();
+  const settings = loadCliSettings();
   let embedded: EmbeddedServices | undefined;
   if (usesEmbeddedServices(settings)) {
     embedded = await startEmbeddedServices(settings, { temporal: needs.temporal, s3: needs.s3, postgres: true });

@@ -1,9 +1,13 @@
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 
 /** Where the services live. Embedded defaults unless the environment names real ones. */
 export interface ServiceSettings {
-  /** Folder for embedded service data, caches and local scratch space (`DETL_HOME`, default `./.detl`). */
+  /**
+   * Folder for embedded service data, caches and local scratch space: `DETL_HOME`, else the `.detl`
+   * folder of the detl checkout around the current directory (see {@link findDetlHome}).
+   */
   home: string;
   temporal: {
     /** `host:port` of the Temporal frontend (`DETL_TEMPORAL_ADDRESS`). */
@@ -46,6 +50,66 @@ const envSchema = z.object({
 /** Credentials of the embedded S3 server (loopback only, never exposed). */
 export const EMBEDDED_S3_CREDENTIALS = { accessKeyId: 'detl-local', secretAccessKey: 'detl-local-secret' } as const;
 
+/** Where {@link findDetlHome} found the home, and so whether a user needs to be told. */
+export interface DetlHome {
+  /** Absolute path of the home folder. */
+  home: string;
+  /**
+   * `env`: `DETL_HOME` named it. `checkout`: the current directory is inside a detl checkout, whose
+   * `.detl` it is. `installation`: the current directory is outside any checkout; the home is that
+   * of the checkout this code runs from, which a user may not expect.
+   */
+  foundBy: 'env' | 'checkout' | 'installation';
+}
+
+/** The checkout this code runs from (libs/config/src → the repository root). */
+const INSTALLATION_ROOT = path.resolve(__dirname, '../../..');
+
+/**
+ * The nearest folder at or above `start` that is a detl checkout: it has a package.json named
+ * `detl`. Null when there is none up to the file system root.
+ */
+export function findCheckoutRoot(start: string): string | null {
+  for (let dir = path.resolve(start); ; dir = path.dirname(dir)) {
+    if (isCheckoutRoot(dir)) return dir;
+    if (path.dirname(dir) === dir) return null;
+  }
+}
+
+function isCheckoutRoot(dir: string): boolean {
+  const manifest = path.join(dir, 'package.json');
+  if (!existsSync(manifest)) return false;
+  try {
+    return (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown }).name === 'detl';
+  } catch {
+    // A broken package.json of some other project is not a checkout; keep walking up.
+    return false;
+  }
+}
+
+/**
+ * Finds the home as git finds its repository: `DETL_HOME` when set (relative to `cwd`), else
+ * `<checkout>/.detl` of the checkout around `cwd`, so every command run anywhere in one checkout
+ * shares one history and one set of services. Outside any checkout it is the home of the checkout
+ * this code runs from (an `npm link`ed detl used from another folder), never a new `./.detl`.
+ */
+export function findDetlHome(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd(), installationRoot = INSTALLATION_ROOT): DetlHome {
+  const named = env['DETL_HOME'];
+  if (named !== undefined && named !== '') return { home: path.resolve(cwd, named), foundBy: 'env' };
+  const checkout = findCheckoutRoot(cwd);
+  if (checkout !== null) return { home: path.join(checkout, '.detl'), foundBy: 'checkout' };
+  return { home: path.join(installationRoot, '.detl'), foundBy: 'installation' };
+}
+
+/**
+ * The one line a command prints on stderr about its home, or null when the home is the obvious
+ * one (named by `DETL_HOME`, or the checkout the user is working in).
+ */
+export function detlHomeNotice(found: DetlHome): string | null {
+  if (found.foundBy !== 'installation') return null;
+  return `detl: using ${found.home} (the home of the detl checkout this command runs from; you are outside it) — set DETL_HOME=<folder> to use another`;
+}
+
 /**
  * Reads service locations from the environment, falling back to the embedded defaults.
  * @throws Error naming the environment variable that is malformed.
@@ -59,7 +123,7 @@ export function loadServiceSettings(env: NodeJS.ProcessEnv = process.env, cwd = 
   const e = parsed.data;
   const usesEmbeddedS3 = e.DETL_S3_ENDPOINT === undefined && e.AWS_ACCESS_KEY_ID === undefined;
   return {
-    home: path.resolve(cwd, e.DETL_HOME ?? '.detl'),
+    home: findDetlHome(env, cwd).home,
     temporal: {
       address: e.DETL_TEMPORAL_ADDRESS ?? `127.0.0.1:${EMBEDDED_PORTS.temporal}`,
       namespace: e.DETL_TEMPORAL_NAMESPACE ?? 'default',

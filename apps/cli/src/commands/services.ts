@@ -1,13 +1,13 @@
-import { EMBEDDED_PORTS, loadServiceSettings } from '@detl/config';
+import { EMBEDDED_PORTS } from '@detl/config';
 import { startEmbeddedServices, stopEmbeddedServices, usesEmbeddedServices } from '@detl/services';
 import { applyMigrations } from '@detl/tracking';
 import { BACKEND_ENV_VARIABLE, nativeBackendProblem, type BackendPreference } from '@detl/ml';
 import { CliError } from '../cli-error';
-import { openRuntime } from '../runtime';
+import { loadCliSettings, openRuntime } from '../runtime';
 
 /** `detl services start`: starts the embedded services and leaves them running for later commands. */
 export async function startServicesCommand(): Promise<void> {
-  const settings = loadServiceSettings();
+  const settings = loadCliSettings();
   if (!usesEmbeddedServices(settings)) {
     throw new CliError('the environment points detl at external services (DETL_* variables); there is nothing embedded to start');
   }
@@ -21,7 +21,7 @@ export async function startServicesCommand(): Promise<void> {
 
 /** `detl services stop`: stops services left running by `detl services start`. */
 export async function stopServicesCommand(): Promise<void> {
-  const settings = loadServiceSettings();
+  const settings = loadCliSettings();
   const stopped = await stopEmbeddedServices(settings.home);
   console.log(stopped.length === 0 ? 'no embedded services were running' : `stopped: ${stopped.join(', ')}`);
 }
