@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { applyConfigOverrides, ConfigError, parseExperimentConfig } from './experiment-config';
 import { loadServiceSettings, serviceEnvironment } from './service-settings';
@@ -50,9 +51,10 @@ describe('applyConfigOverrides', () => {
 });
 
 describe('loadServiceSettings', () => {
-  it('defaults to the embedded services under ./.detl', () => {
+  it('defaults to the embedded services under the checkout\'s .detl', () => {
     const settings = loadServiceSettings({}, '/work/x');
-    expect(settings.home).toBe('/work/x/.detl');
+    // /work/x is inside no checkout: the home is the running checkout's (service-settings.test.ts).
+    expect(settings.home).toBe(path.resolve(__dirname, '../../../.detl'));
     expect(settings.temporal.address).toBe('127.0.0.1:7233');
     expect(settings.s3.endpoint).toBe('http://127.0.0.1:9000');
     expect(settings.s3.accessKeyId).toBeDefined();
