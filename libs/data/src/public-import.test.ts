@@ -96,6 +96,37 @@ describe('importCohenCovidCollection', () => {
     expect(overridden.catalog.some((e) => e.label === 'normal')).toBe(false);
   });
 
+  it('imports a filename listed twice (as the collection\'s own metadata.csv does) once, its two patients as one group', async () => {
+    // As in the real metadata.csv: 000001-24.jpg on two rows, under patient ids 285 and 339, same
+    // image; 339 has another image, which joins the merged group. A repeat with another class is
+    // left out: its class cannot be told.
+    const root = await temporaryFolder();
+    await writeTree(root, {
+      'metadata.csv': [
+        'patientid,offset,sex,age,finding,RT_PCR_positive,survival,view,modality,date,location,folder,filename',
+        '285,0,M,65,Pneumonia/Viral/COVID-19,Y,,PA,X-ray,2020,Spain,images,000001-24.jpg',
+        '339,,M,65,Pneumonia/Viral/COVID-19,Y,,PA,X-ray,2020,Spain,images,000001-24.jpg',
+        '339,3,M,65,Pneumonia/Viral/COVID-19,Y,,AP,X-ray,2020,Spain,images,000001-25.jpg',
+        '400,,F,40,No Finding,,,PA,X-ray,2020,Italy,images,n1.png',
+        '401,,F,41,Pneumonia/Bacterial/Streptococcus,,,PA,X-ray,2020,Italy,images,clash.png',
+        '402,,F,41,No Finding,,,PA,X-ray,2020,Italy,images,clash.png',
+      ].join('\n'),
+      'images/000001-24.jpg': await greyPng(1),
+      'images/000001-25.jpg': await greyPng(2),
+      'images/n1.png': await greyPng(3),
+      'images/clash.png': await greyPng(4),
+    });
+    const metadataPath = path.join(root, 'metadata.csv');
+    const result = await importCohenCovidCollection({ metadataPath, imagesRoot: path.join(root, 'images'), onCorruptImage: 'fail' });
+    expect(result.catalog.map((e) => [e.imageId, e.label, e.patientId])).toEqual([
+      ['cohen/000001-24', 'covid', 'cohen:285+339'],
+      ['cohen/000001-25', 'covid', 'cohen:285+339'],
+      ['cohen/n1', 'normal', 'cohen:400'],
+    ]);
+    expect(result.warnings).toContain(`${metadataPath}: "000001-24.jpg" is listed on lines 2, 3; kept once; patients 285 and 339 merged into one patient group (cohen:285+339)`);
+    expect(result.warnings).toContain(`${metadataPath}: "clash.png" is listed on lines 6, 7 as pneumonia and normal; left out`);
+  });
+
   it('classifies the 2020 flat and the later hierarchical vocabularies', () => {
     expect(cohenFindingClass('COVID-19')).toBe('covid');
     expect(cohenFindingClass('Pneumonia/Viral/COVID-19')).toBe('covid');

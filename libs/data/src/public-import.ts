@@ -182,7 +182,9 @@ export function cohenFindingClass(finding: string, overrides: Record<string, Dat
  * `finding`, `view`, `filename`; `modality` and `folder` when present) and the files it names under
  * `imagesRoot`. Keeps X-rays (when `modality` exists) in the frontal views, maps `finding` with
  * {@link cohenFindingClass}, and states how many rows each rule left out. Patient id
- * `cohen:<patientid>`.
+ * `cohen:<patientid>`. A file listed on several rows (the collection has a few, under two patient
+ * ids) is one image: kept once, its patients merged into one group `cohen:<id>+<id>`, warned; when
+ * the rows give it different classes it is left out, warned.
  * @throws DatasetError for a missing column, a bad file name (line and column), or a missing image
  *   (unless skipped).
  */
@@ -193,7 +195,8 @@ export async function importCohenCovidCollection(options: CohenImportOptions): P
   const left = new Map<string, number>();
   const leaveOut = (why: string): void => void left.set(why, (left.get(why) ?? 0) + 1);
   const rows: { row: CsvRow; file: string; label: DataBClass; finding: string }[] = [];
-  const seenFiles = new Set<string>();
+  const seenFiles = new Map<string, { item: (typeof rows)[number]; repeats: { line: number; patient: string; label: DataBClass }[] }>();
+  const patients = new PatientGroups();
   for (const row of table.rows) {
     const at = (column: string): string => csvLocation(options.metadataPath, row.line, column);
     const filename = row.values.filename ?? '';
@@ -222,12 +225,38 @@ export async function importCohenCovidCollection(options: CohenImportOptions): P
       leaveOut(`finding ${finding || '(empty)'}`);
       continue;
     }
-    if (!(row.values.patientid ?? '')) throw new DatasetError(`${at('patientid')}: empty patient id`, { file: options.metadataPath, line: row.line, column: 'patientid' });
-    if (seenFiles.has(filename)) throw new DatasetError(`${at('filename')}: "${filename}" is listed twice`, { file: options.metadataPath, line: row.line, column: 'filename' });
-    seenFiles.add(filename);
-    rows.push({ row, file: filename.split('\\').join('/'), label, finding });
+    const patient = row.values.patientid ?? '';
+    if (!patient) throw new DatasetError(`${at('patientid')}: empty patient id`, { file: options.metadataPath, line: row.line, column: 'patientid' });
+    patients.add(patient);
+    const first = seenFiles.get(filename);
+    if (first) {
+      // The collection lists a few images twice, under two patient ids (e.g. 285 and 339, same
+      // bytes): one image of one person, so it is kept once and the two patients become one group.
+      first.repeats.push({ line: row.line, patient, label });
+      patients.union(first.item.row.values.patientid ?? '', patient);
+      continue;
+    }
+    const item = { row, file: filename.split('\\').join('/'), label, finding };
+    seenFiles.set(filename, { item, repeats: [] });
+    rows.push(item);
   }
   for (const [why, count] of [...left].sort((a, b) => compareStrings(a[0], b[0]))) warnings.push(`${options.metadataPath}: ${count} row(s) left out (${why})`);
+  const conflicting = new Set<typeof rows[number]>();
+  for (const [filename, { item, repeats }] of seenFiles) {
+    if (repeats.length === 0) continue;
+    const lines = [item.row.line, ...repeats.map((r) => r.line)].join(', ');
+    const ids = [...new Set([item.row.values.patientid ?? '', ...repeats.map((r) => r.patient)])];
+    const labels = [...new Set([item.label, ...repeats.map((r) => r.label)])];
+    if (labels.length > 1) {
+      // Which class the image shows cannot be told; it is left out rather than guessed.
+      conflicting.add(item);
+      warnings.push(`${options.metadataPath}: "${filename}" is listed on lines ${lines} as ${labels.join(' and ')}; left out`);
+      continue;
+    }
+    const merged = ids.length > 1 ? `; patients ${ids.join(' and ')} merged into one patient group (cohen:${patients.group(ids[0] as string)})` : '';
+    warnings.push(`${options.metadataPath}: "${filename}" is listed on lines ${lines}; kept once${merged}`);
+  }
+  if (conflicting.size > 0) rows.splice(0, rows.length, ...rows.filter((item) => !conflicting.has(item)));
   const present: typeof rows = [];
   let missing = 0;
   for (const item of rows) {
@@ -249,10 +278,41 @@ export async function importCohenCovidCollection(options: CohenImportOptions): P
     imageId: `cohen/${file.replace(/\.(png|jpe?g)$/i, '')}`,
     source: 'cohen-covid-chestxray',
     label,
-    patientId: `cohen:${row.values.patientid ?? ''}`,
+    patientId: `cohen:${patients.group(row.values.patientid ?? '')}`,
     view: row.values.view ?? '',
     findings: [finding],
   }));
+}
+
+/**
+ * Patient ids that the source shows to be one person, joined (union-find). A group is named by its
+ * ids in sorted order joined with `+` (`285+339`), a lone patient by its own id, so ids that were
+ * never merged keep their names.
+ */
+class PatientGroups {
+  private readonly parent = new Map<string, string>();
+
+  add(id: string): void {
+    if (!this.parent.has(id)) this.parent.set(id, id);
+  }
+
+  union(a: string, b: string): void {
+    const [ra, rb] = [this.root(a), this.root(b)];
+    if (ra !== rb) this.parent.set(rb, ra);
+  }
+
+  group(id: string): string {
+    const root = this.root(id);
+    const members = [...this.parent.keys()].filter((other) => this.root(other) === root);
+    return members.length === 1 ? id : members.sort(compareStrings).join('+');
+  }
+
+  private root(id: string): string {
+    this.add(id);
+    let current = id;
+    for (let next = this.parent.get(current) as string; next !== current; next = this.parent.get(current) as string) current = next;
+    return current;
+  }
 }
 
 /**
