@@ -41,27 +41,54 @@ is_current() {
   return 1
 }
 
+# Seconds between "still building" lines (DETL_BUILD_PROGRESS_SECONDS; tests shorten it).
+readonly progress_every="${DETL_BUILD_PROGRESS_SECONDS:-30}"
+
+elapsed() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+
 # Builds into a private GOBIN and renames into place, so a reader never sees a half-written binary.
+# A first build takes minutes of silence otherwise: every $progress_every s it says how long it has
+# run and how many packages `go install -v` has compiled (one log line each).
 build() {
   local name="$1" pkg="$2" mod="$3" version="$4"
-  local staging
+  local staging log_file="$tools_dir/$name-build.log" started=$SECONDS
   staging="$(mktemp -d "$tools_dir/.build-$name.XXXXXX")"
-  log "building $name from $pkg@$version (takes several minutes; log: $tools_dir/$name-build.log)"
-  if ! GOBIN="$staging" GOFLAGS="${GOFLAGS:-} -trimpath" go install "$pkg@$version" >"$tools_dir/$name-build.log" 2>&1; then
+  log "building $name from $pkg@$version with go on $cores cores (several minutes the first time; log: $log_file)"
+  GOBIN="$staging" GOFLAGS="${GOFLAGS:-} -trimpath" go install -v "$pkg@$version" >"$log_file" 2>&1 &
+  local go_pid=$! status=0 waited=0
+  while kill -0 "$go_pid" 2>/dev/null; do
+    sleep 1
+    waited=$((waited + 1))
+    if ((waited % progress_every == 0)) && kill -0 "$go_pid" 2>/dev/null; then
+      local downloads packages
+      downloads="$(grep -c '^go: downloading' "$log_file" || true)"
+      packages="$(grep -vc '^go: ' "$log_file" || true)"
+      log "still building $name: $(elapsed $((SECONDS - started))), $downloads modules downloaded, $packages packages compiled"
+    fi
+  done
+  wait "$go_pid" || status=$?
+  if ((status != 0)); then
     rm -rf "$staging"
-    log "building $name failed; last lines of $tools_dir/$name-build.log:"
-    tail -n 30 "$tools_dir/$name-build.log" >&2
+    log "building $name failed after $(elapsed $((SECONDS - started))); last lines of $log_file:"
+    tail -n 30 "$log_file" >&2
     return 1
   fi
   mv -f "$staging/$name" "$bin_dir/$name"
   printf '%s@%s\n' "$mod" "$version" >"$bin_dir/$name.version"
   rm -rf "$staging"
-  log "built $bin_dir/$name"
+  log "built $bin_dir/$name in $(elapsed $((SECONDS - started)))"
 }
 
 # Two concurrent callers (a CI step and a test, two workers) would otherwise build the same thing twice.
 exec 9>"$tools_dir/.ensure-binaries.lock"
-flock 9
+if ! flock -n 9; then
+  log "another ensure-binaries is building; waiting for it (see $tools_dir/*-build.log)"
+  flock 9
+fi
+
+# go build compiles -p packages at once, GOMAXPROCS of them by default: every core unless the
+# environment lowers GOMAXPROCS. The two builds run side by side as well.
+cores="${GOMAXPROCS:-$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)}"
 
 pids=()
 names=()
