@@ -2,6 +2,13 @@ import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 /**
+ * Console output of the code under test that says nothing about the tests, dropped from the log:
+ * tfjs-backend-cpu's advice to install tfjs-node, printed on its first use in every test process
+ * (detl picks its backend on purpose; the cpu backend is the reference kernels' home in tests).
+ */
+const TEST_LOG_NOISE = [/Hi, looks like you are running TensorFlow\.js in Node\.js/];
+
+/**
  * Vitest settings every project shares: tests live beside the code and run in forked processes,
  * because tfjs' wasm heap and Temporal's native core do not share a process well.
  * @param configUrl `import.meta.url` of the project's vitest.config.ts; the project folder becomes
@@ -15,6 +22,7 @@ export function projectTestConfig(configUrl: string, options: { timeoutMs?: numb
       pool: 'forks',
       testTimeout: options.timeoutMs ?? 30_000,
       hookTimeout: options.timeoutMs ?? 30_000,
+      onConsoleLog: (log) => !TEST_LOG_NOISE.some((pattern) => pattern.test(log)),
     },
   });
 }
