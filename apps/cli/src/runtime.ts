@@ -2,8 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { detlHomeNotice, findDetlHome, loadServiceSettings, type ServiceSettings } from '@detl/config';
-import { startEmbeddedServices, usesEmbeddedServices, type EmbeddedServices } from '@detl/services';
+import { detlHomeNotice, findDetlHome, loadServiceSettings, serviceEnvironment, type ServiceSettings } from '@detl/config';
+import { homeOwnedServices, startEmbeddedServices, usesEmbeddedServices, type EmbeddedServices } from '@detl/services';
 import { applyMigrations, createTrackingStore, type TrackingStore } from '@detl/tracking';
 import { createObjectStore, type S3ObjectStore } from '@detl/storage';
 
@@ -39,10 +39,12 @@ export function loadCliSettings(): ServiceSettings {
  * @param needs which services this command uses; only those are started.
  */
 export async function openRuntime(needs: { temporal: boolean; s3: boolean }): Promise<CliRuntime> {
-  const settings = loadCliSettings();
+  let settings = loadCliSettings();
   let embedded: EmbeddedServices | undefined;
   if (usesEmbeddedServices(settings)) {
-    embedded = await startEmbeddedServices(settings, { temporal: needs.temporal, s3: needs.s3, postgres: true });
+    embedded = await startEmbeddedServices(settings, { temporal: needs.temporal, s3: needs.s3, postgres: true, homeOwned: homeOwnedServices() });
+    // The home's services may listen elsewhere than the defaults (another home holds those).
+    settings = embedded.settings;
   }
   await applyMigrations(settings.databaseUrl);
   const tracking = createTrackingStore(settings.databaseUrl);
@@ -67,7 +69,8 @@ export async function openRuntime(needs: { temporal: boolean; s3: boolean }): Pr
       const log = output === 'inherit' ? 'inherit' : openSync(path.join(logDir, 'worker.log'), 'a');
       // execArgv carries the tsx loader this CLI runs under.
       const child = spawn(process.execPath, [...process.execArgv, require.resolve('@detl/worker/src/main.ts')], {
-        env: { ...process.env, ...env, DETL_HOME: settings.home },
+        // Exact addresses, so the worker talks to this home's services even when they moved off the defaults.
+        env: { ...process.env, ...env, ...serviceEnvironment(settings) },
         // The IPC channel lets the worker notice when this CLI dies, even by SIGKILL, and stop
         // instead of polling the task queue as an orphan.
         stdio: ['ignore', log, log, 'ipc'],

@@ -1,4 +1,5 @@
 import { loadServiceSettings } from '@detl/config';
+import { resolveHomeServices, usesEmbeddedServices } from '@detl/services';
 import { createObjectStore } from '@detl/storage';
 import { createTrackingStore } from '@detl/tracking';
 import { createDetlWorker } from './worker';
@@ -18,7 +19,10 @@ function positiveInteger(name: string): number | undefined {
  * slots), `DETL_TF_BACKEND` forces a backend for every training.
  */
 async function main(): Promise<void> {
-  const settings = loadServiceSettings();
+  const configured = loadServiceSettings();
+  // Services the environment does not name are this home's embedded ones, wherever they listen; the
+  // default ports may belong to another home, so they are never assumed.
+  const settings = usesEmbeddedServices(configured) ? resolveHomeServices(configured) : configured;
   const slots = positiveInteger('DETL_WORKER_SLOTS');
   const trainingThreads = positiveInteger('DETL_TRAINING_THREADS');
   const store = createObjectStore(settings.s3);

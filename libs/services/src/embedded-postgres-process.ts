@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { isPortAccepting } from './net';
+import { choosePort, ownedService, portFromArguments, type ServiceIdentity } from './home-services';
 import { launchService, PortInUseError, recordedProcessAlive, reusedService, ServiceStartError, withStartLock, type ServiceHandle } from './managed-process';
 
 const SERVICE_NAME = 'postgres';
@@ -21,6 +22,23 @@ export interface EmbeddedPostgresProcessOptions {
   readyTimeoutMs?: number;
   /** Leave the server running after this process exits. */
   keepAlive?: boolean;
+  /**
+   * `port` is only this home's preferred port: reuse only the server this home recorded (started on
+   * its data folder), and start on a free port when the preferred one is taken.
+   */
+  homeOwned?: boolean;
+}
+
+/** How the PGlite server of a data folder is recognised: its command line names that folder. */
+export function postgresIdentity(dataDir: string): ServiceIdentity {
+  return { name: SERVICE_NAME, marker: 'embedded-postgres-main', dataPath: dataDir, portFromArguments: portFromArguments.flag };
+}
+
+/** `databaseUrl` with its port replaced. */
+function withPort(databaseUrl: string, port: number): string {
+  const url = new URL(databaseUrl);
+  url.port = String(port);
+  return url.toString();
 }
 
 /** A PostgreSQL server ready for connections. */
@@ -61,6 +79,32 @@ export async function startEmbeddedPostgresProcess(options: EmbeddedPostgresProc
 }
 
 async function startEmbeddedPostgresProcessUnlocked(options: EmbeddedPostgresProcessOptions): Promise<PostgresServiceHandle> {
+  if (options.homeOwned !== true) return startOnNamedPort(options);
+  const host = '127.0.0.1';
+  const base = options.databaseUrl ?? `postgresql://postgres:postgres@${host}:${options.port}/postgres`;
+  const dataDir = options.dataDir ?? path.join(options.home, 'pglite');
+  const owned = ownedService(options.home, postgresIdentity(dataDir));
+  if (owned !== null) {
+    // PGlite serves one connection at a time, so a busy server may not answer a probe: the process
+    // started on this home's data folder is the proof, and its port accepting is enough.
+    const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
+    while (!(await isPortAccepting(host, owned.port))) {
+      if (Date.now() > deadline) throw new Error(`the PostgreSQL of ${options.home} (pid ${owned.pid}) does not accept connections on port ${owned.port}; stop it with detl services stop`);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    return { ...reusedService(SERVICE_NAME), databaseUrl: withPort(base, owned.port) };
+  }
+  for (let attempt = 1; ; attempt++) {
+    const port = await choosePort(host, options.port);
+    try {
+      return await launchPostgres({ ...options, dataDir, port }, withPort(base, port));
+    } catch (error) {
+      if (!(error instanceof ServiceStartError) || attempt >= 3 || !(await isPortAccepting(host, port))) throw error;
+    }
+  }
+}
+
+async function startOnNamedPort(options: EmbeddedPostgresProcessOptions): Promise<PostgresServiceHandle> {
   const host = '127.0.0.1';
   const databaseUrl = options.databaseUrl ?? `postgresql://postgres:postgres@${host}:${options.port}/postgres`;
 
@@ -72,7 +116,15 @@ async function startEmbeddedPostgresProcessUnlocked(options: EmbeddedPostgresPro
     }
     throw new PortInUseError('PostgreSQL server', host, options.port, 'Stop that program or set DETL_DATABASE_URL to a free port or a real PostgreSQL.');
   }
+  return launchPostgres(options, databaseUrl).catch(async (error: unknown) => {
+    // Another process started it at the same moment and won the port.
+    if (error instanceof ServiceStartError && (await postgresAnswers(databaseUrl))) return { ...reusedService(SERVICE_NAME), databaseUrl };
+    throw error;
+  });
+}
 
+async function launchPostgres(options: EmbeddedPostgresProcessOptions, databaseUrl: string): Promise<PostgresServiceHandle> {
+  const host = '127.0.0.1';
   const entry = options.entry ?? embeddedPostgresEntry();
   if (!existsSync(entry)) {
     throw new Error(`the embedded PostgreSQL entry point ${entry} does not exist; is the checkout complete?`);
@@ -82,7 +134,7 @@ async function startEmbeddedPostgresProcessUnlocked(options: EmbeddedPostgresPro
   const dataDir = options.dataDir ?? path.join(options.home, 'pglite');
   mkdirSync(dataDir, { recursive: true });
 
-  const launched = launchService({
+  const handle = await launchService({
     name: SERVICE_NAME,
     home: options.home,
     command: process.execPath,
@@ -90,11 +142,7 @@ async function startEmbeddedPostgresProcessUnlocked(options: EmbeddedPostgresPro
     isReady: () => isPortAccepting(host, options.port),
     readyTimeoutMs: options.readyTimeoutMs ?? 60_000,
     keepAlive: options.keepAlive,
-  });
-  const handle = await launched.catch(async (error: unknown) => {
-    // Another process started it at the same moment and won the port.
-    if (error instanceof ServiceStartError && (await postgresAnswers(databaseUrl))) return reusedService(SERVICE_NAME);
-    throw error;
+    record: { host, port: options.port, extraPorts: {}, dataPath: dataDir },
   });
   return { ...handle, databaseUrl };
 }

@@ -1,9 +1,72 @@
 import { EMBEDDED_PORTS, EMBEDDED_S3_CREDENTIALS, type ServiceSettings } from '@detl/config';
-import { startEmbeddedPostgresProcess, type PostgresServiceHandle } from './embedded-postgres-process';
-import { startMinio, type MinioServiceHandle } from './minio';
+import path from 'node:path';
+import { postgresIdentity, startEmbeddedPostgresProcess, type PostgresServiceHandle } from './embedded-postgres-process';
+import { ownedService } from './home-services';
+import { minioIdentity, startMinio, type MinioServiceHandle } from './minio';
 import { stopRecordedService } from './managed-process';
 import { isLoopbackHost, parseHostPort } from './net';
-import { startTemporalDevServer, type TemporalServiceHandle } from './temporal-dev-server';
+import { startTemporalDevServer, temporalIdentity, type TemporalServiceHandle } from './temporal-dev-server';
+
+/** Which embedded services sit at the home's own default address rather than one a user named. */
+export interface HomeOwnedServices {
+  temporal: boolean;
+  s3: boolean;
+  postgres: boolean;
+}
+
+/**
+ * The services whose address the environment leaves to detl (no `DETL_TEMPORAL_ADDRESS`,
+ * `DETL_DATABASE_URL`, `DETL_S3_ENDPOINT` / `AWS_ACCESS_KEY_ID`): each home runs its own and may
+ * move them off the default ports. An address a user (or a parent process) names is used as given.
+ */
+export function homeOwnedServices(env: NodeJS.ProcessEnv = process.env): HomeOwnedServices {
+  const unset = (name: string) => env[name] === undefined || env[name] === '';
+  return {
+    temporal: unset('DETL_TEMPORAL_ADDRESS'),
+    postgres: unset('DETL_DATABASE_URL'),
+    s3: unset('DETL_S3_ENDPOINT') && unset('AWS_ACCESS_KEY_ID'),
+  };
+}
+
+function withUrlPort(value: string, port: number): string {
+  const url = new URL(value);
+  url.port = String(port);
+  // URL keeps a trailing slash on a bare origin; S3 endpoints are written without one.
+  return url.pathname === '/' && !value.endsWith('/') ? url.toString().slice(0, -1) : url.toString();
+}
+
+/**
+ * The settings with each home-owned service's address replaced by the port this home's running
+ * service was recorded on. A service that is home-owned but not running here is an error: the
+ * default port may belong to another home.
+ * @throws Error naming the home and how to start its services.
+ */
+export function resolveHomeServices(settings: ServiceSettings, owned: HomeOwnedServices = homeOwnedServices()): ServiceSettings {
+  let resolved = settings;
+  const missing: string[] = [];
+  if (owned.temporal && isLoopbackHost(parseHostPort(settings.temporal.address).host)) {
+    const record = ownedService(settings.home, temporalIdentity(settings.home));
+    if (record === null) missing.push('Temporal');
+    else resolved = { ...resolved, temporal: { ...resolved.temporal, address: `${parseHostPort(settings.temporal.address).host}:${record.port}` } };
+  }
+  if (owned.postgres && postgresPort(settings.databaseUrl) !== null) {
+    const record = ownedService(settings.home, postgresIdentity(path.join(settings.home, 'pglite')));
+    if (record === null) missing.push('PostgreSQL');
+    else resolved = { ...resolved, databaseUrl: withUrlPort(settings.databaseUrl, record.port) };
+  }
+  const endpoint = settings.s3.endpoint;
+  if (owned.s3 && endpoint !== undefined && s3Port(endpoint) !== null) {
+    const record = ownedService(settings.home, minioIdentity(path.join(settings.home, 'minio')));
+    if (record === null) missing.push('MinIO');
+    else resolved = { ...resolved, s3: { ...resolved.s3, endpoint: withUrlPort(endpoint, record.port) } };
+  }
+  if (missing.length > 0) {
+    throw new Error(
+      `the embedded ${missing.join(', ')} of ${settings.home} ${missing.length === 1 ? 'is' : 'are'} not running; start them with \`detl services start\` (or run \`detl worker\`), or name the services with DETL_* variables`,
+    );
+  }
+  return resolved;
+}
 
 /** Tuning for {@link startEmbeddedServices}. */
 export interface EmbeddedServicesOptions {
@@ -19,6 +82,12 @@ export interface EmbeddedServicesOptions {
   headless?: boolean;
   /** Leave the services running after this process exits, for later CLI runs and workers to reuse. */
   keepAlive?: boolean;
+  /**
+   * Services whose address is only the home's preferred default ({@link homeOwnedServices}): only
+   * this home's own recorded server is reused, and it moves to free ports when the defaults are
+   * taken. Default: none, i.e. every address is used as given and whatever answers there is reused.
+   */
+  homeOwned?: Partial<HomeOwnedServices>;
   readyTimeoutMs?: number;
 }
 
@@ -27,6 +96,8 @@ export interface EmbeddedServices {
   temporal: TemporalServiceHandle | null;
   s3: MinioServiceHandle | null;
   postgres: PostgresServiceHandle | null;
+  /** The settings with the addresses the services actually listen on (home-owned ones may have moved). */
+  settings: ServiceSettings;
   /** Stops what was started here, in parallel; reused services are left alone. */
   stop(): Promise<void>;
 }
@@ -62,6 +133,7 @@ function postgresPort(databaseUrl: string): number | null {
  */
 export async function startEmbeddedServices(settings: ServiceSettings, options: EmbeddedServicesOptions = {}): Promise<EmbeddedServices> {
   const common = { home: settings.home, keepAlive: options.keepAlive, readyTimeoutMs: options.readyTimeoutMs };
+  const owned = options.homeOwned ?? {};
 
   const temporalAddress = parseHostPort(settings.temporal.address);
   const temporal =
@@ -73,6 +145,7 @@ export async function startEmbeddedServices(settings: ServiceSettings, options: 
           options.temporalUiPort ?? (temporalAddress.port === EMBEDDED_PORTS.temporal ? EMBEDDED_PORTS.temporalUi : temporalAddress.port + 1000),
         namespace: settings.temporal.namespace,
         headless: options.headless,
+        homeOwned: owned.temporal === true,
       })
     : Promise.resolve(null);
 
@@ -89,10 +162,11 @@ export async function startEmbeddedServices(settings: ServiceSettings, options: 
             accessKeyId: settings.s3.accessKeyId ?? EMBEDDED_S3_CREDENTIALS.accessKeyId,
             secretAccessKey: settings.s3.secretAccessKey ?? EMBEDDED_S3_CREDENTIALS.secretAccessKey,
           },
+          homeOwned: owned.s3 === true,
         });
 
   const pgPort = options.postgres === false ? null : postgresPort(settings.databaseUrl);
-  const postgres = pgPort === null ? Promise.resolve(null) : startEmbeddedPostgresProcess({ ...common, port: pgPort, databaseUrl: settings.databaseUrl });
+  const postgres = pgPort === null ? Promise.resolve(null) : startEmbeddedPostgresProcess({ ...common, port: pgPort, databaseUrl: settings.databaseUrl, homeOwned: owned.postgres === true });
 
   const [t, s, p] = await Promise.allSettled([temporal, s3, postgres]);
   const started = [t, s, p].flatMap((r) => (r.status === 'fulfilled' && r.value !== null ? [r.value] : []));
@@ -107,7 +181,14 @@ export async function startEmbeddedServices(settings: ServiceSettings, options: 
     throw new AggregateError(failures, `${failures.length} embedded services failed to start: ${failures.map((f) => (f as Error).message).join(' | ')}`);
   }
   const value = <T>(r: PromiseSettledResult<T>): T => (r as PromiseFulfilledResult<T>).value;
-  return { temporal: value(t), s3: value(s), postgres: value(p), stop };
+  const [temporalHandle, s3Handle, postgresHandle] = [value(t), value(s), value(p)];
+  const actual: ServiceSettings = {
+    ...settings,
+    temporal: temporalHandle ? { ...settings.temporal, address: temporalHandle.address } : settings.temporal,
+    databaseUrl: postgresHandle?.databaseUrl ?? settings.databaseUrl,
+    s3: s3Handle ? { ...settings.s3, endpoint: s3Handle.endpoint } : settings.s3,
+  };
+  return { temporal: temporalHandle, s3: s3Handle, postgres: postgresHandle, settings: actual, stop };
 }
 
 /**

@@ -1,5 +1,6 @@
 export * from './embedded-postgres-process';
 export * from './embedded-services';
+export * from './home-services';
 export * from './managed-process';
 export * from './minio';
 export * from './net';

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { removeServiceRecord, writeServiceRecord, type ServiceRecord } from './home-services';
 
 /** A service the caller can rely on: started here, or found already running and reused. */
 export interface ServiceHandle {
@@ -64,6 +65,11 @@ export interface LaunchOptions {
    * reuses). By default children are killed on exit so a crashed test leaves no stray servers.
    */
   keepAlive?: boolean;
+  /**
+   * Ports and data path to record in `<home>/run/<name>.json` once the service is ready, so later
+   * commands of this home find it and commands of other homes can tell it is not theirs.
+   */
+  record?: Pick<ServiceRecord, 'host' | 'port' | 'extraPorts' | 'dataPath'>;
 }
 
 const liveChildren = new Set<ChildProcess>();
@@ -202,6 +208,7 @@ export async function launchService(options: LaunchOptions): Promise<ServiceHand
     } catch {
       // pid file already gone or taken over by a newer start
     }
+    if (options.record) removeServiceRecord(options.home, options.name, child.pid);
   };
 
   const fail = async (reason: string): Promise<never> => {
@@ -225,6 +232,9 @@ export async function launchService(options: LaunchOptions): Promise<ServiceHand
     await Promise.race([sleep(200), exited]);
   }
 
+  if (options.record && child.pid !== undefined) {
+    writeServiceRecord(options.home, { name: options.name, pid: child.pid, ...options.record, startedAt: new Date().toISOString() });
+  }
   return { name: options.name, pid: child.pid ?? null, reused: false, logFile, stop };
 }
 
@@ -238,6 +248,7 @@ export async function stopRecordedService(home: string, name: string, marker: st
   const pidFile = pidFilePath(home, name);
   if (!recordedProcessAlive(home, name, marker)) {
     rmSync(pidFile, { force: true });
+    removeServiceRecord(home, name);
     return false;
   }
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
@@ -250,6 +261,7 @@ export async function stopRecordedService(home: string, name: string, marker: st
     while (alive()) await sleep(50);
   }
   rmSync(pidFile, { force: true });
+  removeServiceRecord(home, name, pid);
   return true;
 }
 

@@ -2,6 +2,7 @@ import { ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { isPortAccepting } from './net';
+import { choosePort, ownedService, portFromArguments, type ServiceIdentity } from './home-services';
 import { launchService, PortInUseError, reusedService, ServiceStartError, withStartLock, type ServiceHandle } from './managed-process';
 import { resolveToolBinary } from './tool-binary';
 
@@ -27,12 +28,24 @@ export interface MinioOptions {
   readyTimeoutMs?: number;
   /** Leave the server running after this process exits. */
   keepAlive?: boolean;
+  /**
+   * `port` and `consolePort` are only this home's preferred ports: reuse only the MinIO this home
+   * recorded (started on its data folder), and start on free ports when the preferred ones are taken.
+   */
+  homeOwned?: boolean;
+}
+
+/** How the MinIO of a data folder is recognised: its command line names that folder. */
+export function minioIdentity(dataDir: string): ServiceIdentity {
+  return { name: 'minio', marker: 'minio', dataPath: dataDir, portFromArguments: portFromArguments.address };
 }
 
 /** A MinIO server ready for S3 requests. */
 export interface MinioServiceHandle extends ServiceHandle {
   /** `http://host:port`, the S3 endpoint. */
   readonly endpoint: string;
+  /** Console port, when known (started here or recorded by this home). */
+  readonly consolePort?: number;
 }
 
 async function isHealthy(endpoint: string): Promise<boolean> {
@@ -70,6 +83,32 @@ export async function startMinio(options: MinioOptions): Promise<MinioServiceHan
 }
 
 async function startMinioUnlocked(options: MinioOptions): Promise<MinioServiceHandle> {
+  if (options.homeOwned !== true) return startOnNamedPort(options);
+  const host = options.host ?? '127.0.0.1';
+  const dataDir = options.dataDir ?? path.join(options.home, 'minio');
+  const owned = ownedService(options.home, minioIdentity(dataDir));
+  if (owned !== null) {
+    const endpoint = `http://${host}:${owned.port}`;
+    const deadline = Date.now() + (options.readyTimeoutMs ?? 30_000);
+    while (!(await isHealthy(endpoint))) {
+      if (Date.now() > deadline) throw new Error(`the MinIO of ${options.home} (pid ${owned.pid}) does not answer on ${endpoint}; stop it with detl services stop`);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    return { ...reusedService('minio'), endpoint, consolePort: owned.extraPorts['console'] };
+  }
+  // A port taken between choosing and binding makes MinIO exit early: choose again.
+  for (let attempt = 1; ; attempt++) {
+    const port = await choosePort(host, options.port);
+    const consolePort = await choosePort(host, options.consolePort, [port]);
+    try {
+      return await launchMinio(options, host, port, consolePort);
+    } catch (error) {
+      if (!(error instanceof ServiceStartError) || attempt >= 3 || !(await isPortAccepting(host, port))) throw error;
+    }
+  }
+}
+
+async function startOnNamedPort(options: MinioOptions): Promise<MinioServiceHandle> {
   const host = options.host ?? '127.0.0.1';
   const endpoint = `http://${host}:${options.port}`;
 
@@ -90,15 +129,25 @@ async function startMinioUnlocked(options: MinioOptions): Promise<MinioServiceHa
   if (await isPortAccepting(host, options.consolePort)) {
     throw new PortInUseError('MinIO console', host, options.consolePort, 'Stop that program or choose another console port.');
   }
+  return launchMinio(options, host, options.port, options.consolePort).catch(async (error: unknown) => {
+    // Another process started it at the same moment and won the port.
+    if (error instanceof ServiceStartError && (await isHealthy(endpoint)) && (await acceptsCredentials(endpoint, options.credentials))) {
+      return { ...reusedService('minio'), endpoint };
+    }
+    throw error;
+  });
+}
 
+async function launchMinio(options: MinioOptions, host: string, port: number, consolePort: number): Promise<MinioServiceHandle> {
+  const endpoint = `http://${host}:${port}`;
   const binary = options.binary ?? resolveToolBinary('minio');
   const dataDir = options.dataDir ?? path.join(options.home, 'minio');
   mkdirSync(dataDir, { recursive: true });
-  const launched = launchService({
+  const handle = await launchService({
     name: 'minio',
     home: options.home,
     command: binary,
-    args: ['server', dataDir, '--address', `${host}:${options.port}`, '--console-address', `${host}:${options.consolePort}`, '--quiet'],
+    args: ['server', dataDir, '--address', `${host}:${port}`, '--console-address', `${host}:${consolePort}`, '--quiet'],
     env: {
       MINIO_ROOT_USER: options.credentials.accessKeyId,
       MINIO_ROOT_PASSWORD: options.credentials.secretAccessKey,
@@ -109,13 +158,7 @@ async function startMinioUnlocked(options: MinioOptions): Promise<MinioServiceHa
     isReady: () => isHealthy(endpoint),
     readyTimeoutMs: options.readyTimeoutMs ?? 30_000,
     keepAlive: options.keepAlive,
+    record: { host, port, extraPorts: { console: consolePort }, dataPath: dataDir },
   });
-  const handle = await launched.catch(async (error: unknown) => {
-    // Another process started it at the same moment and won the port.
-    if (error instanceof ServiceStartError && (await isHealthy(endpoint)) && (await acceptsCredentials(endpoint, options.credentials))) {
-      return reusedService('minio');
-    }
-    throw error;
-  });
-  return { ...handle, endpoint };
+  return { ...handle, endpoint, consolePort };
 }

@@ -3,6 +3,7 @@ import { msToTs } from '@temporalio/common/lib/time';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { isPortAccepting } from './net';
+import { choosePort, ownedService, portFromArguments, type ServiceIdentity } from './home-services';
 import { launchService, PortInUseError, reusedService, ServiceStartError, withStartLock, type ServiceHandle } from './managed-process';
 import { resolveToolBinary } from './tool-binary';
 
@@ -22,12 +23,25 @@ export interface TemporalDevServerOptions {
   readyTimeoutMs?: number;
   /** Leave the server running after this process exits. */
   keepAlive?: boolean;
+  /**
+   * `port` and `uiPort` are only this home's preferred ports, not an address a user named: reuse
+   * only the server this home recorded, and start on free ports when the preferred ones are taken
+   * (by another home's server or anything else), instead of reusing whatever answers there.
+   */
+  homeOwned?: boolean;
+}
+
+/** How the dev server of `home` is recognised: its command line names `<home>/temporal.db`. */
+export function temporalIdentity(home: string): ServiceIdentity {
+  return { name: 'temporal', marker: 'start-dev', dataPath: path.join(home, 'temporal.db'), portFromArguments: portFromArguments.flag };
 }
 
 /** A Temporal frontend ready for clients and workers. */
 export interface TemporalServiceHandle extends ServiceHandle {
   /** `host:port` for `Connection.connect` / `NativeConnection.connect`. */
   readonly address: string;
+  /** Web UI port, when known (started here or recorded by this home). */
+  readonly uiPort?: number;
 }
 
 type TemporalProbe = 'ready' | 'namespace-missing' | 'unreachable';
@@ -86,6 +100,32 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
 }
 
 async function startTemporalDevServerUnlocked(options: TemporalDevServerOptions): Promise<TemporalServiceHandle> {
+  if (options.homeOwned !== true) return startOnNamedPort(options);
+  const host = options.host ?? '127.0.0.1';
+  const owned = ownedService(options.home, temporalIdentity(options.home));
+  if (owned !== null) {
+    const address = `${host}:${owned.port}`;
+    // Ours by its command line, so wait for it as for a server still starting.
+    const state = await waitForProbe(() => probeTemporal(address, options.namespace), ['ready', 'namespace-missing'], 40);
+    if (state === 'unreachable') {
+      throw new Error(`the Temporal dev server of ${options.home} (pid ${owned.pid}) does not answer on ${address}; stop it with detl services stop`);
+    }
+    if (state === 'namespace-missing') await registerNamespace(address, options.namespace);
+    return { ...reusedService('temporal'), address, uiPort: owned.extraPorts['ui'] };
+  }
+  // A port taken between choosing and binding makes the server exit early: choose again.
+  for (let attempt = 1; ; attempt++) {
+    const port = await choosePort(host, options.port);
+    const uiPort = await choosePort(host, options.uiPort, [port]);
+    try {
+      return await launchDevServer(options, host, port, uiPort);
+    } catch (error) {
+      if (!(error instanceof ServiceStartError) || attempt >= 3 || !(await isPortAccepting(host, port))) throw error;
+    }
+  }
+}
+
+async function startOnNamedPort(options: TemporalDevServerOptions): Promise<TemporalServiceHandle> {
   const host = options.host ?? '127.0.0.1';
   const address = `${host}:${options.port}`;
   const probe = () => probeTemporal(address, options.namespace);
@@ -105,7 +145,16 @@ async function startTemporalDevServerUnlocked(options: TemporalDevServerOptions)
   if (options.headless !== true && (await isPortAccepting(host, options.uiPort))) {
     throw new PortInUseError('Temporal Web UI', host, options.uiPort, 'Stop that program or choose another UI port.');
   }
+  return launchDevServer(options, host, options.port, options.uiPort).catch(async (error: unknown) => {
+    // Another process (a worker, a second CLI) started it at the same moment and won the port.
+    if (error instanceof ServiceStartError && (await probe()) === 'ready') return { ...reusedService('temporal'), address };
+    throw error;
+  });
+}
 
+async function launchDevServer(options: TemporalDevServerOptions, host: string, port: number, uiPort: number): Promise<TemporalServiceHandle> {
+  const address = `${host}:${port}`;
+  const probe = () => probeTemporal(address, options.namespace);
   const binary = options.binary ?? resolveToolBinary('temporal');
   mkdirSync(options.home, { recursive: true });
   const args = [
@@ -114,9 +163,9 @@ async function startTemporalDevServerUnlocked(options: TemporalDevServerOptions)
     '--ip',
     host,
     '--port',
-    String(options.port),
+    String(port),
     '--ui-port',
-    String(options.uiPort),
+    String(uiPort),
     '--db-filename',
     path.join(options.home, 'temporal.db'),
     '--log-level',
@@ -126,19 +175,15 @@ async function startTemporalDevServerUnlocked(options: TemporalDevServerOptions)
   if (options.namespace !== 'default') args.push('--namespace', options.namespace);
   if (options.headless === true) args.push('--headless');
 
-  const launched = launchService({
+  const handle = await launchService({
     name: 'temporal',
     home: options.home,
     command: binary,
     args,
-    isReady: async () => (await isPortAccepting(host, options.port)) && (await probe()) === 'ready',
+    isReady: async () => (await isPortAccepting(host, port)) && (await probe()) === 'ready',
     readyTimeoutMs: options.readyTimeoutMs ?? 60_000,
     keepAlive: options.keepAlive,
+    record: { host, port, extraPorts: options.headless === true ? {} : { ui: uiPort }, dataPath: temporalIdentity(options.home).dataPath },
   });
-  const handle = await launched.catch(async (error: unknown) => {
-    // Another process (a worker, a second CLI) started it at the same moment and won the port.
-    if (error instanceof ServiceStartError && (await probe()) === 'ready') return reusedService('temporal');
-    throw error;
-  });
-  return { ...handle, address };
+  return { ...handle, address, uiPort: options.headless === true ? undefined : uiPort };
 }

@@ -1,5 +1,4 @@
-import { EMBEDDED_PORTS } from '@detl/config';
-import { startEmbeddedServices, stopEmbeddedServices, usesEmbeddedServices } from '@detl/services';
+import { homeOwnedServices, startEmbeddedServices, stopEmbeddedServices, usesEmbeddedServices } from '@detl/services';
 import { applyMigrations } from '@detl/tracking';
 import { BACKEND_ENV_VARIABLE, nativeBackendProblem, type BackendPreference } from '@detl/ml';
 import { CliError } from '../cli-error';
@@ -11,12 +10,15 @@ export async function startServicesCommand(): Promise<void> {
   if (!usesEmbeddedServices(settings)) {
     throw new CliError('the environment points detl at external services (DETL_* variables); there is nothing embedded to start');
   }
-  await startEmbeddedServices(settings, { keepAlive: true });
-  await applyMigrations(settings.databaseUrl);
-  console.log(`Temporal   ${settings.temporal.address} (UI http://127.0.0.1:${EMBEDDED_PORTS.temporalUi})`);
-  console.log(`PostgreSQL ${settings.databaseUrl}`);
-  console.log(`S3 (MinIO) ${settings.s3.endpoint} bucket ${settings.s3.bucket} (console http://127.0.0.1:${EMBEDDED_PORTS.s3Console})`);
-  console.log(`data and logs under ${settings.home}; stop with: detl services stop`);
+  const services = await startEmbeddedServices(settings, { keepAlive: true, homeOwned: homeOwnedServices() });
+  const actual = services.settings;
+  await applyMigrations(actual.databaseUrl);
+  const ui = services.temporal?.uiPort;
+  const consolePort = services.s3?.consolePort;
+  console.log(`Temporal   ${actual.temporal.address}${ui === undefined ? '' : ` (UI http://127.0.0.1:${ui})`}`);
+  console.log(`PostgreSQL ${actual.databaseUrl}`);
+  console.log(`S3 (MinIO) ${actual.s3.endpoint} bucket ${actual.s3.bucket}${consolePort === undefined ? '' : ` (console http://127.0.0.1:${consolePort})`}`);
+  console.log(`data and logs under ${actual.home} (ports recorded in ${actual.home}/run/*.json); stop with: detl services stop`);
 }
 
 /** `detl services stop`: stops services left running by `detl services start`. */
