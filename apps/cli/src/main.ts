@@ -48,10 +48,13 @@ export function buildProgram(): Command {
   program
     .command('predict')
     .description('screen chest X-rays with a trained model: class probabilities and a Grad-CAM overlay per image')
-    .argument('<image...>', 'PNG or JPEG chest X-rays')
+    .argument('<image...>', 'PNG or JPEG chest X-rays, or folders of them (every PNG / JPEG below)')
     .requiredOption('-m, --model <run|prefix>', 'experiment id, a unique prefix of it, or workflow id (its fold models as an ensemble), or an S3 model prefix such as experiments/<id>/folds/0/final')
     .option('--fold <k>', "use only this fold's model of the experiment")
-    .option('-o, --out <file.png>', 'where to write the overlay (one image only; default ./<image stem>.gradcam.png)')
+    .option('-o, --out <file.png>', 'where to write the overlay of a single image')
+    .option('--out-dir <dir>', 'folder for the overlays (default <DETL_HOME>/predictions/<run>/)')
+    .option('--no-gradcam', 'probabilities only, no Grad-CAM overlays (faster for many images)')
+    .option('--output <file.csv|file.json>', 'also write one row per image: file, predicted class, probability per class, model')
     .option('--json', 'print JSON')
     .action((images: string[], flags) => predictCommand(images, flags));
 

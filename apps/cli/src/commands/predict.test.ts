@@ -128,7 +128,8 @@ async function expectPng(file: string): Promise<void> {
 interface PredictJson {
   model: { experimentId: string | null; ensemble: string | null; models: { fold: number | null; prefix: string }[] };
   preprocessing: { imageSize: number; degradeToPixels: number | null; crop: string; manifestKey: string | null };
-  predictions: { image: string; probabilities: Record<string, number>; predicted: string; overlay: string; perModel: { probabilities: Record<string, number> }[] }[];
+  predictions: { image: string; probabilities: Record<string, number>; predicted: string; overlay: string | null; perModel: { probabilities: Record<string, number> }[] }[];
+  overlayDir: string | null;
 }
 
 describe('detl predict', () => {
@@ -142,7 +143,7 @@ describe('detl predict', () => {
     expect(output.model.experimentId).toBe(ensemble.id);
     expect(output.model.models.map((m) => m.fold)).toEqual([0, 1]);
     expect(output.preprocessing).toMatchObject({ imageSize: SIZE, degradeToPixels: 16, crop: 'centre-crop-to-square' });
-    expect(output.predictions.map((p) => path.basename(p.overlay))).toEqual(['scan-covid.gradcam.png', 'scan-normal.gradcam.png']);
+    expect(output.predictions.map((p) => path.basename(p.overlay ?? ''))).toEqual(['scan-covid.gradcam.png', 'scan-normal.gradcam.png']);
     for (const prediction of output.predictions) {
       expectDistribution(prediction.probabilities);
       // The ensemble is the mean of the fold models' probabilities.
@@ -152,9 +153,54 @@ describe('detl predict', () => {
       }
       const best = Object.entries(prediction.probabilities).sort((a, b) => b[1] - a[1])[0]?.[0];
       expect(prediction.predicted).toBe(best);
-      expect(path.dirname(prediction.overlay)).toBe(cwd);
-      await expectPng(prediction.overlay);
+      // Overlays go to the run's folder under the home, not into the current folder.
+      expect(path.dirname(prediction.overlay ?? '')).toBe(path.join(work, 'home', 'predictions', ensemble.id));
+      await expectPng(prediction.overlay ?? '');
     }
+    expect(output.overlayDir).toBe(path.join(work, 'home', 'predictions', ensemble.id));
+    expect(await readdir(cwd)).toEqual([]);
+  });
+
+  it('screens a folder without overlays and writes one CSV row per image', async () => {
+    const folder = path.join(work, 'screening');
+    await mkdir(path.join(folder, 'ward-2'), { recursive: true });
+    await copyFile(images.png, path.join(folder, 'a.png'));
+    await copyFile(images.jpeg, path.join(folder, 'ward-2', 'b.jpg'));
+    await writeFile(path.join(folder, 'notes.txt'), 'not an image');
+    const csv = path.join(work, 'screening.csv');
+    const result = await run(['predict', '--model', ensemble.id, '--no-gradcam', '--output', csv, folder, images.png]);
+    expect(result.stderr).not.toMatch(/detl: /);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`predictions: ${csv} (one row per image)`);
+    expect(result.stdout).not.toContain('Grad-CAM');
+    const [header, ...rows] = (await readFile(csv, 'utf8')).trim().split('\n');
+    expect(header).toBe('file,predicted,confidence,p_normal,p_pneumonia,p_other_disease,p_covid,model,folds,overlay');
+    expect(rows.map((row) => row.split(',')[0])).toEqual([path.join(folder, 'a.png'), path.join(folder, 'ward-2', 'b.jpg'), images.png]);
+    for (const row of rows) {
+      const cells = row.split(',');
+      const probabilities = cells.slice(3, 7).map(Number);
+      expect(probabilities.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
+      expect(cells[1]).toBe(DATA_B_CLASSES[probabilities.indexOf(Math.max(...probabilities))]);
+      expect(cells.slice(7)).toEqual([ensemble.id, '0 1', '']);
+    }
+    expect(existsSync(path.join(work, 'home', 'predictions', ensemble.id, 'screening'))).toBe(false);
+  });
+
+  it('writes overlays of a folder into --out-dir, mirroring its sub-folders, and the rows as JSON', async () => {
+    const folder = path.join(work, 'to-explain');
+    await mkdir(path.join(folder, 'sub'), { recursive: true });
+    await copyFile(images.png, path.join(folder, 'sub', 'c.png'));
+    const outDir = path.join(work, 'explained');
+    const json = path.join(work, 'explained.json');
+    const result = await run(['predict', '--model', ensemble.id, '--fold', '0', '--out-dir', outDir, '--output', json, folder]);
+    expect(result.code, result.stderr).toBe(0);
+    const overlay = path.join(outDir, 'to-explain', 'sub', 'c.gradcam.png');
+    expect(result.stdout).toContain(`Grad-CAM overlays: ${outDir} (1 PNG)`);
+    await expectPng(overlay);
+    const rows = JSON.parse(await readFile(json, 'utf8')) as { file: string; predicted: string; probabilities: Record<string, number>; model: string; folds: string; overlay: string }[];
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ file: path.join(folder, 'sub', 'c.png'), model: ensemble.id, folds: '0', overlay });
+    expectDistribution(rows[0]?.probabilities ?? {});
   });
 
   it('prints the probabilities of one fold model and writes the overlay where --out says', async () => {
@@ -237,9 +283,17 @@ describe('detl predict', () => {
   });
 
   it('rejects bad flags in-process, naming each, before connecting to anything', async () => {
-    const cases: [string[], string][] = [
+    await mkdir(path.join(work, 'empty-folder'), { recursive: true });
+    const cases: [string[], string, number?][] = [
       [['predict', '--model', ensemble.id, path.join(work, 'missing.png')], `${path.join(work, 'missing.png')}: file not found`],
-      [['predict', '--model', ensemble.id, work], `${work}: not a file`],
+      [['predict', '--model', ensemble.id, path.join(work, 'empty-folder')], `${path.join(work, 'empty-folder')}: folder holds no PNG or JPEG image`],
+      [['predict', '--model', ensemble.id, '--out', path.join(work, 'o.png'), '--out-dir', work, images.png], '--out and --out-dir both say where the overlay goes', 2],
+      [['predict', '--model', ensemble.id, '--no-gradcam', '--out-dir', work, images.png], '--no-gradcam writes none', 2],
+      [['predict', '--model', ensemble.id, '--no-gradcam', '--out', path.join(work, 'o.png'), images.png], '--no-gradcam writes none', 2],
+      [['predict', '--model', ensemble.id, '--out-dir', images.png, images.png], 'is a file, not a folder', 2],
+      [['predict', '--model', ensemble.id, '--output', path.join(work, 'rows.xlsx'), images.png], '--output', 2],
+      [['predict', '--model', ensemble.id, '--output', path.join(work, 'nowhere', 'rows.csv'), images.png], 'does not exist', 2],
+      [['predict', '--model', ensemble.id, '--output', work, images.png], 'expected a .csv or .json file', 2],
       [['predict', '--model', ' ', images.png], '--model: expected an experiment id'],
       [['predict', '--model', 'experiments//final', images.png], 'empty segment'],
       [['predict', '--model', ensemble.id, '--fold', 'two', images.png], '--fold two: expected a fold index'],

@@ -1,5 +1,5 @@
-import { existsSync, statSync } from 'node:fs';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DATA_B_CLASSES } from '@detl/config';
 import type { DatasetManifest, PreprocessOptions } from '@detl/data';
@@ -20,7 +20,18 @@ export interface PredictFlags {
   model: string;
   fold?: string;
   out?: string;
+  outDir?: string;
+  /** False with `--no-gradcam`. */
+  gradcam?: boolean;
+  output?: string;
   json?: boolean;
+}
+
+/** One image to screen: where it is, and the overlay name it gets (its path below a folder argument). */
+export interface InputImage {
+  file: string;
+  /** Relative overlay path without extension: the stem, or `<sub-folder>/<stem>` inside a folder argument. */
+  name: string;
 }
 
 /** File name endings `detl predict` accepts (what the preprocessing decodes). */
@@ -50,17 +61,20 @@ interface ImagePrediction {
   predicted: string;
   /** The predicted class's probability. */
   confidence: number;
-  overlay: string;
+  /** The Grad-CAM overlay PNG; null with `--no-gradcam`. */
+  overlay: string | null;
   /** Each model's own probabilities (one entry for a single model). */
   perModel: { fold: number | null; prefix: string; probabilities: Record<string, number> }[];
 }
 
 /**
- * `detl predict`: screens new chest X-rays with a trained model. `--model` names an experiment (id
- * or workflow id: every fold model as an ensemble that averages probabilities, or `--fold k`) or an
- * object-store model prefix. Images are preprocessed exactly as the experiment's sampling did (the
- * manifest's size, crop and degrade options); class probabilities and the predicted class are
- * printed and a Grad-CAM overlay PNG is written per image.
+ * `detl predict`: screens new chest X-rays with a trained model. `--model` names an experiment (id,
+ * unique id prefix or workflow id: every fold model as an ensemble that averages probabilities, or
+ * `--fold k`) or an object-store model prefix. Images (files, or folders of PNG / JPEG files) are
+ * preprocessed exactly as the experiment's sampling did (the manifest's size, crop and degrade
+ * options); class probabilities and the predicted class are printed, a Grad-CAM overlay PNG is
+ * written per image under `<DETL_HOME>/predictions/<run>/` (or `--out-dir`, `--out`; none with
+ * `--no-gradcam`), and `--output` writes one CSV or JSON row per image.
  */
 export async function predictCommand(images: string[], flags: PredictFlags): Promise<void> {
   const reference = parseModelReference(flags.model);
@@ -68,8 +82,11 @@ export async function predictCommand(images: string[], flags: PredictFlags): Pro
   if (fold !== null && reference.kind === 'prefix') {
     throw new CliError(`--fold ${flags.fold}: applies to an experiment; --model ${flags.model} already names one model`);
   }
-  const inputs = checkImages(images);
-  const outputs = overlayPaths(inputs, flags.out);
+  const gradcam = flags.gradcam !== false;
+  checkOutputFlags(flags, gradcam);
+  const inputs = collectImages(images);
+  const output = flags.output === undefined ? null : predictionTablePath(flags.output, inputs);
+  const overlays = gradcam ? planOverlays(inputs, flags.out) : null;
 
   const runtime = await openRuntime({ temporal: false, s3: true });
   try {
@@ -77,7 +94,7 @@ export async function predictCommand(images: string[], flags: PredictFlags): Pro
     const { models, experiment, description } = resolved;
     // Every image is decoded before any model loads, so a bad file stops the command before it writes anything.
     let pixels: Uint8Array[] = [];
-    for (const file of inputs) pixels.push(await preprocessFile(file, resolved.preprocessing));
+    for (const { file } of inputs) pixels.push(await preprocessFile(file, resolved.preprocessing));
 
     const ml = await import('@detl/ml');
     await ml.initBackend(experiment?.config.runtime.backend ?? 'auto');
@@ -90,35 +107,61 @@ export async function predictCommand(images: string[], flags: PredictFlags): Pro
         const size = loaded[0]?.model.inputs[0]?.shape[1] as number;
         preprocessing = { imageSize: size, degradeToPixels: null, crop: (await loadData()).CROP_POLICY, manifestKey: null };
         pixels = [];
-        for (const file of inputs) pixels.push(await preprocessFile(file, preprocessing));
+        for (const { file } of inputs) pixels.push(await preprocessFile(file, preprocessing));
       }
-      const predictions = await predictAll(ml, loaded, inputs, pixels, outputs, preprocessing.imageSize);
+      let overlayDir: string | null = null;
+      let overlayFiles: string[] | null = null;
+      if (overlays) {
+        overlayDir = overlays.single ? path.dirname(overlays.single) : path.resolve(flags.outDir ?? defaultOverlayDir(runtime.settings.home, reference, experiment));
+        overlayFiles = overlays.single ? [overlays.single] : overlays.names.map((name) => path.join(overlayDir as string, `${name}.gradcam.png`));
+        for (const dir of new Set(overlayFiles.map((file) => path.dirname(file)))) {
+          await mkdir(dir, { recursive: true }).catch((error: NodeJS.ErrnoException) => {
+            throw new CliError(`${dir}: cannot create the overlay folder (${error.code ?? error.message})`);
+          });
+        }
+        const overwritten = overlayFiles.find((file) => inputs.some((input) => input.file === file));
+        if (overwritten) throw new CliError(`${overwritten}: the overlay would overwrite an input image; choose another --out-dir`, 2);
+      }
+      const predictions = await predictAll(ml, loaded, inputs, pixels, overlayFiles, preprocessing.imageSize);
+      const modelSummary = {
+        reference: flags.model,
+        experimentId: experiment?.id ?? null,
+        ensemble: loaded.length > 1 ? 'mean of probabilities' : null,
+        models: models.map((m) => ({ fold: m.fold, prefix: m.prefix })),
+      };
+      if (output) await writePredictionTable(output, predictions, modelSummary);
       if (flags.json) {
-        console.log(
-          JSON.stringify(
-            {
-              model: {
-                reference: flags.model,
-                experimentId: experiment?.id ?? null,
-                ensemble: loaded.length > 1 ? 'mean of probabilities' : null,
-                models: models.map((m) => ({ fold: m.fold, prefix: m.prefix })),
-              },
-              preprocessing,
-              predictions,
-            },
-            null,
-            2,
-          ),
-        );
+        console.log(JSON.stringify({ model: modelSummary, preprocessing, predictions, overlayDir, output }, null, 2));
         return;
       }
       printPredictions(description, preprocessing, runtime, predictions, loaded.length);
+      if (overlayDir !== null) console.log(`\nGrad-CAM overlays: ${overlayDir} (${predictions.length} PNG${predictions.length === 1 ? '' : 's'})`);
+      if (output) console.log(`${overlayDir === null ? '\n' : ''}predictions: ${output} (one row per image)`);
+      console.log("\nA research model's output, not a diagnosis.");
     } finally {
       for (const { model } of loaded) model.dispose();
     }
   } finally {
     await runtime.close();
   }
+}
+
+/** Contradictory or malformed output flags: a usage error (exit 2), before anything is read. */
+function checkOutputFlags(flags: PredictFlags, gradcam: boolean): void {
+  if (flags.out !== undefined && flags.outDir !== undefined) throw new CliError(`--out and --out-dir both say where the overlay goes; give one`, 2);
+  if (!gradcam && flags.out !== undefined) throw new CliError(`--out ${flags.out}: names the Grad-CAM overlay, but --no-gradcam writes none`, 2);
+  if (!gradcam && flags.outDir !== undefined) throw new CliError(`--out-dir ${flags.outDir}: is where Grad-CAM overlays go, but --no-gradcam writes none`, 2);
+  if (flags.outDir !== undefined) {
+    if (flags.outDir.trim() === '') throw new CliError('--out-dir: expected a folder', 2);
+    const dir = path.resolve(flags.outDir);
+    if (existsSync(dir) && !statSync(dir).isDirectory()) throw new CliError(`--out-dir ${flags.outDir}: is a file, not a folder`, 2);
+  }
+}
+
+/** The overlay folder when none is given: the run's own, under the home, never the current folder. */
+function defaultOverlayDir(home: string, reference: ModelReference, experiment: ExperimentDetail | null): string {
+  const run = experiment?.id ?? (reference.kind === 'prefix' ? reference.prefix.replace(/[^A-Za-z0-9._-]+/g, '-') : 'model');
+  return path.join(home, 'predictions', run);
 }
 
 function parseModelReference(value: string): ModelReference {
@@ -145,38 +188,112 @@ function parseFold(value: string | undefined): number | null {
   return fold;
 }
 
-function checkImages(images: string[]): string[] {
-  if (images.length === 0) throw new CliError('no image given: detl predict --model <run> <image.png|jpg>…');
-  return images.map((image) => {
+/**
+ * The images the arguments name: files as given, folders as every PNG / JPEG below them (sorted,
+ * hidden files left out), each once.
+ */
+export function collectImages(images: string[]): InputImage[] {
+  if (images.length === 0) throw new CliError('no image given: detl predict --model <run> <image.png|jpg|folder>…');
+  const found: InputImage[] = [];
+  const seen = new Set<string>();
+  const add = (file: string, name: string): void => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    found.push({ file, name });
+  };
+  for (const image of images) {
     const file = path.resolve(image);
     if (!existsSync(file)) throw new CliError(`${image}: file not found`);
-    if (!statSync(file).isFile()) throw new CliError(`${image}: not a file`);
-    if (!IMAGE_EXTENSIONS.includes(path.extname(file).toLowerCase())) throw new CliError(`${image}: expected a PNG or JPEG file (${IMAGE_EXTENSIONS.join(', ')})`);
-    return file;
-  });
+    const info = statSync(file);
+    if (info.isDirectory()) {
+      const inside = imagesInFolder(file);
+      if (inside.length === 0) throw new CliError(`${image}: folder holds no PNG or JPEG image (${IMAGE_EXTENSIONS.join(', ')})`);
+      for (const relative of inside) add(path.join(file, relative), path.join(path.basename(file), relative.replace(/\.[^.]+$/, '')));
+      continue;
+    }
+    if (!info.isFile()) throw new CliError(`${image}: not a file or folder`);
+    if (!IMAGE_EXTENSIONS.includes(path.extname(file).toLowerCase())) throw new CliError(`${image}: expected a PNG or JPEG file (${IMAGE_EXTENSIONS.join(', ')}) or a folder of them`);
+    add(file, path.parse(file).name);
+  }
+  return found;
 }
 
-function overlayPaths(inputs: string[], out: string | undefined): string[] {
+function imagesInFolder(root: string): string[] {
+  return readdirSync(root, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile() && IMAGE_EXTENSIONS.includes(path.extname(entry.name).toLowerCase()))
+    .map((entry) => path.relative(root, path.join(entry.parentPath, entry.name)))
+    .filter((relative) => !relative.split(path.sep).some((part) => part.startsWith('.')))
+    .sort();
+}
+
+/** Overlay names (relative to the overlay folder) per image, or the one `--out` file; checked for clashes. */
+function planOverlays(inputs: InputImage[], out: string | undefined): { single: string | null; names: string[] } {
   if (out !== undefined) {
-    if (inputs.length !== 1) throw new CliError(`--out ${out}: names one file, but ${inputs.length} images were given; leave --out away to write <image stem>.gradcam.png for each`);
+    if (inputs.length !== 1) throw new CliError(`--out ${out}: names one file, but ${inputs.length} images were given; use --out-dir for several`, 2);
     const file = path.resolve(out);
-    if (path.extname(file).toLowerCase() !== '.png') throw new CliError(`--out ${out}: the overlay is a PNG; name a .png file`);
+    if (path.extname(file).toLowerCase() !== '.png') throw new CliError(`--out ${out}: the overlay is a PNG; name a .png file`, 2);
     const dir = path.dirname(file);
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CliError(`--out ${out}: folder ${dir} does not exist`);
-    if (existsSync(file) && statSync(file).isDirectory()) throw new CliError(`--out ${out}: is a folder; name a .png file`);
-    if (file === inputs[0]) throw new CliError(`--out ${out}: would overwrite the input image`);
-    return [file];
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CliError(`--out ${out}: folder ${dir} does not exist`, 2);
+    if (existsSync(file) && statSync(file).isDirectory()) throw new CliError(`--out ${out}: is a folder; name a .png file`, 2);
+    if (file === inputs[0]?.file) throw new CliError(`--out ${out}: would overwrite the input image`, 2);
+    return { single: file, names: [] };
   }
-  const outputs = inputs.map((file) => path.resolve(`${path.parse(file).name}.gradcam.png`));
   const seen = new Map<string, string>();
-  outputs.forEach((output, index) => {
-    const input = inputs[index] as string;
-    const earlier = seen.get(output);
-    if (earlier !== undefined) throw new CliError(`${earlier} and ${input} would both write ${path.basename(output)}; predict them in separate commands or rename one`);
-    if (inputs.includes(output)) throw new CliError(`${input}: its overlay ${output} would overwrite an input image`);
-    seen.set(output, input);
-  });
-  return outputs;
+  for (const { file, name } of inputs) {
+    const earlier = seen.get(name);
+    if (earlier !== undefined) throw new CliError(`${earlier} and ${file} would both write ${name}.gradcam.png; predict them in separate commands or rename one`);
+    seen.set(name, file);
+  }
+  return { single: null, names: inputs.map((input) => input.name) };
+}
+
+/** `--output`: a .csv or .json file in an existing folder, not one of the images. */
+function predictionTablePath(output: string, inputs: InputImage[]): string {
+  const file = path.resolve(output);
+  const format = path.extname(file).toLowerCase();
+  if (format !== '.csv' && format !== '.json') throw new CliError(`--output ${output}: expected a .csv or .json file`, 2);
+  const dir = path.dirname(file);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CliError(`--output ${output}: folder ${dir} does not exist`, 2);
+  if (existsSync(file) && statSync(file).isDirectory()) throw new CliError(`--output ${output}: is a folder; name a .csv or .json file`, 2);
+  if (inputs.some((input) => input.file === file)) throw new CliError(`--output ${output}: would overwrite an input image`, 2);
+  return file;
+}
+
+/** One row per image: what a screening of a folder is read back from (a spreadsheet, a script). */
+async function writePredictionTable(
+  file: string,
+  predictions: ImagePrediction[],
+  model: { reference: string; experimentId: string | null; models: { fold: number | null; prefix: string }[] },
+): Promise<void> {
+  const modelName = model.experimentId ?? model.models[0]?.prefix ?? model.reference;
+  const folds = model.models.map((m) => m.fold).filter((f) => f !== null).join(' ');
+  const rows = predictions.map((p) => ({ file: p.image, predicted: p.predicted, confidence: p.confidence, probabilities: p.probabilities, model: modelName, folds, overlay: p.overlay }));
+  let text: string;
+  if (path.extname(file).toLowerCase() === '.json') text = `${JSON.stringify(rows, null, 2)}\n`;
+  else {
+    const header = ['file', 'predicted', 'confidence', ...DATA_B_CLASSES.map((name) => `p_${name}`), 'model', 'folds', 'overlay'];
+    const lines = rows.map((row) =>
+      [row.file, row.predicted, row.confidence.toFixed(6), ...DATA_B_CLASSES.map((name) => (row.probabilities[name] ?? 0).toFixed(6)), row.model, row.folds, row.overlay ?? ''].map(csvField).join(','),
+    );
+    text = `${[header.join(','), ...lines].join('\n')}\n`;
+  }
+  await writeAtomically(file, text, 'the predictions');
+}
+
+function csvField(value: string): string {
+  return /[",\n\r]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
+}
+
+/** Written beside the target and renamed, so an interrupted run never leaves a truncated file. */
+async function writeAtomically(file: string, data: string | Uint8Array, what: string): Promise<void> {
+  const partial = `${file}.partial-${process.pid}`;
+  try {
+    await writeFile(partial, data);
+    await rename(partial, file);
+  } catch (error) {
+    await rm(partial, { force: true });
+    throw new CliError(`${file}: cannot write ${what} (${(error as Error).message})`);
+  }
 }
 
 async function resolveModels(
@@ -289,44 +406,36 @@ async function loadChecked(runtime: CliRuntime, source: ResolvedModel, preproces
 async function predictAll(
   ml: MlModule,
   loaded: { model: LayersModel; source: ResolvedModel }[],
-  inputs: string[],
+  inputs: InputImage[],
   pixels: Uint8Array[],
-  outputs: string[],
+  overlays: string[] | null,
   size: number,
 ): Promise<ImagePrediction[]> {
-  const batch = new Uint8Array(pixels.length * size * size);
-  pixels.forEach((image, index) => batch.set(image, index * size * size));
-  const perModel = loaded.map(({ model }) => ml.predictProbabilities(model, { pixels: batch, count: pixels.length, size }));
-  const explainers = loaded.map(({ model }) => ml.createGradCamExplainer(model));
+  const perModel = ensembleInputs(loaded, pixels, size, ml);
+  const explainers = overlays ? loaded.map(({ model }) => ml.createGradCamExplainer(model)) : [];
   try {
     const predictions: ImagePrediction[] = [];
     for (let index = 0; index < inputs.length; index += 1) {
       const rows = perModel.map((rowsOfModel) => rowsOfModel[index] as number[]);
       const mean = DATA_B_CLASSES.map((_, c) => rows.reduce((sum, row) => sum + (row[c] ?? 0), 0) / rows.length);
       const classIndex = mean.indexOf(Math.max(...mean));
-      const image = pixels[index] as Uint8Array;
-      // The ensemble's map: each model's Grad-CAM for the class the ensemble predicted, averaged and
-      // scaled back to a maximum of 1 (the scale every single map has).
-      const heatmap = new Float32Array(size * size);
-      for (const explainer of explainers) {
-        const map = explainer.explain(image, size, classIndex).heatmap;
-        for (let p = 0; p < heatmap.length; p += 1) heatmap[p] = (heatmap[p] as number) + (map[p] as number) / explainers.length;
-      }
-      const peak = heatmap.reduce((max, value) => Math.max(max, value), 0);
-      if (peak > 0) for (let p = 0; p < heatmap.length; p += 1) heatmap[p] = (heatmap[p] as number) / peak;
-      const png = await ml.renderGradCamOverlay(image, size, heatmap, { alpha: 0.45 });
-      const overlay = outputs[index] as string;
-      // Written beside the target and renamed, so an interrupted run never leaves a truncated PNG.
-      const partial = `${overlay}.partial-${process.pid}`;
-      try {
-        await writeFile(partial, png);
-        await rename(partial, overlay);
-      } catch (error) {
-        await rm(partial, { force: true });
-        throw new CliError(`${overlay}: cannot write the overlay (${(error as Error).message})`);
+      let overlay: string | null = null;
+      if (overlays) {
+        const image = pixels[index] as Uint8Array;
+        // The ensemble's map: each model's Grad-CAM for the class the ensemble predicted, averaged and
+        // scaled back to a maximum of 1 (the scale every single map has).
+        const heatmap = new Float32Array(size * size);
+        for (const explainer of explainers) {
+          const map = explainer.explain(image, size, classIndex).heatmap;
+          for (let p = 0; p < heatmap.length; p += 1) heatmap[p] = (heatmap[p] as number) + (map[p] as number) / explainers.length;
+        }
+        const peak = heatmap.reduce((max, value) => Math.max(max, value), 0);
+        if (peak > 0) for (let p = 0; p < heatmap.length; p += 1) heatmap[p] = (heatmap[p] as number) / peak;
+        overlay = overlays[index] as string;
+        await writeAtomically(overlay, await ml.renderGradCamOverlay(image, size, heatmap, { alpha: 0.45 }), 'the overlay');
       }
       predictions.push({
-        image: inputs[index] as string,
+        image: (inputs[index] as InputImage).file,
         probabilities: byClass(mean),
         predicted: DATA_B_CLASSES[classIndex] as string,
         confidence: mean[classIndex] as number,
@@ -338,6 +447,13 @@ async function predictAll(
   } finally {
     for (const explainer of explainers) explainer.dispose();
   }
+}
+
+/** Each model's class probabilities for every image (rows in image order), batched by the ml library. */
+function ensembleInputs(loaded: { model: LayersModel }[], pixels: Uint8Array[], size: number, ml: MlModule): number[][][] {
+  const batch = new Uint8Array(pixels.length * size * size);
+  pixels.forEach((image, index) => batch.set(image, index * size * size));
+  return loaded.map(({ model }) => ml.predictProbabilities(model, { pixels: batch, count: pixels.length, size }));
 }
 
 function byClass(values: readonly number[]): Record<string, number> {
@@ -357,8 +473,8 @@ function printPredictions(description: string, preprocessing: ResolvedPreprocess
       console.log(`  ${name.padEnd(14)} ${probability.toFixed(4)}${name === prediction.predicted ? '  ← predicted' : ''}`);
     }
     console.log(`  predicted      ${prediction.predicted} (${(prediction.confidence * 100).toFixed(1)}%)`);
+    if (prediction.overlay === null) continue;
     const how = models > 1 ? `mean of the ${models} fold models' maps for "${prediction.predicted}"` : `for "${prediction.predicted}"`;
     console.log(`  Grad-CAM       ${prediction.overlay} (${how})`);
   }
-  console.log('\nA research model\'s output, not a diagnosis.');
 }

@@ -37,14 +37,16 @@ export function runDetl(args: string[], options: { env: NodeJS.ProcessEnv; cwd?:
 
 /**
  * Parses each argument list in-process with the real command definitions and expects a CliError
- * whose message contains the given text (flag validation needs no child process).
+ * whose message contains the given text, and the exit code when one is given (flag validation
+ * needs no child process).
  */
-export async function expectCliErrors(cases: readonly (readonly [string[], string])[]): Promise<void> {
-  for (const [args, message] of cases) {
+export async function expectCliErrors(cases: readonly (readonly [string[], string, number?])[]): Promise<void> {
+  for (const [args, message, exitCode] of cases) {
     const error = await buildProgram()
       .parseAsync(['node', 'detl', ...args])
       .then(() => null, (caught: unknown) => caught);
     expect(error, args.join(' ')).toBeInstanceOf(CliError);
     expect((error as CliError).message).toContain(message);
+    if (exitCode !== undefined) expect((error as CliError).exitCode, args.join(' ')).toBe(exitCode);
   }
 }
