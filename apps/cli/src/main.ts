@@ -6,6 +6,7 @@ import { doctorCommand } from './commands/doctor';
 import { predictCommand } from './commands/predict';
 import { runExperimentCommand } from './commands/run';
 import { listRunsCommand, showRunCommand } from './commands/runs';
+import { cancelRunCommand } from './commands/runs-cancel';
 import { migrateCommand, startServicesCommand, stopServicesCommand, workerCommand } from './commands/services';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -44,6 +45,12 @@ export function buildProgram(): Command {
     .description('show one experiment (id, a unique prefix of it such as 5f73, or workflow id)')
     .option('--json', 'print JSON')
     .action((id: string, flags) => showRunCommand(id, flags));
+  runs
+    .command('cancel <id>')
+    .description("cancel a queued or running experiment: its trainings stop, and it is recorded as cancelled")
+    .option('--timeout <seconds>', 'how long to wait for the run record to say it ended', '120')
+    .option('--json', 'print JSON')
+    .action((id: string, flags) => cancelRunCommand(id, flags));
 
   program
     .command('predict')

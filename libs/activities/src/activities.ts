@@ -88,7 +88,9 @@ export function createActivities({ tracking, store, settings, trainingThreads }:
       await tracking.finishStageAttempt({ experimentId, task, attempt, status: 'succeeded', details });
       return result;
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
+      const text = error instanceof Error ? error.message : String(error);
+      // A cancelled run's attempts say so, rather than showing the abort they died of as a failure.
+      const message = Context.current().cancellationSignal.aborted ? `cancelled: ${text}` : text;
       await tracking.finishStageAttempt({ experimentId, task, attempt, status: 'failed', error: message });
       throw surfaceChildError(error);
     }
