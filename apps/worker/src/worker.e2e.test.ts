@@ -18,7 +18,15 @@ import { createDetlWorker } from './worker';
 // The whole ExperimentWorkflow on real services: the Temporal dev server binary, PostgreSQL
 // (DETL_TEST_DATABASE_URL, else embedded PGlite) and MinIO, with the real activities and tfjs.
 // Worker lifecycle chatter at INFO buries the test output; warnings still show.
-Runtime.install({ logger: new DefaultLogger('WARN') });
+// Each warning is one line: activities and workflows that fail on purpose would otherwise
+// print their whole error objects, stack traces included, into the test log.
+Runtime.install({
+  logger: new DefaultLogger('WARN', ({ level, message, meta }) => {
+    const error = meta?.['error'];
+    const where = meta?.['activityType'] ?? meta?.['workflowType'];
+    process.stderr.write(`[${level}] ${message}${where ? ` (${String(where)})` : ''}${error instanceof Error ? `: ${error.message}` : ''}\n`);
+  }),
+});
 let env: TestWorkflowEnvironment;
 let minio: Awaited<ReturnType<typeof startTestMinio>>;
 let database: TestDatabase;

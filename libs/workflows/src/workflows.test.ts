@@ -12,7 +12,15 @@ import { experimentWorkflow, progressQuery } from './workflows';
 // The orchestration is tested against the real Temporal dev server with recording activities;
 // the real activities are exercised end to end in apps/worker's e2e test.
 // Worker lifecycle chatter at INFO buries the test output; warnings still show.
-Runtime.install({ logger: new DefaultLogger('WARN') });
+// Each warning is one line: activities and workflows that fail on purpose would otherwise
+// print their whole error objects, stack traces included, into the test log.
+Runtime.install({
+  logger: new DefaultLogger('WARN', ({ level, message, meta }) => {
+    const error = meta?.['error'];
+    const where = meta?.['activityType'] ?? meta?.['workflowType'];
+    process.stderr.write(`[${level}] ${message}${where ? ` (${String(where)})` : ''}${error instanceof Error ? `: ${error.message}` : ''}\n`);
+  }),
+});
 let env: TestWorkflowEnvironment;
 
 beforeAll(async () => {
