@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { ConfigError } from '@detl/config';
 import { CliError } from './cli-error';
 import { dataCheckCommand, dataImportCommand, DATA_IMPORT_HELP } from './commands/data';
+import { dashboardCommand } from './commands/dashboard';
 import { doctorCommand } from './commands/doctor';
 import { predictCommand } from './commands/predict';
 import { runExperimentCommand } from './commands/run';
@@ -110,6 +111,13 @@ export function buildProgram(): Command {
     .option('--threads <n>', 'TensorFlow intra-op threads to start the native backend with')
     .option('--json', 'print JSON')
     .action((flags) => doctorCommand(flags));
+  program
+    .command('dashboard')
+    .description('serve the run-history dashboard (runs, run detail, compare) on 127.0.0.1')
+    .option('--port <n>', 'port (0 picks a free one)', '8780')
+    .option('--host <address>', 'address to bind; anything but loopback needs --token', '127.0.0.1')
+    .option('--token <secret>', 'access token (at least 16 characters; default DETL_DASHBOARD_TOKEN)')
+    .action((flags) => dashboardCommand(flags));
   program
     .command('db')
     .description('database maintenance')

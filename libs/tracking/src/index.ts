@@ -18,3 +18,14 @@ export {
 } from './embedded-postgres';
 export { PgliteWireServer, type PgliteWireServerOptions } from './pglite-wire-server';
 export { createTestDatabase, type TestDatabase } from './test-database';
+export {
+  createRunHistoryQueries,
+  RUN_SORT_FIELDS,
+  MAX_RUN_PAGE_SIZE,
+  MAX_COMPARED_RUNS,
+  type RunHistoryQueries,
+  type RunListQuery,
+  type RunListItem,
+  type RunListPage,
+  type RunSortField,
+} from './run-history-queries';

@@ -95,7 +95,8 @@ function isKnownError(error: unknown, code: string): error is Prisma.PrismaClien
   return error instanceof Prisma.PrismaClientKnownRequestError && error.code === code;
 }
 
-function toExperiment(row: Models.ExperimentModel): ExperimentRecord {
+/** @internal Row mapper shared with the read-only run-history queries. */
+export function toExperiment(row: Models.ExperimentModel): ExperimentRecord {
   return {
     id: row.id,
     name: row.name,
@@ -114,15 +115,18 @@ function toExperiment(row: Models.ExperimentModel): ExperimentRecord {
   };
 }
 
-function toStageAttempt(row: Models.StageAttemptModel): StageAttemptRecord {
+/** @internal Row mapper shared with the read-only run-history queries. */
+export function toStageAttempt(row: Models.StageAttemptModel): StageAttemptRecord {
   return { ...row, details: (row.details ?? {}) as Record<string, unknown> };
 }
 
-function toEpoch(row: Models.EpochMetricModel): EpochMetricRecord {
+/** @internal Row mapper shared with the read-only run-history queries. */
+export function toEpoch(row: Models.EpochMetricModel): EpochMetricRecord {
   return { ...row };
 }
 
-function toFold(row: Models.FoldModel): FoldRecord {
+/** @internal Row mapper shared with the read-only run-history queries. */
+export function toFold(row: Models.FoldModel): FoldRecord {
   return {
     ...row,
     confusionMatrix: row.confusionMatrix as number[][] | null,
@@ -130,7 +134,8 @@ function toFold(row: Models.FoldModel): FoldRecord {
   };
 }
 
-function toArtifact(row: Models.ArtifactModel): ArtifactRecord {
+/** @internal Row mapper shared with the read-only run-history queries. */
+export function toArtifact(row: Models.ArtifactModel): ArtifactRecord {
   return { ...row, sizeBytes: Number(row.sizeBytes) };
 }
 
@@ -179,6 +184,7 @@ export function createTrackingStore(databaseUrl: string, options: TrackingStoreO
         config: json(input.config),
         configHash: requireText(input.configHash, 'configHash', 128),
         seed: requireInt(input.seed, 'seed', 0),
+        ...(input.sweep ? { sweepId: requireUuid(input.sweep.id, 'sweep id'), sweepIndex: requireInt(input.sweep.index, 'sweep index', 0) } : {}),
       };
       let row: Models.ExperimentModel | null;
       try {

@@ -1,0 +1,162 @@
+// The dashboard's wire format, shared by the server and the browser bundle. Plain JSON shapes only
+// (dates as ISO strings), so the client never pulls server libraries into its type check.
+
+/** Lifecycle of a run. */
+export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+/** One row of `GET /api/runs`. */
+export interface RunListItemJson {
+  id: string;
+  name: string;
+  status: RunStatus;
+  architecture: string | null;
+  dataset: string | null;
+  imageSize: number | null;
+  backend: string | null;
+  meanAccuracy: number | null;
+  stdAccuracy: number | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  durationMs: number | null;
+  error: string | null;
+}
+
+/** `GET /api/runs`. */
+export interface RunListResponse {
+  items: RunListItemJson[];
+  total: number;
+  page: number;
+  pageSize: number;
+}
+
+/** `GET /api/facets`: the values the run filters offer. */
+export interface FacetsResponse {
+  statuses: RunStatus[];
+  architectures: string[];
+  sortFields: string[];
+}
+
+/** Per-class metrics of the summed confusion matrix. */
+export interface ClassMetricsJson {
+  precision: number;
+  recall: number;
+  f1: number;
+  support: number;
+}
+
+/** The aggregated result of a run (`experiments.summary`). */
+export interface SummaryJson {
+  classes: string[];
+  foldAccuracies: number[];
+  meanAccuracy: number;
+  stdAccuracy: number;
+  perClass: Record<string, ClassMetricsJson>;
+  macroF1: number;
+  confusionMatrix: number[][];
+  accuracyInterval: { lower: number; upper: number; level: number };
+  rocAuc: Record<string, number | null>;
+  reportKey: string;
+  figureKeys: string[];
+}
+
+/** One attempt of one activity. */
+export interface StageAttemptJson {
+  stage: string;
+  task: string;
+  attempt: number;
+  status: 'running' | 'succeeded' | 'failed';
+  startedAt: string;
+  finishedAt: string | null;
+  durationMs: number | null;
+  error: string | null;
+  workerIdentity: string;
+  details: Record<string, unknown>;
+}
+
+/** Metrics of one epoch. */
+export interface EpochJson {
+  task: string;
+  attempt: number;
+  epoch: number;
+  trainLoss: number;
+  trainAccuracy: number;
+  validationLoss: number | null;
+  validationAccuracy: number | null;
+  learningRate: number;
+  durationMs: number;
+}
+
+/** One cross-validation fold. */
+export interface FoldJson {
+  foldIndex: number;
+  status: 'running' | 'succeeded' | 'failed';
+  trainCount: number;
+  testCount: number;
+  accuracy: number | null;
+  confusionMatrix: number[][] | null;
+}
+
+/** One object the run wrote; `url` streams it through the dashboard. */
+export interface ArtifactJson {
+  kind: string;
+  key: string;
+  sizeBytes: number;
+  contentType: string;
+  sha256: string;
+  url: string;
+}
+
+/** A Grad-CAM overlay, with what its key tells about it. */
+export interface GradCamJson {
+  key: string;
+  url: string;
+  /** Image id inside the dataset. */
+  image: string;
+  trueClass: string;
+  /** Null when the key does not name the prediction. */
+  predictedClass: string | null;
+}
+
+/** `GET /api/runs/:id`. */
+export interface RunDetailResponse {
+  id: string;
+  name: string;
+  workflowId: string;
+  status: RunStatus;
+  config: Record<string, unknown>;
+  configHash: string;
+  seed: number;
+  backend: string | null;
+  datasetManifestKey: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error: string | null;
+  summary: SummaryJson | null;
+  stageAttempts: StageAttemptJson[];
+  folds: FoldJson[];
+  epochMetrics: EpochJson[];
+  artifacts: ArtifactJson[];
+  gradCams: GradCamJson[];
+}
+
+/** One path whose value differs between compared runs. */
+export interface ConfigDifferenceJson {
+  path: string;
+  /** One value per run, in run order; null where the run lacks the path. */
+  values: unknown[];
+}
+
+/** `GET /api/compare`. */
+export interface CompareResponse {
+  runs: RunDetailResponse[];
+  configDiff: ConfigDifferenceJson[];
+}
+
+/** Body of every error answer. */
+export interface ErrorResponse {
+  error: string;
+  /** The offending query parameter, on 400. */
+  field?: string;
+}

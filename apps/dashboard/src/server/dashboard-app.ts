@@ -1,0 +1,278 @@
+import { timingSafeEqual } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { serveStatic } from '@hono/node-server/serve-static';
+import { zValidator } from '@hono/zod-validator';
+import { ObjectNotFoundError, S3ObjectStore, type ObjectStore } from '@detl/storage';
+import { EXPERIMENT_STATUSES, RUN_SORT_FIELDS, TrackingError, type ExperimentDetail, type RunHistoryQueries } from '@detl/tracking';
+import { Hono, type Context } from 'hono';
+import { getCookie, setCookie } from 'hono/cookie';
+import type { z } from 'zod';
+import type {
+  CompareResponse,
+  ErrorResponse,
+  FacetsResponse,
+  GradCamJson,
+  RunDetailResponse,
+  RunListResponse,
+  SummaryJson,
+} from '../api-types';
+import { diffConfigs } from './config-diff';
+import { artifactQuerySchema, badRequestBody, compareQuerySchema, runIdParamSchema, runListQuerySchema } from './query-schemas';
+
+/** Cookie that carries the access token after the first `?token=` visit. */
+export const TOKEN_COOKIE = 'detl_dashboard_token';
+
+/** What the dashboard app reads from, and how it is protected. */
+export interface DashboardAppOptions {
+  queries: RunHistoryQueries;
+  store: ObjectStore;
+  /** When set, every request needs it (bearer header, cookie, or `?token=` on a page). */
+  token?: string;
+  /** Built client (index.html and assets); absent means the API only, with a page that says how to build. */
+  clientDir?: string;
+}
+
+// Shards and checkpoints are hundreds of rows per run and never shown; the rest are what a reader opens.
+const LISTED_ARTIFACT_KINDS = new Set(['grad_cam', 'figure', 'report', 'model', 'manifest']);
+
+function artifactUrl(runId: string, key: string): string {
+  return `/api/runs/${runId}/artifact?key=${encodeURIComponent(key)}`;
+}
+
+/** `…/gradcam/<true class>/<image>-pred-<predicted>.png`, as generateGradCams names overlays. */
+function parseGradCam(runId: string, key: string): GradCamJson {
+  const parts = key.split('/');
+  const file = parts[parts.length - 1] ?? key;
+  const trueClass = parts[parts.length - 2] ?? 'unknown';
+  const match = /^(.*)-pred-([a-z_]+)\.png$/.exec(file);
+  return {
+    key,
+    url: artifactUrl(runId, key),
+    image: match?.[1] ?? file.replace(/\.png$/, ''),
+    trueClass,
+    predictedClass: match?.[2] ?? null,
+  };
+}
+
+const iso = (date: Date | null): string | null => (date === null ? null : date.toISOString());
+
+/** The wire form of one run. */
+export function toRunDetailJson(run: ExperimentDetail): RunDetailResponse {
+  return {
+    id: run.id,
+    name: run.name,
+    workflowId: run.workflowId,
+    status: run.status,
+    config: run.config as unknown as Record<string, unknown>,
+    configHash: run.configHash,
+    seed: run.seed,
+    backend: run.backend,
+    datasetManifestKey: run.datasetManifestKey,
+    createdAt: run.createdAt.toISOString(),
+    startedAt: iso(run.startedAt),
+    finishedAt: iso(run.finishedAt),
+    error: run.error,
+    summary: run.summary as SummaryJson | null,
+    stageAttempts: run.stageAttempts.map((attempt) => ({
+      stage: attempt.stage,
+      task: attempt.task,
+      attempt: attempt.attempt,
+      status: attempt.status,
+      startedAt: attempt.startedAt.toISOString(),
+      finishedAt: iso(attempt.finishedAt),
+      durationMs: attempt.durationMs,
+      error: attempt.error,
+      workerIdentity: attempt.workerIdentity,
+      details: attempt.details,
+    })),
+    folds: run.folds.map((fold) => ({
+      foldIndex: fold.foldIndex,
+      status: fold.status,
+      trainCount: fold.trainCount,
+      testCount: fold.testCount,
+      accuracy: fold.accuracy,
+      confusionMatrix: fold.confusionMatrix,
+    })),
+    epochMetrics: run.epochMetrics.map((epoch) => ({
+      task: epoch.task,
+      attempt: epoch.attempt,
+      epoch: epoch.epoch,
+      trainLoss: epoch.trainLoss,
+      trainAccuracy: epoch.trainAccuracy,
+      validationLoss: epoch.validationLoss,
+      validationAccuracy: epoch.validationAccuracy,
+      learningRate: epoch.learningRate,
+      durationMs: epoch.durationMs,
+    })),
+    artifacts: run.artifacts
+      .filter((artifact) => LISTED_ARTIFACT_KINDS.has(artifact.kind))
+      .map((artifact) => ({
+        kind: artifact.kind,
+        key: artifact.key,
+        sizeBytes: artifact.sizeBytes,
+        contentType: artifact.contentType,
+        sha256: artifact.sha256,
+        url: artifactUrl(run.id, artifact.key),
+      })),
+    gradCams: run.artifacts.filter((artifact) => artifact.kind === 'grad_cam').map((artifact) => parseGradCam(run.id, artifact.key)),
+  };
+}
+
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** A validator hook that answers 400 naming the parameter. */
+function rejectInvalid(result: { success: boolean; error?: z.core.$ZodError }, c: Context) {
+  if (!result.success && result.error) return c.json(badRequestBody(result.error), 400);
+  return undefined;
+}
+
+/** Streams the object when the store is S3 (large models never sit in memory whole); reads it otherwise. */
+async function objectBody(store: ObjectStore, key: string): Promise<ReadableStream<Uint8Array> | Uint8Array<ArrayBuffer>> {
+  if (store instanceof S3ObjectStore) {
+    const response = await store.client.send(new GetObjectCommand({ Bucket: store.bucket, Key: key })).catch((error: unknown) => {
+      if (error instanceof Error && (error.name === 'NoSuchKey' || error.name === 'NotFound')) throw new ObjectNotFoundError(key);
+      throw error;
+    });
+    if (!response.Body) throw new ObjectNotFoundError(key);
+    return Readable.toWeb(response.Body as Readable) as ReadableStream<Uint8Array>;
+  }
+  return (await store.getObject(key)) as Uint8Array<ArrayBuffer>;
+}
+
+const MISSING_CLIENT_PAGE = `<!doctype html><meta charset="utf-8"><title>detl dashboard</title>
+<p>The dashboard's browser bundle is not built. Run <code>npx nx run @detl/dashboard:build</code> (or start it with <code>detl dashboard</code>, which builds it), then reload.</p>`;
+
+/**
+ * The dashboard's HTTP app: a read-only JSON API over the run history and the run's artifacts, and
+ * the built React client. Every query parameter is validated; a bad one gets 400 with the field named.
+ */
+export function createDashboardApp(options: DashboardAppOptions): Hono {
+  const { queries, store, token } = options;
+  const app = new Hono();
+
+  app.onError((error, c) => {
+    if (error instanceof TrackingError && error.code === 'invalid_argument') return c.json<ErrorResponse>({ error: error.message }, 400);
+    if (error instanceof TrackingError && error.code === 'not_found') return c.json<ErrorResponse>({ error: error.message }, 404);
+    console.error('dashboard: request failed', error);
+    return c.json<ErrorResponse>({ error: 'the dashboard could not read the run history; see the server log and check that PostgreSQL and S3 are reachable' }, 500);
+  });
+
+  if (token !== undefined) {
+    app.use('*', async (c, next) => {
+      const queryToken = c.req.query('token');
+      if (queryToken !== undefined && sameSecret(queryToken, token) && !c.req.path.startsWith('/api/')) {
+        // Exchange the link's token for a cookie and drop it from the address bar and history.
+        setCookie(c, TOKEN_COOKIE, token, { httpOnly: true, sameSite: 'Strict', path: '/' });
+        const url = new URL(c.req.url);
+        url.searchParams.delete('token');
+        return c.redirect(`${url.pathname}${url.search}`, 302);
+      }
+      const bearer = /^Bearer (.+)$/.exec(c.req.header('authorization') ?? '')?.[1];
+      const cookie = getCookie(c, TOKEN_COOKIE);
+      if ((bearer !== undefined && sameSecret(bearer, token)) || (cookie !== undefined && sameSecret(cookie, token))) return next();
+      return c.json<ErrorResponse>(
+        { error: 'this dashboard needs its access token: open the address `detl dashboard` printed (it ends in ?token=…), or send Authorization: Bearer <token>' },
+        401,
+      );
+    });
+  }
+
+  app.get('/api/health', (c) => c.json({ ok: true }));
+
+  app.get('/api/facets', async (c) =>
+    c.json<FacetsResponse>({ statuses: [...EXPERIMENT_STATUSES], architectures: await queries.listArchitectures(), sortFields: [...RUN_SORT_FIELDS] }),
+  );
+
+  app.get('/api/runs', zValidator('query', runListQuerySchema, rejectInvalid), async (c) => {
+    const query = c.req.valid('query');
+    const page = await queries.listRuns({
+      page: query.page,
+      pageSize: query.pageSize,
+      sort: query.sort,
+      order: query.order,
+      ...(query.status ? { statuses: query.status } : {}),
+      ...(query.architecture ? { architectures: query.architecture } : {}),
+      ...(query.from ? { createdFrom: query.from } : {}),
+      // A date without a time means the whole day: `to=2026-12-01` includes runs of that day.
+      ...(query.to ? { createdBefore: c.req.query('to')?.length === 10 ? new Date(query.to.getTime() + 86_400_000) : query.to } : {}),
+      ...(query.q ? { text: query.q.trim() } : {}),
+    });
+    return c.json<RunListResponse>({
+      ...page,
+      items: page.items.map((item) => ({
+        ...item,
+        createdAt: item.createdAt.toISOString(),
+        startedAt: iso(item.startedAt),
+        finishedAt: iso(item.finishedAt),
+      })),
+    });
+  });
+
+  app.get('/api/runs/:id', zValidator('param', runIdParamSchema, rejectInvalid), async (c) => {
+    const { id } = c.req.valid('param');
+    const run = await queries.getRun(id);
+    if (!run) return c.json<ErrorResponse>({ error: `no run ${id}; it may have been recorded in another database — see the runs list` }, 404);
+    return c.json<RunDetailResponse>(toRunDetailJson(run));
+  });
+
+  app.get(
+    '/api/runs/:id/artifact',
+    zValidator('param', runIdParamSchema, rejectInvalid),
+    zValidator('query', artifactQuerySchema, rejectInvalid),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const { key } = c.req.valid('query');
+      // Only keys the run itself recorded: the bucket holds every run's objects and more.
+      const artifact = await queries.findArtifact(id, key);
+      if (!artifact) return c.json<ErrorResponse>({ error: `${key} is not an artifact of run ${id}` }, 404);
+      if (c.req.header('if-none-match') === `"${artifact.sha256}"`) return c.body(null, 304);
+      try {
+        const body = await objectBody(store, key);
+        return c.body(body, 200, {
+          'content-type': artifact.contentType,
+          'content-length': String(artifact.sizeBytes),
+          etag: `"${artifact.sha256}"`,
+          'cache-control': 'private, max-age=3600',
+          'x-content-type-options': 'nosniff',
+        });
+      } catch (error) {
+        if (error instanceof ObjectNotFoundError) {
+          return c.json<ErrorResponse>({ error: `${key} is recorded for run ${id} but missing from bucket ${store.bucket}; was the bucket cleaned?` }, 404);
+        }
+        throw error;
+      }
+    },
+  );
+
+  app.get('/api/compare', zValidator('query', compareQuerySchema, rejectInvalid), async (c) => {
+    const { ids } = c.req.valid('query');
+    const runs = await queries.getRuns(ids);
+    const missing = ids.filter((id) => !runs.some((run) => run.id === id.toLowerCase()));
+    if (missing.length > 0) return c.json<ErrorResponse>({ error: `no run ${missing.join(', ')}`, field: 'ids' }, 404);
+    const configDiff = diffConfigs(runs.map((run) => run.config)).map((difference) => ({
+      path: difference.path,
+      values: difference.values.map((value) => value ?? null),
+    }));
+    return c.json<CompareResponse>({ runs: runs.map(toRunDetailJson), configDiff });
+  });
+
+  app.all('/api/*', (c) => c.json<ErrorResponse>({ error: `no API route ${c.req.method} ${c.req.path}` }, 404));
+
+  const clientDir = options.clientDir;
+  if (clientDir !== undefined && existsSync(path.join(clientDir, 'index.html'))) {
+    app.use('/assets/*', serveStatic({ root: clientDir }));
+    // Every other path is a client route (/runs/…, /compare): the app reads the address itself.
+    app.get('*', async (c) => c.html(await readFile(path.join(clientDir, 'index.html'), 'utf8')));
+  } else {
+    app.get('*', (c) => c.html(MISSING_CLIENT_PAGE, 503));
+  }
+  return app;
+}
