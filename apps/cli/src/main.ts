@@ -4,6 +4,7 @@ import { CliError } from './cli-error';
 import { dataCheckCommand, dataImportCommand, DATA_IMPORT_HELP } from './commands/data';
 import { dashboardCommand } from './commands/dashboard';
 import { doctorCommand } from './commands/doctor';
+import { evaluateCommand } from './commands/evaluate';
 import { predictCommand } from './commands/predict';
 import { runExperimentCommand } from './commands/run';
 import { listRunsCommand, showRunCommand } from './commands/runs';
@@ -65,6 +66,17 @@ export function buildProgram(): Command {
     .option('--output <file.csv|file.json>', 'also write one row per image: file, predicted class, probability per class, model')
     .option('--json', 'print JSON')
     .action((images: string[], flags) => predictCommand(images, flags));
+
+  program
+    .command('evaluate')
+    .description("test a trained run on an external folder-per-class dataset: accuracy with a bootstrap interval, confusion matrix, per-class report, per-source breakdown")
+    .requiredOption('-m, --model <run|prefix>', 'experiment id, a unique prefix of it, or workflow id (its fold models as an ensemble), or an S3 model prefix')
+    .requiredOption('-d, --dataset <folder>', 'folder-per-class dataset (normal/ pneumonia/ other_disease/ covid/, optional labels.csv with a source column)')
+    .option('--fold <k>', "use only this fold's model of the experiment")
+    .option('--out-dir <dir>', 'where evaluation.json and confusion-matrix.png go (default <DETL_HOME>/evaluations/<run>/<dataset folder>/)')
+    .option('--on-corrupt <fail|skip>', "an image that does not decode stops the evaluation, or is reported and left out (default: the run's dataset.onCorruptImage)")
+    .option('--json', 'print JSON')
+    .action((flags) => evaluateCommand(flags));
 
   const data = program.command('data').description('import datasets into Data-A / Data-B shards and manifests in S3, and check them');
   data

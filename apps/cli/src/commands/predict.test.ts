@@ -1,5 +1,6 @@
 import { serviceEnvironment } from '@detl/config';
 import { expectCliErrors, runDetl, type DetlRun } from '../test-support/run-detl';
+import { recordTrainedRun } from '../test-support/trained-run';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -30,35 +31,9 @@ let ensemble: ExperimentRecord;
 let mismatched: ExperimentRecord;
 let images: { png: string; jpeg: string; corrupt: string; truncated: string };
 
-/** Records a succeeded experiment whose fold models are freshly built nets of the given sizes. */
-async function recordExperiment(config: ExperimentConfig, manifestKey: string, foldSizes: number[]): Promise<ExperimentRecord> {
-  const experiment = await tracking.createExperiment({ workflowId: `detl-predict-test-${randomUUID().slice(0, 8)}`, name: 'predict-test', config, configHash: 'predict-test', seed: config.seed });
-  await tracking.markExperimentRunning(experiment.id, { backend: 'wasm' });
-  await tracking.setDatasetManifest(experiment.id, manifestKey);
-  for (const [fold, size] of foldSizes.entries()) {
-    const model = buildModel({ architecture: 'small-vgg', widthMultiplier: 0.25, imageSize: size, channels: 1, numClasses: 4, seed: 10 + fold });
-    const modelKey = `experiments/${experiment.id}/folds/${fold}/final`;
-    await saveModelToStore(model, store, modelKey);
-    model.dispose();
-    const metrics = { precision: 0.25, recall: 1, f1: 0.4, support: 1 };
-    await tracking.recordFold({
-      experimentId: experiment.id,
-      foldIndex: fold,
-      status: 'succeeded',
-      trainCount: 12,
-      testCount: 4,
-      accuracy: 0.25,
-      confusionMatrix: [
-        [1, 0, 0, 0],
-        [1, 0, 0, 0],
-        [1, 0, 0, 0],
-        [1, 0, 0, 0],
-      ],
-      report: Object.fromEntries(DATA_B_CLASSES.map((name) => [name, metrics])),
-      modelKey,
-    });
-  }
-  return tracking.markExperimentFinished(experiment.id, { status: 'succeeded' });
+/** A succeeded run whose fold models are untrained nets of the given sizes. */
+function recordExperiment(config: ExperimentConfig, manifestKey: string, foldSizes: number[]): Promise<ExperimentRecord> {
+  return recordTrainedRun(tracking, store, config, manifestKey, foldSizes);
 }
 
 async function run(args: string[], cwd = work): Promise<DetlRun> {

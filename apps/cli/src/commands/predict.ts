@@ -12,8 +12,9 @@ import { openRuntime, type CliRuntime } from '../runtime';
 // @detl/ml (tfjs) and @detl/data (sharp) are imported when predict runs, so that other commands do
 // not pay for loading them.
 const loadData = () => import('@detl/data');
-type MlModule = typeof import('@detl/ml');
-type LayersModel = Awaited<ReturnType<MlModule['loadModelFromStore']>>;
+/** The lazily imported ml library, and the model type it loads. */
+export type MlModule = typeof import('@detl/ml');
+export type LayersModel = Awaited<ReturnType<MlModule['loadModelFromStore']>>;
 
 /** Flags of `detl predict`. */
 export interface PredictFlags {
@@ -38,17 +39,17 @@ export interface InputImage {
 const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg'];
 
 /** Which model the user named: a run (id or workflow id) or an object-store prefix. */
-type ModelReference = { kind: 'run'; ref: string } | { kind: 'prefix'; prefix: string; bucket: string | null };
+export type ModelReference = { kind: 'run'; ref: string } | { kind: 'prefix'; prefix: string; bucket: string | null };
 
 /** One model of the prediction, with where it came from. */
-interface ResolvedModel {
+export interface ResolvedModel {
   /** Fold index for an experiment's fold model; null for a bare prefix. */
   fold: number | null;
   prefix: string;
 }
 
 /** How images become network input, and where that was read from. */
-interface ResolvedPreprocessing extends PreprocessOptions {
+export interface ResolvedPreprocessing extends PreprocessOptions {
   crop: string;
   /** The manifest the options come from; null when only the model's input size was known. */
   manifestKey: string | null;
@@ -164,7 +165,8 @@ function defaultOverlayDir(home: string, reference: ModelReference, experiment: 
   return path.join(home, 'predictions', run);
 }
 
-function parseModelReference(value: string): ModelReference {
+/** `--model`: a run reference, or an S3 model prefix (`experiments/…/final`, `s3://bucket/…`). */
+export function parseModelReference(value: string): ModelReference {
   const text = value.trim();
   if (text === '') throw new CliError('--model: expected an experiment id, a workflow id or an S3 model prefix');
   const uri = /^s3:\/\/([^/]+)\/(.+)$/.exec(text);
@@ -181,7 +183,8 @@ function parseModelReference(value: string): ModelReference {
   return { kind: 'prefix', prefix, bucket: uri ? (uri[1] as string) : null };
 }
 
-function parseFold(value: string | undefined): number | null {
+/** `--fold k`, or null when absent. */
+export function parseFold(value: string | undefined): number | null {
   if (value === undefined) return null;
   const fold = Number(value);
   if (!/^\d+$/.test(value.trim()) || !Number.isInteger(fold) || fold > 99) throw new CliError(`--fold ${value}: expected a fold index, an integer from 0`);
@@ -285,7 +288,7 @@ function csvField(value: string): string {
 }
 
 /** Written beside the target and renamed, so an interrupted run never leaves a truncated file. */
-async function writeAtomically(file: string, data: string | Uint8Array, what: string): Promise<void> {
+export async function writeAtomically(file: string, data: string | Uint8Array, what: string): Promise<void> {
   const partial = `${file}.partial-${process.pid}`;
   try {
     await writeFile(partial, data);
@@ -296,7 +299,11 @@ async function writeAtomically(file: string, data: string | Uint8Array, what: st
   }
 }
 
-async function resolveModels(
+/**
+ * The models `--model` names (a run's fold models, one fold's, or a prefix), how their images were
+ * preprocessed (null when only the model's input size can tell) and a one-line description.
+ */
+export async function resolveModels(
   runtime: CliRuntime,
   reference: ModelReference,
   fold: number | null,
@@ -363,7 +370,8 @@ async function manifestPreprocessing(runtime: CliRuntime, experiment: Experiment
   return { imageSize: manifest.imageSize, degradeToPixels: typeof degrade === 'number' ? degrade : null, crop, manifestKey: key };
 }
 
-async function preprocessFile(file: string, preprocessing: ResolvedPreprocessing | null): Promise<Uint8Array> {
+/** One image file decoded as the run's sampling did; a file that is no image is a CliError naming it. */
+export async function preprocessFile(file: string, preprocessing: ResolvedPreprocessing | null): Promise<Uint8Array> {
   const { preprocessImage } = await loadData();
   const bytes = await readFile(file);
   if (bytes.byteLength === 0) throw new CliError(`${file}: empty file, not an image`);
@@ -376,7 +384,8 @@ async function preprocessFile(file: string, preprocessing: ResolvedPreprocessing
   }
 }
 
-async function loadChecked(runtime: CliRuntime, source: ResolvedModel, preprocessing: ResolvedPreprocessing | null): Promise<LayersModel> {
+/** Loads one model and checks it takes square images of the run's size and has the four classes. */
+export async function loadChecked(runtime: CliRuntime, source: ResolvedModel, preprocessing: ResolvedPreprocessing | null): Promise<LayersModel> {
   const { loadModelFromStore } = await import('@detl/ml');
   const where = runtime.store.uri(source.prefix);
   let model: LayersModel;
@@ -450,7 +459,7 @@ async function predictAll(
 }
 
 /** Each model's class probabilities for every image (rows in image order), batched by the ml library. */
-function ensembleInputs(loaded: { model: LayersModel }[], pixels: Uint8Array[], size: number, ml: MlModule): number[][][] {
+export function ensembleInputs(loaded: { model: LayersModel }[], pixels: Uint8Array[], size: number, ml: MlModule): number[][][] {
   const batch = new Uint8Array(pixels.length * size * size);
   pixels.forEach((image, index) => batch.set(image, index * size * size));
   return loaded.map(({ model }) => ml.predictProbabilities(model, { pixels: batch, count: pixels.length, size }));
@@ -462,11 +471,7 @@ function byClass(values: readonly number[]): Record<string, number> {
 
 function printPredictions(description: string, preprocessing: ResolvedPreprocessing, runtime: CliRuntime, predictions: ImagePrediction[], models: number): void {
   console.log(`model   ${description}`);
-  const degrade = preprocessing.degradeToPixels === null ? 'not degraded' : `degraded to ${preprocessing.degradeToPixels} px and back`;
-  const origin = preprocessing.manifestKey
-    ? `, as in ${runtime.store.uri(preprocessing.manifestKey)}`
-    : ' (the model\'s input size; no experiment record says how its training data was preprocessed)';
-  console.log(`input   ${preprocessing.imageSize}x${preprocessing.imageSize} px grey, ${preprocessing.crop}, ${degrade}${origin}`);
+  console.log(`input   ${describeInput(preprocessing, runtime)}`);
   for (const prediction of predictions) {
     console.log(`\n${prediction.image}`);
     for (const [name, probability] of Object.entries(prediction.probabilities)) {
@@ -477,4 +482,13 @@ function printPredictions(description: string, preprocessing: ResolvedPreprocess
     const how = models > 1 ? `mean of the ${models} fold models' maps for "${prediction.predicted}"` : `for "${prediction.predicted}"`;
     console.log(`  Grad-CAM       ${prediction.overlay} (${how})`);
   }
+}
+
+/** How images become network input, in words: size, crop, degrade, and where that was read from. */
+export function describeInput(preprocessing: ResolvedPreprocessing, runtime: CliRuntime): string {
+  const degrade = preprocessing.degradeToPixels === null ? 'not degraded' : `degraded to ${preprocessing.degradeToPixels} px and back`;
+  const origin = preprocessing.manifestKey
+    ? `, as in ${runtime.store.uri(preprocessing.manifestKey)}`
+    : " (the model's input size; no experiment record says how its training data was preprocessed)";
+  return `${preprocessing.imageSize}x${preprocessing.imageSize} px grey, ${preprocessing.crop}, ${degrade}${origin}`;
 }
