@@ -1,6 +1,6 @@
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { describe, expect, it, vi } from 'vitest';
-import { projectTestConfig } from '../../../vitest.shared';
+import { projectTestConfig } from '../../../vitest.shared.mts';
 
 // The shared test config drops tfjs-backend-cpu's "install tfjs-node" banner from the test log; this
 // takes the banner from a real first use of the backend, so a tfjs update that rewords it shows here.

@@ -1,3 +1,3 @@
-import { projectTestConfig } from '../../vitest.shared';
+import { projectTestConfig } from '../../vitest.shared.mts';
 
 export default projectTestConfig(import.meta.url, { timeoutMs: 300_000 });

@@ -11,7 +11,7 @@ const TEST_LOG_NOISE = [/Hi, looks like you are running TensorFlow\.js in Node\.
 /**
  * Vitest settings every project shares: tests live beside the code and run in forked processes,
  * because tfjs' wasm heap and Temporal's native core do not share a process well.
- * @param configUrl `import.meta.url` of the project's vitest.config.ts; the project folder becomes
+ * @param configUrl `import.meta.url` of the project's vitest.config.mts; the project folder becomes
  * the root, so the include pattern works whatever the cwd (Nx runs from the workspace root).
  */
 export function projectTestConfig(configUrl: string, options: { timeoutMs?: number } = {}) {
