@@ -127,6 +127,24 @@ describe('detl evaluate', () => {
     expect(JSON.parse(await readFile(path.join(dir, 'evaluation.json'), 'utf8'))).toMatchObject({ model: { models: [{ fold: 1 }] } });
   });
 
+  it('names an image that does not decode, or leaves it out with --on-corrupt skip', async () => {
+    const broken = path.join(work, 'broken');
+    await mkdir(path.join(broken, 'normal'), { recursive: true });
+    await copyFile(path.join(external, 'normal', (await readdir(path.join(external, 'normal'))).find((f) => f.endsWith('.png')) as string), path.join(broken, 'normal', 'fine.png'));
+    await writeFile(path.join(broken, 'normal', 'broken.png'), 'not an image');
+    const [fail, skip] = await Promise.all([
+      run(['evaluate', '--model', experiment.id, '--dataset', broken]),
+      run(['evaluate', '--model', experiment.id, '--dataset', broken, '--on-corrupt', 'skip', '--json']),
+    ]);
+    expect(fail.code).toBe(1);
+    expect(fail.stderr).toContain(`--dataset ${broken}: ${path.join(broken, 'normal', 'broken.png')}: unreadable image`);
+    expect(skip.code, skip.stderr).toBe(0);
+    const report = JSON.parse(skip.stdout) as EvaluationJson & { dataset: { skipped: { path: string }[] } };
+    expect(report.dataset.images).toBe(1);
+    expect(report.dataset.skipped.map((s) => s.path)).toEqual(['normal/broken.png']);
+    expect(skip.stderr).toContain('warning: normal/broken.png left out: ');
+  });
+
   it('names the class folders that are not the run\'s, and bad flags, before connecting to anything', async () => {
     const foreign = path.join(work, 'foreign');
     for (const name of ['normal', 'tuberculosis', 'covid']) await mkdir(path.join(foreign, name), { recursive: true });

@@ -141,6 +141,7 @@ export async function evaluateCommand(flags: EvaluateFlags): Promise<void> {
       };
       await writeAtomically(files.json, `${JSON.stringify(result, null, 2)}\n`, 'the evaluation');
       for (const warning of imported.warnings) console.error(`warning: ${warning}`);
+      for (const skipped of imported.skipped) console.error(`warning: ${skipped.path} left out: ${skipped.reason}`);
       if (leaked.length > 0) {
         const shown = leaked.slice(0, 5).join(', ');
         console.error(`warning: ${leaked.length} of ${images.length} images are in the run's training data (identical bytes): ${shown}${leaked.length > 5 ? ', …' : ''}; the numbers below are optimistic`);
