@@ -10,6 +10,7 @@ import { runExperimentCommand } from './commands/run';
 import { listRunsCommand, showRunCommand } from './commands/runs';
 import { cancelRunCommand } from './commands/runs-cancel';
 import { migrateCommand, startServicesCommand, stopServicesCommand, workerCommand } from './commands/services';
+import { cancelSweepCommand, launchSweepCommand, listSweepsCommand, sweepStatusCommand } from './commands/sweep';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -105,6 +106,28 @@ export function buildProgram(): Command {
     .option('--source-check', 'also report how well the image source alone can be predicted')
     .option('--json', 'print JSON')
     .action((manifest: string, flags) => dataCheckCommand(manifest, flags));
+
+  const sweep = program.command('sweep').description('many experiments from one specification: grid, seeded random search or explicit list over config paths');
+  sweep
+    .command('launch')
+    .description('validate every experiment of a sweep file, start the sweep and follow it (JSON or YAML)')
+    .requiredOption('-c, --config <file>', 'sweep specification (.json, .yaml, .yml)')
+    .option('--detach', 'start it and return; the services stay up and workers (detl worker) run it')
+    .option('--no-worker', 'do not start a local worker (use workers already polling the task queue)')
+    .option('--json', 'print JSON')
+    .action((flags) => launchSweepCommand(flags));
+  sweep
+    .command('status <id>')
+    .description('the experiments of a sweep, best mean fold accuracy first (id, unique prefix or workflow id)')
+    .option('--json', 'print JSON')
+    .action((id: string, flags) => sweepStatusCommand(id, flags));
+  sweep.command('list').description('sweeps, newest first').option('--limit <n>', 'how many', '20').option('--json', 'print JSON').action((flags) => listSweepsCommand(flags));
+  sweep
+    .command('cancel <id>')
+    .description('cancel a sweep: its running experiments stop and are recorded as cancelled, no more start')
+    .option('--timeout <seconds>', 'how long to wait for the sweep record to say it ended', '120')
+    .option('--json', 'print JSON')
+    .action((id: string, flags) => cancelSweepCommand(id, flags));
 
   const services = program.command('services').description('the embedded Temporal dev server, PostgreSQL (PGlite) and S3 (MinIO)');
   services.command('start').description('start them and leave them running').action(() => startServicesCommand());

@@ -1,9 +1,9 @@
 import os from 'node:os';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { createActivities } from '@detl/activities';
+import { createActivities, createSweepActivities } from '@detl/activities';
 import type { ServiceSettings } from '@detl/config';
 import type { ObjectStore } from '@detl/storage';
-import type { TrackingStore } from '@detl/tracking';
+import { createSweepStore, type SweepStore, type TrackingStore } from '@detl/tracking';
 
 /** What a worker process needs to serve DETL workflows and activities. */
 export interface DetlWorkerOptions {
@@ -20,6 +20,8 @@ export interface DetlWorkerOptions {
    * cores divided by the activity slots, so concurrent trainings do not oversubscribe the machine.
    */
   trainingThreads?: number;
+  /** Sweep records; otherwise a store on `settings.databaseUrl`. */
+  sweeps?: SweepStore;
   /** Connection to reuse (tests); otherwise one is opened to `settings.temporal.address`. */
   connection?: NativeConnection;
 }
@@ -37,7 +39,10 @@ export async function createDetlWorker(options: DetlWorkerOptions): Promise<Work
     namespace: settings.temporal.namespace,
     taskQueue: settings.temporal.taskQueue,
     workflowsPath: WORKFLOWS_PATH,
-    activities: createActivities({ tracking, store, settings, trainingThreads: options.trainingThreads ?? trainingThreadsFor(slots) }),
+    activities: {
+      ...createActivities({ tracking, store, settings, trainingThreads: options.trainingThreads ?? trainingThreadsFor(slots) }),
+      ...createSweepActivities({ sweeps: options.sweeps ?? createSweepStore(settings.databaseUrl) }),
+    },
     maxConcurrentActivityTaskExecutions: slots,
   });
 }

@@ -172,13 +172,14 @@ export function createActivities({ tracking, store, settings, trainingThreads }:
 
   return {
     /** Creates (or finds, on retry) the experiment's run record. */
-    async registerExperiment({ workflowId, config }: RegisterExperimentInput): Promise<ExperimentRef> {
+    async registerExperiment({ workflowId, config, sweep }: RegisterExperimentInput): Promise<ExperimentRef> {
       const experiment = await tracking.createExperiment({
         workflowId,
         name: config.name,
         config,
         configHash: hashConfig(config),
         seed: config.seed,
+        sweep,
       });
       return { experimentId: experiment.id };
     },

@@ -11,6 +11,8 @@ export interface ExperimentRef {
 export interface RegisterExperimentInput {
   workflowId: string;
   config: ExperimentConfig;
+  /** The sweep that started the experiment, and its index in the sweep's plan. */
+  sweep?: { id: string; index: number };
 }
 
 /** Result of {@link DetlActivities.sampleDataset}. */

@@ -1,2 +1,3 @@
 export * from './experiment-config';
 export * from './service-settings';
+export * from './sweep-config';

@@ -29,3 +29,13 @@ export {
   type RunListPage,
   type RunSortField,
 } from './run-history-queries';
+export {
+  createSweepStore,
+  type RegisterSweepInput,
+  type SweepDetail,
+  type SweepExperimentRow,
+  type SweepListItem,
+  type SweepPlanEntry,
+  type SweepRecord,
+  type SweepStore,
+} from './sweep-store';

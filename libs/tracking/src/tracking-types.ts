@@ -176,6 +176,8 @@ export interface CreateExperimentInput {
   /** Hash of the canonical config, so identical configurations can be found. */
   configHash: string;
   seed: number;
+  /** The sweep that started this experiment, and the experiment's index in its plan. */
+  sweep?: { id: string; index: number };
 }
 
 /** Input of {@link TrackingStore.startStageAttempt}. */

@@ -1,4 +1,5 @@
 import {
+  ActivityCancellationType,
   ApplicationFailure,
   CancellationScope,
   defineQuery,
@@ -21,6 +22,13 @@ export interface ExperimentWorkflowInput {
    * sweep can send training to dedicated GPU workers while bookkeeping stays elsewhere.
    */
   trainingTaskQueue?: string;
+  /** The sweep that started this experiment (its child workflow), and the experiment's index in it. */
+  sweep?: { id: string; index: number };
+  /**
+   * A pretrained model to fine-tune instead of pretraining again: a sweep passes the one an
+   * experiment with the same data, model, pretraining and seed already trained.
+   */
+  pretrainedModelPrefix?: string;
 }
 
 /** What {@link experimentWorkflow} returns. */
@@ -76,6 +84,10 @@ export async function experimentWorkflow(input: ExperimentWorkflowInput): Promis
     // Training reports after every epoch and every 10 s in between; a silent worker is a dead one.
     heartbeatTimeout: `${config.runtime.heartbeatTimeoutSeconds} seconds`,
     retry,
+    // A cancelled run is recorded as cancelled only once its trainings have stopped (the activity
+    // learns of the cancellation on its next heartbeat and kills its training child), so the record
+    // never says cancelled while something still trains.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   });
   const progress: ExperimentProgress = {
     experimentId: null,
@@ -85,7 +97,7 @@ export async function experimentWorkflow(input: ExperimentWorkflowInput): Promis
   };
   setHandler(progressQuery, () => progress);
 
-  const { experimentId } = await bookkeeping.registerExperiment({ workflowId: workflowInfo().workflowId, config });
+  const { experimentId } = await bookkeeping.registerExperiment({ workflowId: workflowInfo().workflowId, config, sweep: input.sweep });
   progress.experimentId = experimentId;
 
   async function stage<T>(name: keyof ExperimentProgress['stages'], run: () => Promise<T>): Promise<T> {
@@ -112,7 +124,9 @@ export async function experimentWorkflow(input: ExperimentWorkflowInput): Promis
     const pretrainedModelPrefix =
       config.fineTune.freeze === 'scratch'
         ? skip('pretrainFromScratch')
-        : (await stage('pretrainFromScratch', () => training.pretrainFromScratch({ experimentId, config, manifestKey: sample.manifestKey }))).modelPrefix;
+        : input.pretrainedModelPrefix !== undefined
+          ? (skip('pretrainFromScratch') ?? input.pretrainedModelPrefix)
+          : (await stage('pretrainFromScratch', () => training.pretrainFromScratch({ experimentId, config, manifestKey: sample.manifestKey }))).modelPrefix;
     const folds = await stage('fineTuneFolds', () =>
       Promise.all(
         progress.folds.map(async (_, fold) => {
@@ -160,3 +174,5 @@ function describeFailure(error: unknown): string {
   }
   return String(error);
 }
+
+export * from './sweep-workflow';

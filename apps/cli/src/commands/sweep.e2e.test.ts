@@ -1,0 +1,178 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serviceEnvironment, type ServiceSettings } from '@detl/config';
+import { resolveToolBinary, startTestMinio } from '@detl/services';
+import { createObjectStore, type S3ObjectStore } from '@detl/storage';
+import { createSweepStore, createTestDatabase, createTrackingStore, type SweepDetail, type SweepStore, type TestDatabase, type TrackingStore } from '@detl/tracking';
+import { runDetl } from '../test-support/run-detl';
+
+// A sweep of four tiny experiments, launched with `detl sweep launch` and run by a real worker
+// process: every experiment runs as a child workflow, is linked to the sweep in PostgreSQL, the
+// pretraining is done once per seed and reused by the experiment that differs only in fine-tuning,
+// the sampling is reused too. Then a second sweep is cancelled while it trains.
+let env: TestWorkflowEnvironment;
+let minio: Awaited<ReturnType<typeof startTestMinio>>;
+let database: TestDatabase;
+let tracking: TrackingStore;
+let sweeps: SweepStore;
+let store: S3ObjectStore;
+let work: string;
+let settings: ServiceSettings;
+let cliEnv: NodeJS.ProcessEnv;
+let worker: ChildProcess | undefined;
+
+const WORKER_MAIN = require.resolve('@detl/worker/src/main.ts');
+const TSX_LOADER = pathToFileURL(createRequire(WORKER_MAIN).resolve('tsx')).href;
+
+const tiny = {
+  dataset: { source: { kind: 'synthetic', imagesPerClass: 6, pretrainImagesPerClass: 24 }, imageSize: 32, folds: 2 },
+  model: { architecture: 'small-vgg', widthMultiplier: 0.5 },
+  pretrain: { epochs: 1, batchSize: 8 },
+  fineTune: { epochs: 1, batchSize: 8 },
+  gradCam: { imagesPerClass: 0 },
+  runtime: { backend: 'wasm', heartbeatTimeoutSeconds: 15 },
+};
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(os.tmpdir(), 'detl-sweep-'));
+  [env, minio, database] = await Promise.all([
+    TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: resolveToolBinary('temporal') }, ip: '127.0.0.1' } }),
+    startTestMinio(),
+    createTestDatabase(),
+  ]);
+  tracking = createTrackingStore(database.url);
+  sweeps = createSweepStore(database.url);
+  store = createObjectStore({ ...minio.settings, bucket: `sweep-${randomUUID().slice(0, 8)}` });
+  await store.ensureBucket();
+  settings = {
+    home: path.join(work, 'home'),
+    temporal: { address: env.address, namespace: 'default', taskQueue: `sweep-${randomUUID()}` },
+    databaseUrl: database.url,
+    s3: { ...minio.settings, bucket: store.bucket },
+  };
+  cliEnv = { ...process.env, ...serviceEnvironment(settings) };
+  worker = spawn(process.execPath, ['--import', TSX_LOADER, WORKER_MAIN], { env: { ...cliEnv, DETL_WORKER_SLOTS: '2' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  worker.stderr?.on('data', () => undefined);
+}, 240_000);
+
+afterAll(async () => {
+  if (worker && worker.exitCode === null && worker.signalCode === null) worker.kill('SIGKILL');
+  await tracking?.close();
+  await sweeps?.close();
+  await Promise.allSettled([env?.teardown(), minio?.stop(), database?.drop()]);
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+function trainingChildren(pid: number): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (parent === pid && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('training-child-entry')) found.push(Number(entry));
+    } catch {
+      // ended while we looked
+    }
+  }
+  return found;
+}
+
+describe('detl sweep', () => {
+  it('refuses a sweep with a bad experiment before starting anything, naming its index and path (exit 2)', async () => {
+    const file = path.join(work, 'bad.yaml');
+    await writeFile(file, 'name: bad\nbase:\n  pretrain: { epochs: 1 }\ngrid:\n  fineTune.freeze: [none, frozen-ish]\n  seed: [1]\n');
+    const result = await runDetl(['sweep', 'launch', '-c', file], { env: cliEnv, cwd: work });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('sweep bad: 1 of 2 experiments are invalid; nothing was started');
+    expect(result.stderr).toContain('experiment 1 (fineTune.freeze="frozen-ish", seed=1)');
+    expect(result.stderr).toContain('fineTune.freeze:');
+    expect((await sweeps.listSweeps()).length).toBe(0);
+  });
+
+  it('runs four experiments as child workflows, linked in PostgreSQL, sharing sampling and pretraining', async () => {
+    const file = path.join(work, 'four.json');
+    await writeFile(file, JSON.stringify({ name: 'four', base: tiny, concurrency: 2, grid: { seed: [3, 4], 'fineTune.learningRate': [0.001, 0.01] } }));
+    const launch = await runDetl(['sweep', 'launch', '-c', file, '--no-worker', '--json'], { env: cliEnv, cwd: work, timeoutMs: 900_000 });
+    expect(launch.stderr).toBe('');
+    expect(launch.code).toBe(0);
+    const launched = JSON.parse(launch.stdout) as SweepDetail;
+    expect(launched.status).toBe('succeeded');
+    expect(launched.experiments.map((e) => e.status)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded']);
+
+    // Linked in PostgreSQL: each experiment row points at the sweep, with its index.
+    const sweep = await sweeps.getSweep(launched.id);
+    expect(sweep?.experiments.map((e) => [e.index, e.overrides])).toEqual([
+      [0, { seed: 3, 'fineTune.learningRate': 0.001 }],
+      [1, { seed: 3, 'fineTune.learningRate': 0.01 }],
+      [2, { seed: 4, 'fineTune.learningRate': 0.001 }],
+      [3, { seed: 4, 'fineTune.learningRate': 0.01 }],
+    ]);
+    const records = await Promise.all((sweep?.experiments ?? []).map((e) => tracking.getExperiment(e.experimentId ?? '')));
+    expect(records.map((r) => r?.config.fineTune.learningRate)).toEqual([0.001, 0.01, 0.001, 0.01]);
+    expect(records.map((r) => r?.name)).toEqual(['four-0', 'four-1', 'four-2', 'four-3']);
+
+    // One pretraining per seed: experiments 1 and 3 differ from 0 and 2 only in fine-tuning.
+    const tasks = records.map((r) => [...new Set(r?.stageAttempts.map((a) => a.task))].sort());
+    expect(tasks.map((t) => t.includes('pretrain'))).toEqual([true, false, true, false]);
+    expect(tasks[1]).toEqual(['aggregate', 'fold-0', 'fold-1', 'grad-cam', 'sample']);
+    // Same seed, same sampling: the manifest is the same object and no shard is written again.
+    expect(records[1]?.datasetManifestKey).toBe(records[0]?.datasetManifestKey);
+    expect(records[1]?.stageAttempts.find((a) => a.task === 'sample')?.details).toMatchObject({ shardsWritten: 0 });
+
+    // status sorts by mean fold accuracy; list shows the sweep with its counts.
+    const [status, list, table] = await Promise.all([
+      runDetl(['sweep', 'status', launched.id.slice(0, 8), '--json'], { env: cliEnv, cwd: work }),
+      runDetl(['sweep', 'list', '--json'], { env: cliEnv, cwd: work }),
+      runDetl(['sweep', 'status', launched.id], { env: cliEnv, cwd: work }),
+    ]);
+    const ranked = (JSON.parse(status.stdout) as SweepDetail).experiments.map((e) => e.summary?.meanAccuracy ?? -1);
+    expect(ranked).toEqual([...ranked].sort((a, b) => b - a));
+    expect(JSON.parse(list.stdout)).toMatchObject([{ id: launched.id, status: 'succeeded', counts: { succeeded: 4, pending: 0 } }]);
+    expect(table.stdout).toContain('accuracy (mean ± std)');
+    expect(table.stdout.match(/ reused /g)).toHaveLength(2);
+  }, 900_000);
+
+  it('sweep cancel stops the running experiments, records them and the sweep as cancelled, and starts no more', async () => {
+    const file = path.join(work, 'long.json');
+    await writeFile(file, JSON.stringify({ name: 'long', base: { ...tiny, pretrain: { epochs: 200, batchSize: 8 } }, concurrency: 1, list: [{ seed: 1 }, { seed: 2 }, { seed: 3 }] }));
+    const launch = await runDetl(['sweep', 'launch', '-c', file, '--detach', '--json'], { env: cliEnv, cwd: work });
+    expect(launch.code).toBe(0);
+    const { sweepId } = JSON.parse(launch.stdout) as { sweepId: string };
+    const workerPid = worker?.pid ?? -1;
+    const deadline = Date.now() + 240_000;
+    while (trainingChildren(workerPid).length === 0) {
+      if (Date.now() > deadline) throw new Error('no training started');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const cancel = await runDetl(['sweep', 'cancel', sweepId.slice(0, 8), '--json'], { env: cliEnv, cwd: work, timeoutMs: 180_000 });
+    expect(cancel.stderr).toBe('');
+    expect(cancel.code).toBe(0);
+    expect(JSON.parse(cancel.stdout)).toMatchObject({
+      id: sweepId,
+      status: 'cancelled',
+      experiments: [
+        { index: 0, status: 'cancelled' },
+        { index: 1, status: 'pending', experimentId: null },
+        { index: 2, status: 'pending', experimentId: null },
+      ],
+    });
+    // The training child is gone within one heartbeat interval of the sweep being recorded cancelled.
+    const gone = Date.now() + 20_000;
+    while (trainingChildren(workerPid).length > 0 && Date.now() < gone) await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(trainingChildren(workerPid)).toEqual([]);
+    const sweep = await sweeps.getSweep(sweepId);
+    expect(sweep?.status).toBe('cancelled');
+    const first = await tracking.getExperiment(sweep?.experiments[0]?.experimentId ?? '');
+    expect(first?.status).toBe('cancelled');
+    expect(first?.stageAttempts.filter((a) => a.status === 'running')).toEqual([]);
+  }, 600_000);
+});
