@@ -10,7 +10,7 @@ import { runExperimentCommand } from './commands/run';
 import { listRunsCommand, showRunCommand } from './commands/runs';
 import { cancelRunCommand } from './commands/runs-cancel';
 import { migrateCommand, startServicesCommand, stopServicesCommand, workerCommand } from './commands/services';
-import { cancelSweepCommand, launchSweepCommand, listSweepsCommand, sweepStatusCommand } from './commands/sweep';
+import { cancelSweepCommand, launchSweepCommand, listSweepsCommand, sweepReportCommand, sweepStatusCommand } from './commands/sweep';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -128,6 +128,12 @@ export function buildProgram(): Command {
     .option('--timeout <seconds>', 'how long to wait for the sweep record to say it ended', '120')
     .option('--json', 'print JSON')
     .action((id: string, flags) => cancelSweepCommand(id, flags));
+  sweep
+    .command('report <id>')
+    .description('compare the variants of a sweep over their seeds: one table and a PNG chart')
+    .option('-o, --out <file.png>', 'where to write the chart (default <DETL_HOME>/sweeps/<id>/report.png)')
+    .option('--json', 'print JSON')
+    .action((id: string, flags) => sweepReportCommand(id, flags));
 
   const services = program.command('services').description('the embedded Temporal dev server, PostgreSQL (PGlite) and S3 (MinIO)');
   services.command('start').description('start them and leave them running').action(() => startServicesCommand());

@@ -139,6 +139,22 @@ describe('detl sweep', () => {
     expect(JSON.parse(list.stdout)).toMatchObject([{ id: launched.id, status: 'succeeded', counts: { succeeded: 4, pending: 0 } }]);
     expect(table.stdout).toContain('accuracy (mean ± std)');
     expect(table.stdout.match(/ reused /g)).toHaveLength(2);
+
+    // The report: one row per variant (the seeds pooled), and a PNG chart.
+    const chart = path.join(work, 'four.png');
+    const report = await runDetl(['sweep', 'report', launched.id, '--json', '-o', chart], { env: cliEnv, cwd: work });
+    expect(report.stderr).toBe('');
+    const reported = JSON.parse(report.stdout) as { variants: Array<{ label: string; runAccuracies: number[]; mean: number; std: number }>; chart: string };
+    expect(reported.variants.map((v) => v.label).sort()).toEqual(['fineTune.learningRate=0.001', 'fineTune.learningRate=0.01']);
+    for (const variant of reported.variants) {
+      expect(variant.runAccuracies).toHaveLength(2);
+      expect(variant.mean).toBeCloseTo((variant.runAccuracies[0]! + variant.runAccuracies[1]!) / 2, 10);
+    }
+    expect(reported.chart).toBe(chart);
+    expect(readFileSync(chart).subarray(1, 4).toString()).toBe('PNG');
+    const markdown = await runDetl(['sweep', 'report', launched.id.slice(0, 8), '-o', chart], { env: cliEnv, cwd: work });
+    expect(markdown.stdout).toContain('| variant | runs | accuracy over seeds (mean ± std) |');
+    expect(markdown.stdout).toContain('| fineTune.learningRate=0.01 | 2 |');
   }, 900_000);
 
   it('sweep cancel stops the running experiments, records them and the sweep as cancelled, and starts no more', async () => {

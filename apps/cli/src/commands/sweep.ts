@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { WorkflowNotFoundError } from '@temporalio/client';
@@ -9,6 +10,7 @@ import { createSweepStore, TrackingError, type SweepDetail, type SweepExperiment
 import type { sweepWorkflow, SweepWorkflowInput } from '@detl/workflows';
 import { CliError } from '../cli-error';
 import { loadCliSettings, openRuntime, type CliRuntime } from '../runtime';
+import { formatSweepReportTable, renderSweepReportPng, summariseSweep } from '../sweep-report';
 
 /** Flags of `detl sweep launch`. */
 export interface SweepLaunchFlags {
@@ -278,6 +280,25 @@ export async function cancelSweepCommand(ref: string, flags: { json?: boolean; t
       else console.log(`sweep ${sweep.id} ${current.status} (${((Date.now() - requestedAt) / 1000).toFixed(1)} s): ${counts(current)}`);
       if (ended && current.status !== 'cancelled') process.exitCode = 1;
     });
+  } finally {
+    await runtime.close();
+  }
+}
+
+/**
+ * `detl sweep report <id>`: the sweep's variants (experiments equal apart from the seed) compared
+ * in one table, mean over seeds ± std, and a PNG chart of the same.
+ */
+export async function sweepReportCommand(ref: string, flags: { json?: boolean; out?: string }): Promise<void> {
+  const runtime = await openRuntime({ temporal: false, s3: false });
+  try {
+    const sweep = await withSweeps(runtime, (sweeps) => findSweep(sweeps, ref));
+    const variants = summariseSweep(sweep);
+    const out = path.resolve(flags.out ?? path.join(runtime.settings.home, 'sweeps', sweep.id, 'report.png'));
+    await mkdir(path.dirname(out), { recursive: true });
+    await writeFile(out, await renderSweepReportPng(`${sweep.name}: accuracy per variant over seeds`, variants));
+    if (flags.json) console.log(JSON.stringify({ id: sweep.id, name: sweep.name, status: sweep.status, variants, chart: out }, null, 2));
+    else console.log(`${formatSweepReportTable(sweep, variants)}\n\nchart: ${out}`);
   } finally {
     await runtime.close();
   }
