@@ -2,8 +2,8 @@ import os from 'node:os';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities, createSweepActivities } from '@detl/activities';
 import type { ServiceSettings } from '@detl/config';
-import type { ObjectStore } from '@detl/storage';
-import { createSweepStore, type SweepStore, type TrackingStore } from '@detl/tracking';
+import { withTransientObjectStoreRetries, type ObjectStore } from '@detl/storage';
+import { createSweepStore, withTransientRetries, type SweepStore, type TrackingStore } from '@detl/tracking';
 
 /** What a worker process needs to serve DETL workflows and activities. */
 export interface DetlWorkerOptions {
@@ -40,7 +40,13 @@ export async function createDetlWorker(options: DetlWorkerOptions): Promise<Work
     taskQueue: settings.temporal.taskQueue,
     workflowsPath: WORKFLOWS_PATH,
     activities: {
-      ...createActivities({ tracking, store, settings, trainingThreads: options.trainingThreads ?? trainingThreadsFor(slots) }),
+      ...createActivities({
+        // A database or S3 outage of seconds waits inside the activity instead of failing it and discarding its epoch.
+        tracking: withTransientRetries(tracking),
+        store: withTransientObjectStoreRetries(store),
+        settings,
+        trainingThreads: options.trainingThreads ?? trainingThreadsFor(slots),
+      }),
       ...createSweepActivities({ sweeps: options.sweeps ?? createSweepStore(settings.databaseUrl) }),
     },
     maxConcurrentActivityTaskExecutions: slots,

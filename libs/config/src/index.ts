@@ -1,3 +1,4 @@
 export * from './experiment-config';
 export * from './service-settings';
 export * from './sweep-config';
+export * from './transient-retry';
