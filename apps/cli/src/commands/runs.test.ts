@@ -64,7 +64,7 @@ describe('detl runs', () => {
 
   it('says that no run has the status asked for, and how many runs there are', async () => {
     const [failed, all] = await Promise.all([run(['runs', 'list', '--status', 'failed']), run(['runs', 'list'])]);
-    expect(failed.code).toBe(0);
+    expect(failed.code, failed.stderr).toBe(0);
     expect(failed.stdout).not.toContain('no runs recorded yet');
     expect(failed.stdout).toContain('no failed runs (2 runs recorded: 1 running, 1 succeeded)');
     expect(all.stdout).toContain(IDS.first);
