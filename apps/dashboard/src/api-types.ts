@@ -25,7 +25,10 @@ export interface RunListItemJson {
 /** `GET /api/runs`. */
 export interface RunListResponse {
   items: RunListItemJson[];
+  /** Matches, counted up to a cap (2,000). */
   total: number;
+  /** True when there are more matches than `total` says. */
+  totalIsLowerBound: boolean;
   page: number;
   pageSize: number;
 }

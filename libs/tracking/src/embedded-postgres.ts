@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { PGlite } from '@electric-sql/pglite';
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import { PgliteWireServer } from './pglite-wire-server';
 
 /** Prefix of the line `embedded-postgres-main.ts` prints on stdout once it accepts connections; the URL follows. */
@@ -40,7 +41,8 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   // on the same port and directory, and two PGlite instances on one directory corrupt it.
   if (options.port !== 0) await assertPortFree(host, options.port);
   if (options.dataDir !== undefined) await mkdir(options.dataDir, { recursive: true });
-  const db = await PGlite.create(options.dataDir === undefined ? undefined : options.dataDir);
+  // pg_trgm backs the dashboard's name search index (prisma/migrations/*_dashboard_indexes).
+  const db = await PGlite.create({ ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }), extensions: { pg_trgm } });
   const server = new PgliteWireServer({ db, port: options.port, host });
   let port: number;
   try {

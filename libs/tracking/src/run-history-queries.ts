@@ -62,8 +62,10 @@ export interface RunListItem {
 /** One page of {@link RunHistoryQueries.listRuns}. */
 export interface RunListPage {
   items: RunListItem[];
-  /** Rows matching the filters, over all pages. */
+  /** Rows matching the filters, over all pages, counted up to {@link RUN_COUNT_CAP}. */
   total: number;
+  /** True when there are more than {@link RUN_COUNT_CAP} matches and `total` is only the cap. */
+  totalIsLowerBound: boolean;
   page: number;
   pageSize: number;
 }
@@ -92,15 +94,23 @@ function invalid(message: string): never {
   throw new TrackingError('invalid_argument', message);
 }
 
-// Fixed fragments, so a sort field never turns into SQL text of the caller's choosing.
-const SORT_EXPRESSIONS: Record<RunSortField, Prisma.Sql> = {
-  createdAt: Prisma.sql`e.created_at`,
-  name: Prisma.sql`e.name`,
-  status: Prisma.sql`e.status`,
-  architecture: Prisma.sql`(e.config->'model'->>'architecture')`,
-  meanAccuracy: Prisma.sql`((e.summary->>'meanAccuracy')::float8)`,
-  durationMs: Prisma.sql`(COALESCE(e.finished_at, now()) - e.started_at)`,
+// Fixed fragments, so a sort field never turns into SQL text of the caller's choosing. `nullable`
+// sorts put missing values last; the others must not say NULLS LAST, or PostgreSQL cannot walk the
+// created_at / name indexes (their NULLS order would not match) and sorts the whole table instead.
+const SORTS: Record<RunSortField, { expression: Prisma.Sql; nullable: boolean }> = {
+  createdAt: { expression: Prisma.sql`e.created_at`, nullable: false },
+  name: { expression: Prisma.sql`e.name`, nullable: false },
+  status: { expression: Prisma.sql`e.status`, nullable: false },
+  architecture: { expression: Prisma.sql`(e.config->'model'->>'architecture')`, nullable: true },
+  meanAccuracy: { expression: Prisma.sql`((e.summary->>'meanAccuracy')::float8)`, nullable: true },
+  durationMs: { expression: Prisma.sql`(COALESCE(e.finished_at, now()) - e.started_at)`, nullable: true },
 };
+
+/**
+ * Counting stops here: an exact count of a 100k-run history costs a scan of every matching row on
+ * each page view, while "2,000+ runs" pages just as well (measured: `npm run bench -- dashboard`).
+ */
+export const RUN_COUNT_CAP = 2_000;
 
 interface RunListRow {
   id: string;
@@ -130,7 +140,11 @@ function whereClause(query: RunListQuery): Prisma.Sql {
   for (const status of statuses) if (!EXPERIMENT_STATUSES.includes(status)) invalid(`status must be one of ${EXPERIMENT_STATUSES.join(', ')}, got ${JSON.stringify(status)}`);
   if (statuses.length > 0) conditions.push(Prisma.sql`e.status IN (${Prisma.join(statuses.map((status) => Prisma.sql`${status}::experiment_status`))})`);
   const architectures = query.architectures ?? [];
-  if (architectures.length > 0) conditions.push(Prisma.sql`(e.config->'model'->>'architecture') IN (${Prisma.join(architectures)})`);
+  // Containment, so the GIN index on config answers it instead of a scan that parses every config.
+  if (architectures.length > 0) {
+    const contains = architectures.map((architecture) => Prisma.sql`e.config @> ${JSON.stringify({ model: { architecture } })}::jsonb`);
+    conditions.push(Prisma.sql`(${Prisma.join(contains, ' OR ')})`);
+  }
   if (query.createdFrom) conditions.push(Prisma.sql`e.created_at >= ${query.createdFrom}`);
   if (query.createdBefore) conditions.push(Prisma.sql`e.created_at < ${query.createdBefore}`);
   if (query.text !== undefined && query.text.length > 0) conditions.push(Prisma.sql`e.name ILIKE ${likePattern(query.text)}`);
@@ -164,14 +178,25 @@ export function createRunHistoryQueries(databaseUrl: string, options: { poolSize
       if (!Number.isInteger(query.pageSize) || query.pageSize < 1 || query.pageSize > MAX_RUN_PAGE_SIZE) {
         invalid(`pageSize must be an integer from 1 to ${MAX_RUN_PAGE_SIZE}, got ${query.pageSize}`);
       }
-      const sort = SORT_EXPRESSIONS[query.sort];
+      const sort = SORTS[query.sort];
       if (!sort) invalid(`sort must be one of ${RUN_SORT_FIELDS.join(', ')}, got ${JSON.stringify(query.sort)}`);
-      const order = query.order === 'asc' ? Prisma.sql`ASC NULLS LAST` : query.order === 'desc' ? Prisma.sql`DESC NULLS LAST` : invalid(`order must be asc or desc`);
+      if (query.order !== 'asc' && query.order !== 'desc') invalid('order must be asc or desc');
+      const direction = query.order === 'asc' ? Prisma.sql`ASC` : Prisma.sql`DESC`;
+      const order = sort.nullable ? Prisma.sql`${sort.expression} ${direction} NULLS LAST` : Prisma.sql`${sort.expression} ${direction}`;
       // id breaks ties so pages never overlap or skip rows between requests.
-      const tieBreak = query.order === 'asc' ? Prisma.sql`e.id ASC` : Prisma.sql`e.id DESC`;
+      const tieBreak = Prisma.sql`e.id ${direction}`;
       const where = whereClause(query);
       const [rows, counted] = await Promise.all([
+        // The page's ids first (index order, nothing parsed), then the columns of those 25 rows only:
+        // a deep OFFSET then skips rows without reading their config and summary JSON.
         prisma.$queryRaw<RunListRow[]>`
+          WITH page AS (
+            SELECT e.id, row_number() OVER () AS position FROM (
+              SELECT e.id FROM experiments e ${where}
+              ORDER BY ${order}, ${tieBreak}
+              LIMIT ${query.pageSize} OFFSET ${(query.page - 1) * query.pageSize}
+            ) AS e
+          )
           SELECT e.id::text AS id, e.name, e.status::text AS status,
                  e.config->'model'->>'architecture' AS architecture,
                  COALESCE(e.config->'dataset'->'source'->>'root', e.config->'dataset'->'source'->>'key', e.config->'dataset'->'source'->>'kind') AS dataset,
@@ -181,11 +206,9 @@ export function createRunHistoryQueries(databaseUrl: string, options: { poolSize
                  (e.summary->>'stdAccuracy')::float8 AS std_accuracy,
                  e.created_at, e.started_at, e.finished_at, e.error,
                  (EXTRACT(EPOCH FROM (COALESCE(e.finished_at, now()) - e.started_at)) * 1000)::float8 AS duration_ms
-          FROM experiments e
-          ${where}
-          ORDER BY ${sort} ${order}, ${tieBreak}
-          LIMIT ${query.pageSize} OFFSET ${(query.page - 1) * query.pageSize}`,
-        prisma.$queryRaw<{ total: number }[]>`SELECT count(*)::int AS total FROM experiments e ${where}`,
+          FROM page JOIN experiments e ON e.id = page.id
+          ORDER BY page.position`,
+        prisma.$queryRaw<{ total: number }[]>`SELECT count(*)::int AS total FROM (SELECT 1 FROM experiments e ${where} LIMIT ${RUN_COUNT_CAP + 1}) AS capped`,
       ]);
       return {
         items: rows.map((row) => ({
@@ -204,7 +227,8 @@ export function createRunHistoryQueries(databaseUrl: string, options: { poolSize
           durationMs: row.duration_ms === null ? null : Math.round(row.duration_ms),
           error: row.error,
         })),
-        total: counted[0]?.total ?? 0,
+        total: Math.min(counted[0]?.total ?? 0, RUN_COUNT_CAP),
+        totalIsLowerBound: (counted[0]?.total ?? 0) > RUN_COUNT_CAP,
         page: query.page,
         pageSize: query.pageSize,
       };

@@ -113,7 +113,7 @@ export function RunsPage({ search }: { search: URLSearchParams }) {
       </form>
 
       <div className="toolbar">
-        <span aria-live="polite">{data ? `${data.total} run${data.total === 1 ? '' : 's'}` : ''}</span>
+        <span aria-live="polite">{data ? `${data.total.toLocaleString('en')}${data.totalIsLowerBound ? '+' : ''} run${data.total === 1 ? '' : 's'}` : ''}</span>
         <button type="button" disabled={selected.length < 2} onClick={() => navigate(`/compare?ids=${selected.join(',')}`)}>
           Compare selected ({selected.length})
         </button>
@@ -164,9 +164,10 @@ export function RunsPage({ search }: { search: URLSearchParams }) {
             ← Newer
           </button>
           <span>
-            page {page} of {pages}
+            page {page} of {pages.toLocaleString('en')}
+            {data.totalIsLowerBound ? '+' : ''}
           </span>
-          <button type="button" disabled={page >= pages} onClick={() => navigate(withParam(search, 'page', String(page + 1)))}>
+          <button type="button" disabled={page >= pages && !data.totalIsLowerBound} onClick={() => navigate(withParam(search, 'page', String(page + 1)))}>
             Older →
           </button>
         </nav>
