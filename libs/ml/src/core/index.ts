@@ -2,6 +2,7 @@ export { initBackend, nativeBackendProblem, trainingRuntimeOf, BackendUnavailabl
 export { registerTensorflowTransformKernel, fixCpuTransformKernel } from './transform-kernels';
 export { registerWasmConvGradients, WASM_CONV_GRADIENT_KERNELS } from './wasm-conv-gradients';
 export { installBatchNormGradient } from './batch-norm-gradient';
+export { installNativeTrainingKernels, batchNormInTraining, nativeBatchNormAvailable } from './native-training-kernels';
 export {
   ARCHITECTURES,
   SPEC_METADATA_KEY,
@@ -25,6 +26,7 @@ export {
   learningRateAt,
   outputClasses,
   predictProbabilities,
+  prepareBatchNormForTraining,
   restoreWeights,
   snapshotWeights,
   type AugmentationOptions,
