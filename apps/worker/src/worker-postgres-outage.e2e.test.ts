@@ -1,0 +1,109 @@
+import type { ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ServiceSettings } from '@detl/config';
+import { resolveToolBinary, startTestMinio } from '@detl/services';
+import { createObjectStore, type S3ObjectStore } from '@detl/storage';
+import { createTrackingStore, type TrackingStore } from '@detl/tracking';
+import { experimentWorkflow } from '@detl/workflows';
+import { faultTestConfig, killProcess, sleep, startRestartablePostgres, startWorkerProcess, until, type RestartablePostgres } from './test-support/fault-services';
+
+// PostgreSQL goes away for 10 s while a real worker process is pretraining. The worker's tracking
+// writes wait it out (withTransientRetries), so the training activity is not failed and retried:
+// the run completes with one attempt per task and exactly one epoch row per (task, epoch).
+let env: TestWorkflowEnvironment;
+let minio: Awaited<ReturnType<typeof startTestMinio>>;
+let postgres: RestartablePostgres;
+let tracking: TrackingStore;
+let store: S3ObjectStore;
+let home: string;
+let worker: ChildProcess | undefined;
+const OUTAGE_MS = 10_000;
+
+beforeAll(async () => {
+  home = await mkdtemp(path.join(os.tmpdir(), 'detl-pg-outage-'));
+  [env, minio, postgres] = await Promise.all([
+    TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: resolveToolBinary('temporal') }, ip: '127.0.0.1' } }),
+    startTestMinio(),
+    startRestartablePostgres(),
+  ]);
+  tracking = createTrackingStore(postgres.url);
+  store = createObjectStore({ ...minio.settings, bucket: `pg-outage-${randomUUID().slice(0, 8)}` });
+  await store.ensureBucket();
+}, 240_000);
+
+afterAll(async () => {
+  await killProcess(worker);
+  await tracking?.close();
+  store?.close();
+  await Promise.allSettled([env?.teardown(), minio?.stop(), postgres?.destroy()]);
+  if (home) await rm(home, { recursive: true, force: true });
+});
+
+describe('PostgreSQL stopped for 10 s mid-run', () => {
+  it('the run completes; the training attempt survives and every (task, epoch) has exactly one row', async () => {
+    const settings: ServiceSettings = {
+      home,
+      temporal: { address: env.address, namespace: 'default', taskQueue: `pg-outage-${randomUUID()}` },
+      databaseUrl: postgres.url,
+      s3: { ...minio.settings, bucket: store.bucket },
+    };
+    const epochs = 10;
+    const config = faultTestConfig('pg-outage', epochs);
+    const output: string[] = [];
+    worker = startWorkerProcess(settings, output);
+    const workflowId = `pg-outage-${randomUUID()}`;
+    const handle = await env.client.workflow.start(experimentWorkflow, { taskQueue: settings.temporal.taskQueue, workflowId, args: [{ config }] });
+
+    const pretrainEpochs = async () => (await tracking.getExperiment(workflowId))?.epochMetrics.filter((row) => row.task === 'pretrain') ?? [];
+    await until('two pretraining epochs', 240_000, async () => ((await pretrainEpochs()).length >= 2 ? true : null));
+    const before = (await pretrainEpochs()).length;
+    const stoppedAt = Date.now();
+    await postgres.stop();
+    await sleep(OUTAGE_MS);
+    await postgres.start();
+    const downMs = Date.now() - stoppedAt;
+    console.log(`${postgres.engine} down ${(downMs / 1000).toFixed(1)} s after ${before} of ${epochs} pretraining epochs`);
+
+    const result = await handle.result();
+    expect(result.folds).toHaveLength(2);
+
+    const record = await tracking.getExperiment(workflowId);
+    expect(record?.status).toBe('succeeded');
+    // No activity failed for the outage: the retries happened inside the attempts.
+    expect(record?.stageAttempts.map((row) => [row.task, row.attempt, row.status])).toEqual(
+      expect.arrayContaining([
+        ['pretrain', 1, 'succeeded'],
+        ['fold-0', 1, 'succeeded'],
+        ['fold-1', 1, 'succeeded'],
+      ]),
+    );
+    expect(record?.stageAttempts.every((row) => row.attempt === 1 && row.status === 'succeeded')).toBe(true);
+    // Exactly one row per (task, epoch), all of the final (only) attempt: nothing lost, nothing twice.
+    for (const [task, count] of [
+      ['pretrain', epochs],
+      ['fold-0', 2],
+      ['fold-1', 2],
+    ] as const) {
+      const rows = record?.epochMetrics.filter((row) => row.task === task) ?? [];
+      expect(rows.map((row) => [row.attempt, row.epoch])).toEqual(Array.from({ length: count }, (_, i) => [1, i + 1]));
+      expect(rows.every((row) => row.checkpointKey !== null)).toBe(true);
+    }
+    // Every stored checkpoint has its artifact rows.
+    const checkpointRows = new Set(record?.artifacts.filter((row) => row.kind === 'checkpoint').map((row) => row.key));
+    for (const row of record?.epochMetrics ?? []) {
+      expect([...checkpointRows].some((key) => key.startsWith(`${row.checkpointKey}/`))).toBe(true);
+    }
+    // The worker did wait the outage out, and said so once per retry.
+    const retries = output.filter((line) => /^tracking\.\w+ failed \(.*\); retry \d+ in /.test(line));
+    const recoveries = output.filter((line) => /^tracking\.\w+ succeeded after \d+ retr/.test(line));
+    console.log(`worker retry lines: ${retries.length}; recoveries: ${recoveries.join(' | ')}`);
+    expect(retries.length).toBeGreaterThan(0);
+    expect(recoveries.length).toBeGreaterThan(0);
+    expect(output.some((line) => /giving up/.test(line))).toBe(false);
+  }, 600_000);
+});
