@@ -148,6 +148,10 @@ describe('detl predict', () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toContain(`predictions: ${csv} (one row per image)`);
     expect(result.stdout).not.toContain('Grad-CAM');
+    // A folder's worth of images: one line each, then the count per predicted class.
+    expect(result.stdout).toMatch(/^predicted\s+normal\s+pneumonia\s+other_disease\s+covid  image$/m);
+    expect(result.stdout).toContain(`  ${path.join(folder, 'ward-2', 'b.jpg')}\n`);
+    expect(result.stdout).toMatch(/^3 images predicted: /m);
     const [header, ...rows] = (await readFile(csv, 'utf8')).trim().split('\n');
     expect(header).toBe('file,predicted,confidence,p_normal,p_pneumonia,p_other_disease,p_covid,model,folds,overlay');
     expect(rows.map((row) => row.split(',')[0])).toEqual([path.join(folder, 'a.png'), path.join(folder, 'ward-2', 'b.jpg'), images.png]);

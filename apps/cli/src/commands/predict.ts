@@ -472,6 +472,10 @@ function byClass(values: readonly number[]): Record<string, number> {
 function printPredictions(description: string, preprocessing: ResolvedPreprocessing, runtime: CliRuntime, predictions: ImagePrediction[], models: number): void {
   console.log(`model   ${description}`);
   console.log(`input   ${describeInput(preprocessing, runtime)}`);
+  if (predictions.length > COMPACT_ABOVE) {
+    printPredictionTable(predictions);
+    return;
+  }
   for (const prediction of predictions) {
     console.log(`\n${prediction.image}`);
     for (const [name, probability] of Object.entries(prediction.probabilities)) {
@@ -482,6 +486,20 @@ function printPredictions(description: string, preprocessing: ResolvedPreprocess
     const how = models > 1 ? `mean of the ${models} fold models' maps for "${prediction.predicted}"` : `for "${prediction.predicted}"`;
     console.log(`  Grad-CAM       ${prediction.overlay} (${how})`);
   }
+}
+
+/** More images than this are printed one line each (a screened folder), not as a block each. */
+const COMPACT_ABOVE = 2;
+
+function printPredictionTable(predictions: ImagePrediction[]): void {
+  const width = Math.max(...DATA_B_CLASSES.map((name) => name.length)) + 1;
+  console.log(`\n${'predicted'.padEnd(width)} ${DATA_B_CLASSES.map((name) => name.padStart(width)).join('')}  image`);
+  for (const prediction of predictions) {
+    const probabilities = DATA_B_CLASSES.map((name) => (prediction.probabilities[name] ?? 0).toFixed(4).padStart(width)).join('');
+    console.log(`${prediction.predicted.padEnd(width)} ${probabilities}  ${prediction.image}`);
+  }
+  const counts = DATA_B_CLASSES.map((name) => [name, predictions.filter((p) => p.predicted === name).length] as const).filter(([, n]) => n > 0);
+  console.log(`\n${predictions.length} images predicted: ${counts.map(([name, n]) => `${name} ${n}`).join(', ')}`);
 }
 
 /** How images become network input, in words: size, crop, degrade, and where that was read from. */
