@@ -119,6 +119,7 @@ export function buildProgram(): Command {
   sweep
     .command('status <id>')
     .description('the experiments of a sweep, best mean fold accuracy first (id, unique prefix or workflow id)')
+    .option('--watch [seconds]', 'print the table again whenever it changes (checked every 5 s or as given) until the sweep ends')
     .option('--json', 'print JSON')
     .action((id: string, flags) => sweepStatusCommand(id, flags));
   sweep.command('list').description('sweeps, newest first').option('--limit <n>', 'how many', '20').option('--json', 'print JSON').action((flags) => listSweepsCommand(flags));

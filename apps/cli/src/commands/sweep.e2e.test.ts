@@ -169,6 +169,9 @@ describe('detl sweep', () => {
       if (Date.now() > deadline) throw new Error('no training started');
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
+    // A live table while it runs; it ends by itself once the sweep has ended.
+    const watch = runDetl(['sweep', 'status', sweepId, '--watch', '1'], { env: cliEnv, cwd: work, timeoutMs: 180_000 });
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
     const cancel = await runDetl(['sweep', 'cancel', sweepId.slice(0, 8), '--json'], { env: cliEnv, cwd: work, timeoutMs: 180_000 });
     expect(cancel.stderr).toBe('');
     expect(cancel.code).toBe(0);
@@ -187,6 +190,10 @@ describe('detl sweep', () => {
     expect(trainingChildren(workerPid)).toEqual([]);
     const sweep = await sweeps.getSweep(sweepId);
     expect(sweep?.status).toBe('cancelled');
+    const watched = await watch;
+    expect(watched.code).toBe(0);
+    expect(watched.stdout).toMatch(/status {3}running/);
+    expect(watched.stdout.trimEnd()).toMatch(/status {3}cancelled[\s\S]*$/);
     const first = await tracking.getExperiment(sweep?.experiments[0]?.experimentId ?? '');
     expect(first?.status).toBe('cancelled');
     expect(first?.stageAttempts.filter((a) => a.status === 'running')).toEqual([]);

@@ -209,13 +209,26 @@ export function formatSweep(sweep: SweepDetail): string {
   return lines.join('\n');
 }
 
-/** `detl sweep status <id>`: the sweep's experiments, best mean fold accuracy first. */
-export async function sweepStatusCommand(ref: string, flags: { json?: boolean }): Promise<void> {
+/**
+ * `detl sweep status <id>`: the sweep's experiments, best mean fold accuracy first; with `--watch`
+ * the table is printed again whenever it changes, until the sweep ends.
+ */
+export async function sweepStatusCommand(ref: string, flags: { json?: boolean; watch?: boolean | string }): Promise<void> {
+  const seconds = flags.watch === undefined || flags.watch === false ? null : flags.watch === true ? 5 : Number(flags.watch);
+  if (seconds !== null && (!Number.isFinite(seconds) || seconds < 1)) throw new CliError(`--watch ${String(flags.watch)}: expected seconds (at least 1)`, 2);
   const runtime = await openRuntime({ temporal: false, s3: false });
   try {
-    const sweep = await withSweeps(runtime, (sweeps) => findSweep(sweeps, ref));
-    if (flags.json) console.log(JSON.stringify({ ...sweep, experiments: rankExperiments(sweep.experiments) }, null, 2));
-    else console.log(formatSweep(sweep));
+    await withSweeps(runtime, async (sweeps) => {
+      let last = '';
+      for (;;) {
+        const sweep = await findSweep(sweeps, ref);
+        const text = flags.json ? JSON.stringify({ ...sweep, experiments: rankExperiments(sweep.experiments) }, null, 2) : formatSweep(sweep);
+        if (text !== last) console.log(seconds !== null && !flags.json ? `${new Date().toISOString().slice(11, 19)}\n${text}\n` : text);
+        last = text;
+        if (seconds === null || FINISHED.includes(sweep.status)) return;
+        await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+      }
+    });
   } finally {
     await runtime.close();
   }
