@@ -149,7 +149,7 @@ describe('detl predict', () => {
     expect(result.stdout).toContain(`predictions: ${csv} (one row per image)`);
     expect(result.stdout).not.toContain('Grad-CAM');
     // A folder's worth of images: one line each, then the count per predicted class.
-    expect(result.stdout).toMatch(/^predicted\s+normal\s+pneumonia\s+other_disease\s+covid  image$/m);
+    expect(result.stdout).toMatch(/^predicted\s+normal\s+pneumonia\s+other_disease\s+covid {2}image$/m);
     expect(result.stdout).toContain(`  ${path.join(folder, 'ward-2', 'b.jpg')}\n`);
     expect(result.stdout).toMatch(/^3 images predicted: /m);
     const [header, ...rows] = (await readFile(csv, 'utf8')).trim().split('\n');
