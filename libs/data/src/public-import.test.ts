@@ -110,19 +110,28 @@ describe('importCohenCovidCollection', () => {
         '400,,F,40,No Finding,,,PA,X-ray,2020,Italy,images,n1.png',
         '401,,F,41,Pneumonia/Bacterial/Streptococcus,,,PA,X-ray,2020,Italy,images,clash.png',
         '402,,F,41,No Finding,,,PA,X-ray,2020,Italy,images,clash.png',
+        '500,,M,50,COVID-19,Y,,PA,X-ray,2020,Italy,images,front.png',
+        '501,,M,50,COVID-19,Y,,L,X-ray,2020,Italy,images,front.png',
+        '501,,M,50,COVID-19,Y,,PA,X-ray,2020,Italy,images,later.png',
       ].join('\n'),
       'images/000001-24.jpg': await greyPng(1),
       'images/000001-25.jpg': await greyPng(2),
       'images/n1.png': await greyPng(3),
       'images/clash.png': await greyPng(4),
+      'images/front.png': await greyPng(5),
+      'images/later.png': await greyPng(6),
     });
     const metadataPath = path.join(root, 'metadata.csv');
     const result = await importCohenCovidCollection({ metadataPath, imagesRoot: path.join(root, 'images'), onCorruptImage: 'fail' });
     expect(result.catalog.map((e) => [e.imageId, e.label, e.patientId])).toEqual([
       ['cohen/000001-24', 'covid', 'cohen:285+339'],
       ['cohen/000001-25', 'covid', 'cohen:285+339'],
+      // front.png's lateral row under 501 is left out by its view, yet 500 and 501 are one person.
+      ['cohen/front', 'covid', 'cohen:500+501'],
+      ['cohen/later', 'covid', 'cohen:500+501'],
       ['cohen/n1', 'normal', 'cohen:400'],
     ]);
+    expect(result.warnings).toContain(`${metadataPath}: "front.png" is listed on lines 8, 9 under patients 500 and 501; merged into one patient group (cohen:500+501)`);
     expect(result.warnings).toContain(`${metadataPath}: "000001-24.jpg" is listed on lines 2, 3; kept once; patients 285 and 339 merged into one patient group (cohen:285+339)`);
     expect(result.warnings).toContain(`${metadataPath}: "clash.png" is listed on lines 6, 7 as pneumonia and normal; left out`);
   });

@@ -183,8 +183,9 @@ export function cohenFindingClass(finding: string, overrides: Record<string, Dat
  * `imagesRoot`. Keeps X-rays (when `modality` exists) in the frontal views, maps `finding` with
  * {@link cohenFindingClass}, and states how many rows each rule left out. Patient id
  * `cohen:<patientid>`. A file listed on several rows (the collection has a few, under two patient
- * ids) is one image: kept once, its patients merged into one group `cohen:<id>+<id>`, warned; when
- * the rows give it different classes it is left out, warned.
+ * ids) is one image: kept once, its patients merged into one group `cohen:<id>+<id>` (also when the
+ * filters keep only one of its rows), warned; when the rows give it different classes it is left
+ * out, warned.
  * @throws DatasetError for a missing column, a bad file name (line and column), or a missing image
  *   (unless skipped).
  */
@@ -197,6 +198,19 @@ export async function importCohenCovidCollection(options: CohenImportOptions): P
   const rows: { row: CsvRow; file: string; label: DataBClass; finding: string }[] = [];
   const seenFiles = new Map<string, { item: (typeof rows)[number]; repeats: { line: number; patient: string; label: DataBClass }[] }>();
   const patients = new PatientGroups();
+  // A file listed under several patient ids shows they are one person, whichever of its rows the
+  // filters below keep (a PA row and a lateral one, say): their images must share a patient group.
+  const patientsByFile = new Map<string, { lines: number[]; ids: string[] }>();
+  for (const row of table.rows) {
+    const filename = row.values.filename ?? '';
+    const patient = row.values.patientid ?? '';
+    if (!filename || !patient) continue;
+    const listed = patientsByFile.get(filename) ?? { lines: [], ids: [] };
+    listed.lines.push(row.line);
+    if (!listed.ids.includes(patient)) listed.ids.push(patient);
+    patientsByFile.set(filename, listed);
+  }
+  for (const { ids } of patientsByFile.values()) for (const other of ids.slice(1)) patients.union(ids[0] as string, other);
   for (const row of table.rows) {
     const at = (column: string): string => csvLocation(options.metadataPath, row.line, column);
     const filename = row.values.filename ?? '';
@@ -233,7 +247,6 @@ export async function importCohenCovidCollection(options: CohenImportOptions): P
       // The collection lists a few images twice, under two patient ids (e.g. 285 and 339, same
       // bytes): one image of one person, so it is kept once and the two patients become one group.
       first.repeats.push({ line: row.line, patient, label });
-      patients.union(first.item.row.values.patientid ?? '', patient);
       continue;
     }
     const item = { row, file: filename.split('\\').join('/'), label, finding };
@@ -255,6 +268,12 @@ export async function importCohenCovidCollection(options: CohenImportOptions): P
     }
     const merged = ids.length > 1 ? `; patients ${ids.join(' and ')} merged into one patient group (cohen:${patients.group(ids[0] as string)})` : '';
     warnings.push(`${options.metadataPath}: "${filename}" is listed on lines ${lines}; kept once${merged}`);
+  }
+  for (const [filename, { lines, ids }] of patientsByFile) {
+    const kept = seenFiles.get(filename);
+    if (ids.length < 2 || (kept && kept.repeats.length > 0)) continue;
+    // Only one of its rows (or none) passed the filters, but the patients are one person all the same.
+    warnings.push(`${options.metadataPath}: "${filename}" is listed on lines ${lines.join(', ')} under patients ${ids.join(' and ')}; merged into one patient group (cohen:${patients.group(ids[0] as string)})`);
   }
   if (conflicting.size > 0) rows.splice(0, rows.length, ...rows.filter((item) => !conflicting.has(item)));
   const present: typeof rows = [];
