@@ -126,6 +126,7 @@ describe('GET /api/runs/:id/artifact', () => {
     const bytes = new Uint8Array(await response.arrayBuffer());
     expect([...bytes.slice(1, 4)]).toEqual([0x50, 0x4e, 0x47]);
     expect(response.headers.get('etag')).toMatch(/^"[0-9a-f]{64}"$/);
+    expect(response.headers.get('content-security-policy')).toContain('sandbox');
   });
 
   it('refuses keys that are not the run’s own artifacts, even when they exist in the bucket', async () => {

@@ -242,6 +242,8 @@ export function createDashboardApp(options: DashboardAppOptions): Hono {
           etag: `"${artifact.sha256}"`,
           'cache-control': 'private, max-age=3600',
           'x-content-type-options': 'nosniff',
+          // An artifact is data, never a page of this origin: no scripts even if one claims to be HTML.
+          'content-security-policy': "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'",
         });
       } catch (error) {
         if (error instanceof ObjectNotFoundError) {
