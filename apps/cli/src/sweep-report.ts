@@ -7,7 +7,7 @@ export interface SweepVariantReport {
   label: string;
   /** Sweep indexes of its runs, in plan order. */
   indexes: number[];
-  /** Mean 5-fold accuracy of each finished run. */
+  /** Mean fold accuracy of each finished run. */
   runAccuracies: number[];
   /** Std of the fold accuracies of each finished run. */
   runStds: number[];
@@ -66,7 +66,7 @@ export function formatSweepReportTable(sweep: SweepDetail, variants: readonly Sw
   const lines = [
     `sweep ${sweep.name} (${sweep.id}), ${sweep.status}: ${sweep.experiments.length} runs`,
     '',
-    '| variant | runs | accuracy over seeds (mean ± std) | per run: 5-fold mean ± std | pooled 95% bootstrap (widest) |',
+    '| variant | runs | accuracy over seeds (mean ± std) | per run: mean ± std over its folds | pooled 95% bootstrap (widest) |',
     '| --- | --- | --- | --- | --- |',
   ];
   for (const v of variants) {
@@ -110,7 +110,7 @@ export async function renderSweepReportPng(title: string, variants: readonly Swe
     parts.push(`<text x="${x}" y="${plot.bottom + 18}" text-anchor="middle" font-size="12">${tick}%</text>`);
   }
   const chance = px(0.25).toFixed(1);
-  parts.push(`<text x="${(plot.left + plot.right) / 2}" y="${plot.bottom + 42}" text-anchor="middle" font-size="13">4-class accuracy, mean of the 5 folds per run (dashed: chance, 25%)</text>`);
+  parts.push(`<text x="${(plot.left + plot.right) / 2}" y="${plot.bottom + 42}" text-anchor="middle" font-size="13">4-class accuracy, each run's mean over its folds (dashed: chance, 25%)</text>`);
   variants.forEach((v, i) => {
     const y = plot.top + i * rowHeight;
     const mid = y + rowHeight / 2;

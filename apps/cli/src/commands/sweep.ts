@@ -146,7 +146,8 @@ export async function launchSweepCommand(flags: SweepLaunchFlags): Promise<void>
         const current = await sweeps.getSweep(sweepId);
         if (current) {
           const line = progressLine(current);
-          if (!flags.json && line !== last) console.log(line);
+          // Printed when the counts change, not on every poll.
+          if (!flags.json && line !== last) console.log(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
           last = line;
           if (FINISHED.includes(current.status)) return current;
         }
@@ -168,7 +169,7 @@ function counts(sweep: SweepDetail): string {
 }
 
 function progressLine(sweep: SweepDetail): string {
-  return `[${new Date().toISOString().slice(11, 19)}] sweep ${sweep.status}: ${counts(sweep)}`;
+  return `sweep ${sweep.status}: ${counts(sweep)}`;
 }
 
 const percent = (value: number) => `${(value * 100).toFixed(1)}%`;
