@@ -17,6 +17,8 @@ export interface TransientRetryOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Uniform [0, 1) source of the jitter (default `Math.random`). */
   random?: () => number;
+  /** How an error reads in the log line (default {@link describeError}). */
+  describe?: (error: unknown) => string;
 }
 
 /** Default of {@link TransientRetryOptions.budgetMs}. */
@@ -54,6 +56,7 @@ export async function retryTransient<T>(
   const sleep = options.sleep ?? defaultSleep;
   const random = options.random ?? Math.random;
   const log = options.log ?? ((message: string) => console.warn(message));
+  const describe = options.describe ?? describeError;
   const started = now();
   for (let retries = 0; ; retries++) {
     try {
@@ -68,10 +71,10 @@ export async function retryTransient<T>(
       const step = Math.min(maxDelayMs, initialDelayMs * 2 ** retries);
       const delay = Math.round(step / 2 + random() * (step / 2));
       if (elapsed + delay > budgetMs) {
-        log(`${operation} failed (${describeError(error)}); giving up after ${retries + 1} attempts in ${seconds(elapsed)} s (budget ${seconds(budgetMs)} s)`);
+        log(`${operation} failed (${describe(error)}); giving up after ${retries + 1} attempts in ${seconds(elapsed)} s (budget ${seconds(budgetMs)} s)`);
         throw error;
       }
-      log(`${operation} failed (${describeError(error)}); retry ${retries + 1} in ${seconds(delay)} s (${seconds(elapsed)} s of the ${seconds(budgetMs)} s budget used)`);
+      log(`${operation} failed (${describe(error)}); retry ${retries + 1} in ${seconds(delay)} s (${seconds(elapsed)} s of the ${seconds(budgetMs)} s budget used)`);
       await sleep(delay);
     }
   }

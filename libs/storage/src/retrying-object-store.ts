@@ -4,8 +4,8 @@ import { ObjectNotFoundError, type ObjectStore } from './object-store';
 
 // S3 error codes that mean "the server is busy or briefly broken", whatever status carried them.
 const TRANSIENT_S3_CODES = new Set(['InternalError', 'ServiceUnavailable', 'SlowDown', 'Throttling', 'ThrottlingException', 'RequestTimeout', 'RequestTimeoutException', 'XMinioServerNotInitialized']);
-// The SDK's names for a request that never got an answer.
-const TRANSIENT_ERROR_NAMES = new Set(['TimeoutError', 'RequestTimeout', 'AbortError']);
+// The SDK's names for a request that never got an answer. Not AbortError: that is a caller giving up.
+const TRANSIENT_ERROR_NAMES = new Set(['TimeoutError', 'RequestTimeout']);
 const TRANSIENT_MESSAGES = /socket hang up|ECONNREFUSED|ECONNRESET|other side closed|premature close|Client network socket disconnected/i;
 
 /**

@@ -1,6 +1,6 @@
 export * from './tracking-types';
 export { createTrackingStore, type TrackingStoreOptions } from './tracking-store';
-export { withTransientRetries, isTransientDatabaseError } from './retrying-tracking-store';
+export { withTransientRetries, isTransientDatabaseError, describeDatabaseError } from './retrying-tracking-store';
 export {
   applyMigrations,
   readMigrations,

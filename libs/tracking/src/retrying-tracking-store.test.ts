@@ -1,7 +1,7 @@
 import { parseExperimentConfig } from '@detl/config';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isTransientDatabaseError, withTransientRetries } from './retrying-tracking-store';
+import { describeDatabaseError, isTransientDatabaseError, withTransientRetries } from './retrying-tracking-store';
 import { createTestDatabase, type TestDatabase } from './test-database';
 import { createTrackingStore } from './tracking-store';
 import { TrackingError, type TrackingStore } from './tracking-types';
@@ -173,5 +173,14 @@ describe('isTransientDatabaseError', () => {
     expect(isTransientDatabaseError(adapterError({ kind: 'postgres', code: '22P02' }))).toBe(false);
     expect(isTransientDatabaseError(new TrackingError('not_found', 'experiment x does not exist', { cause: adapterError({ kind: 'ConnectionClosed' }) }))).toBe(false);
     expect(isTransientDatabaseError(new Error('something else'))).toBe(false);
+  });
+
+  it('describes Prisma errors by code and driver reason, not by the call-site excerpt', () => {
+    const error = Object.assign(new Error('\nInvalid `prisma.experiment.updateMany()` invocation in\n/x.ts:240:46'), {
+      code: 'P2039',
+      meta: { driverAdapterError: { cause: { kind: 'postgres', code: '57P01', message: 'terminating connection due to administrator command' } } },
+    });
+    expect(describeDatabaseError(error)).toBe('P2039 postgres 57P01: terminating connection due to administrator command');
+    expect(describeDatabaseError(Object.assign(new Error('x'), { code: 'P1001', meta: { driverAdapterError: { cause: { kind: 'DatabaseNotReachable' } } } }))).toBe('P1001 DatabaseNotReachable');
   });
 });

@@ -1,4 +1,4 @@
-import { errorChain, retryTransient, TRANSIENT_SOCKET_CODES, type TransientRetryOptions } from '@detl/config';
+import { describeError, errorChain, retryTransient, TRANSIENT_SOCKET_CODES, type TransientRetryOptions } from '@detl/config';
 import { TrackingError, type TrackingStore } from './tracking-types';
 
 // Prisma's codes for a server that is unreachable, timed out, closed the connection, ran out of
@@ -40,6 +40,20 @@ export function isTransientDatabaseError(error: unknown): boolean {
 }
 
 /**
+ * One line for the retry log: Prisma's messages start with a code excerpt of the call site, so the
+ * code and the driver's own reason say more (e.g. `P2039 postgres 57P01: terminating connection…`).
+ */
+export function describeDatabaseError(error: unknown): string {
+  const prisma = error as { code?: unknown; meta?: { driverAdapterError?: { cause?: { kind?: unknown; code?: unknown; message?: unknown } } } } | null;
+  const cause = prisma?.meta?.driverAdapterError?.cause;
+  if (typeof prisma?.code === 'string' && cause !== undefined) {
+    const parts = [prisma.code, cause.kind, cause.code].filter((part): part is string => typeof part === 'string');
+    return typeof cause.message === 'string' ? `${parts.join(' ')}: ${cause.message}` : parts.join(' ');
+  }
+  return describeError(error);
+}
+
+/**
  * The tracking store with every call retried while the database is unreachable (see
  * {@link isTransientDatabaseError}), with bounded exponential backoff and jitter: a PostgreSQL
  * restart or connection loss of a few seconds then costs a training activity a pause, not the
@@ -51,7 +65,10 @@ export function withTransientRetries(tracking: TrackingStore, options: Transient
   type Method = Exclude<keyof TrackingStore, 'close'>;
   const retried = <K extends Method>(name: K): TrackingStore[K] =>
     ((...args: unknown[]) =>
-      retryTransient(`tracking.${name}`, () => (tracking[name] as (...a: unknown[]) => Promise<unknown>)(...args), isTransientDatabaseError, options)) as TrackingStore[K];
+      retryTransient(`tracking.${name}`, () => (tracking[name] as (...a: unknown[]) => Promise<unknown>)(...args), isTransientDatabaseError, {
+        describe: describeDatabaseError,
+        ...options,
+      })) as TrackingStore[K];
   // Listed one by one rather than proxied, so a method added to the interface fails to compile here
   // until someone decides whether it may be retried.
   return {
