@@ -12,6 +12,8 @@ export interface CliRuntime {
   settings: ServiceSettings;
   tracking: TrackingStore;
   store: S3ObjectStore;
+  /** Web UI of the embedded Temporal dev server, when this home runs one and its port is known. */
+  temporalUiUrl: string | null;
   /** Temporal client; opened on first use. */
   temporal(): Promise<Client>;
   /**
@@ -52,10 +54,12 @@ export async function openRuntime(needs: { temporal: boolean; s3: boolean }): Pr
   if (needs.s3) await store.ensureBucket();
   let client: Client | undefined;
   const workers: ChildProcess[] = [];
+  const uiPort = embedded?.temporal?.uiPort;
   return {
     settings,
     tracking,
     store,
+    temporalUiUrl: uiPort === undefined ? null : `http://127.0.0.1:${uiPort}`,
     async temporal() {
       client ??= new Client({
         connection: await Connection.connect({ address: settings.temporal.address }),

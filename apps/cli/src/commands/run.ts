@@ -39,7 +39,9 @@ export async function runExperimentCommand(flags: RunFlags, preset: Record<strin
       workflowId,
       args: [{ config }],
     });
-    log(flags, `started workflow ${workflowId} (Temporal UI: http://127.0.0.1:8233/namespaces/${runtime.settings.temporal.namespace}/workflows/${workflowId})`);
+    // The UI port is this home's (it moves off 8233 when another home holds it).
+    const ui = runtime.temporalUiUrl === null ? '' : ` (Temporal UI: ${runtime.temporalUiUrl}/namespaces/${runtime.settings.temporal.namespace}/workflows/${workflowId})`;
+    log(flags, `started workflow ${workflowId}${ui}`);
     const cancel = () => {
       log(flags, 'cancelling the experiment…');
       void handle.cancel();
