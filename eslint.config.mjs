@@ -3,8 +3,47 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import { builtinModules } from 'node:module';
 import globals from 'globals';
+import nx from '@nx/eslint-plugin';
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((name) => `node:${name}`)];
+
+/**
+ * Which project may import which, by the Nx tags in each project.json: the table of
+ * docs/architecture.md, enforced. Workflows may name the I/O libraries only for their types (the
+ * workflow rule below bans value imports); apps are processes and no library imports one.
+ */
+const productionBoundaries = [
+  { sourceTag: 'scope:config', onlyDependOnLibsWithTags: ['scope:config'] },
+  { sourceTag: 'scope:native-tensorflow', onlyDependOnLibsWithTags: ['scope:native-tensorflow'] },
+  { sourceTag: 'scope:storage', onlyDependOnLibsWithTags: ['scope:config'] },
+  { sourceTag: 'scope:tracking', onlyDependOnLibsWithTags: ['scope:config'] },
+  { sourceTag: 'scope:services', onlyDependOnLibsWithTags: ['scope:config'] },
+  { sourceTag: 'scope:data', onlyDependOnLibsWithTags: ['scope:config', 'scope:storage'] },
+  { sourceTag: 'scope:ml', onlyDependOnLibsWithTags: ['scope:config', 'scope:storage', 'scope:native-tensorflow'] },
+  { sourceTag: 'scope:activities', onlyDependOnLibsWithTags: ['scope:config', 'scope:storage', 'scope:tracking', 'scope:data', 'scope:ml', 'scope:services'] },
+  { sourceTag: 'scope:workflows', onlyDependOnLibsWithTags: ['scope:activities', 'scope:config', 'scope:tracking', 'scope:ml', 'scope:data'] },
+  { sourceTag: 'scope:dashboard', onlyDependOnLibsWithTags: ['scope:config', 'scope:storage', 'scope:tracking'] },
+  { sourceTag: 'scope:worker', onlyDependOnLibsWithTags: ['type:lib'] },
+  // The CLI is the launcher: it starts the worker and the dashboard.
+  { sourceTag: 'scope:cli', onlyDependOnLibsWithTags: ['type:lib', 'type:app'] },
+  { sourceTag: 'type:tools', onlyDependOnLibsWithTags: ['type:lib', 'type:app'] },
+  { sourceTag: 'type:infra', onlyDependOnLibsWithTags: [] },
+];
+
+/** Tests beside the code also use the real-service starters (MinIO, PostgreSQL, Temporal) of other libraries. */
+const testBoundaries = [
+  { sourceTag: 'type:lib', onlyDependOnLibsWithTags: ['type:lib'] },
+  { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:lib', 'type:app'] },
+  { sourceTag: 'type:tools', onlyDependOnLibsWithTags: ['type:lib', 'type:app'] },
+  { sourceTag: 'type:infra', onlyDependOnLibsWithTags: [] },
+];
+const testFiles = ['**/*.test.ts', '**/*.test.tsx', '**/test-support/**/*.ts'];
+const boundaryOptions = {
+  allow: [],
+  // The CLI imports tfjs- and sharp-heavy libraries lazily so that light commands start fast;
+  // that is about start-up time, not about bundles, so static imports elsewhere are fine.
+  checkDynamicDependenciesExceptions: ['@detl/ml', '@detl/data', '@detl/dashboard', '@detl/native-tensorflow'],
+};
 
 export default tseslint.config(
   { ignores: ['**/node_modules/**', '**/generated/**', '**/dist/**', 'bench/results/**', '.detl/**', '**/.venv*/**'] },
@@ -49,9 +88,22 @@ export default tseslint.config(
     },
   },
   {
-    files: ['libs/*/src/**/*.ts'],
-    rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['@detl/cli', '@detl/worker', '**/apps/**'], message: 'Libraries never import apps.' }] }],
-    },
+    files: ['**/*.ts', '**/*.tsx'],
+    ignores: testFiles,
+    plugins: { '@nx': nx },
+    rules: { '@nx/enforce-module-boundaries': ['error', { ...boundaryOptions, depConstraints: productionBoundaries }] },
+  },
+  {
+    files: testFiles,
+    plugins: { '@nx': nx },
+    // The shared vitest config (workspace root, no project) is tested where its log filter matters.
+    rules: { '@nx/enforce-module-boundaries': ['error', { ...boundaryOptions, allow: ['../../../vitest.shared.mts'], depConstraints: testBoundaries }] },
+  },
+  {
+    // The launcher starts the dashboard in-process and the worker as a process (as do its tests), the
+    // benchmarks start the dashboard; nothing else may import an app.
+    files: ['apps/cli/src/**/*.ts', 'tools/**/*.ts'],
+    plugins: { '@nx': nx },
+    rules: { '@nx/enforce-module-boundaries': ['error', { ...boundaryOptions, allow: ['@detl/dashboard', '@detl/worker/src/main.ts'], depConstraints: [...productionBoundaries, ...testBoundaries] }] },
   },
 );

@@ -24,7 +24,7 @@ let store: S3ObjectStore;
 let home: string;
 const workers: ChildProcess[] = [];
 
-const WORKER_MAIN = require.resolve('@detl/worker/src/main.ts');
+const WORKER_MAIN = path.join(__dirname, 'main.ts');
 const TSX_LOADER = pathToFileURL(createRequire(WORKER_MAIN).resolve('tsx')).href;
 
 beforeAll(async () => {

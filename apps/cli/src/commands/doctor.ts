@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
-import * as tf from '@tensorflow/tfjs-core';
-import { checkInstalledNativeBuild, TFJS_NODE_PACKAGE, type NativeVariant } from '@detl/native-tensorflow';
-import { BACKEND_ENV_VARIABLE, initBackend, type BackendInfo, type BackendPreference } from '@detl/ml';
+import type * as Tf from '@tensorflow/tfjs-core';
+import { BACKEND_ENV_VARIABLE, checkInstalledNativeBuild, TFJS_NODE_PACKAGE, type NativeVariant } from '@detl/native-tensorflow';
+import type { BackendInfo, BackendPreference } from '@detl/ml';
 import { CliError } from '../cli-error';
 
 /** Flags of `detl doctor`. */
@@ -38,12 +38,12 @@ function gpuNames(): string[] {
 }
 
 /** One forward and backward conv step, so "ready" means the kernels training needs really run. */
-function smokeTest(): string {
+function smokeTest(tf: typeof Tf): string {
   const started = performance.now();
   const loss = tf.tidy(() => {
-    const x = tf.randomNormal([2, 16, 16, 1], 0, 1, 'float32', 1) as tf.Tensor4D;
-    const w = tf.variable(tf.randomNormal([3, 3, 1, 4], 0, 0.1, 'float32', 2) as tf.Tensor4D);
-    const grads = tf.variableGrads(() => tf.mean(tf.square(tf.conv2d(tf.image.transform(x, tf.tensor2d([[1, 0, 1, 0, 1, 0, 0, 0]]), 'bilinear', 'nearest'), w, 1, 'same'))) as tf.Scalar);
+    const x = tf.randomNormal([2, 16, 16, 1], 0, 1, 'float32', 1) as Tf.Tensor4D;
+    const w = tf.variable(tf.randomNormal([3, 3, 1, 4], 0, 0.1, 'float32', 2) as Tf.Tensor4D);
+    const grads = tf.variableGrads(() => tf.mean(tf.square(tf.conv2d(tf.image.transform(x, tf.tensor2d([[1, 0, 1, 0, 1, 0, 0, 0]]), 'bilinear', 'nearest'), w, 1, 'same'))) as Tf.Scalar);
     const value = grads.value.dataSync()[0];
     w.dispose();
     return value;
@@ -62,13 +62,16 @@ export async function doctorCommand(flags: DoctorFlags): Promise<void> {
   if (!PREFERENCES.includes(preference)) throw new CliError(`--backend ${flags.backend}: expected one of ${PREFERENCES.join(', ')}`, 2);
   const threads = flags.threads === undefined ? undefined : Number(flags.threads);
   if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) throw new CliError(`--threads ${flags.threads}: expected a positive integer`, 2);
+  // tfjs loads only when a command needs it, so the other commands start fast.
+  const { initBackend } = await import('@detl/ml');
+  const tf = await import('@tensorflow/tfjs-core');
   let info: BackendInfo;
   try {
     info = await initBackend(preference, threads === undefined ? {} : { threads });
   } catch (error) {
     throw new CliError(`backend ${process.env[BACKEND_ENV_VARIABLE] ?? preference} cannot run here: ${error instanceof Error ? error.message : String(error)}`, 2);
   }
-  const selfTest = smokeTest();
+  const selfTest = smokeTest(tf);
   const builds = nativeBuilds();
   const gpus = info.gpu ? gpuNames() : [];
   const devices = ['CPU', ...(info.gpu ? (gpus.length > 0 ? gpus : ['GPU']) : [])];

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { ExperimentConfig } from '@detl/config';
 import { experimentWorkflow, progressQuery, type ExperimentWorkflowResult } from '@detl/workflows';
-import { BACKEND_ENV_VARIABLE, nativeBackendProblem, type BackendPreference } from '@detl/ml';
+import { BACKEND_ENV_VARIABLE, nativeBackendProblem } from '@detl/native-tensorflow';
 import { CliError } from '../cli-error';
 import { resolveExperimentConfig, type ExperimentFlags } from '../experiment-input';
 import { ProgressView, type TaskRecord } from '../progress-view';
@@ -26,7 +26,7 @@ const POLL_INTERVAL_MS = 1000;
 export async function runExperimentCommand(flags: RunFlags, preset: Record<string, unknown> = {}): Promise<void> {
   const config = resolveExperimentConfig(flags, preset);
   // The local worker's trainings would each fail on it; say so before anything starts.
-  const backendProblem = flags.worker ? nativeBackendProblem((process.env[BACKEND_ENV_VARIABLE]?.trim() || config.runtime.backend) as BackendPreference) : null;
+  const backendProblem = flags.worker ? nativeBackendProblem(process.env[BACKEND_ENV_VARIABLE]?.trim() || config.runtime.backend) : null;
   if (backendProblem) throw new CliError(`runtime.backend=${config.runtime.backend} cannot run on this machine: ${backendProblem}`, 2);
   const runtime = await openRuntime({ temporal: true, s3: true });
   try {

@@ -1,6 +1,6 @@
 import { homeOwnedServices, startEmbeddedServices, stopEmbeddedServices, usesEmbeddedServices } from '@detl/services';
 import { applyMigrations } from '@detl/tracking';
-import { BACKEND_ENV_VARIABLE, nativeBackendProblem, type BackendPreference } from '@detl/ml';
+import { BACKEND_ENV_VARIABLE, nativeBackendProblem } from '@detl/native-tensorflow';
 import { CliError } from '../cli-error';
 import { loadCliSettings, openRuntime } from '../runtime';
 
@@ -60,7 +60,7 @@ export async function workerCommand(flags: WorkerFlags = {}): Promise<void> {
   if (flags.backend !== undefined) {
     if (!WORKER_BACKENDS.includes(flags.backend)) throw new CliError(`--backend ${flags.backend}: expected one of ${WORKER_BACKENDS.join(', ')}`, 2);
     env[BACKEND_ENV_VARIABLE] = flags.backend;
-    const problem = nativeBackendProblem(flags.backend as BackendPreference);
+    const problem = nativeBackendProblem(flags.backend);
     if (problem) throw new CliError(`--backend ${flags.backend} cannot run here: ${problem}`, 2);
   }
   const runtime = await openRuntime({ temporal: true, s3: true });

@@ -1,11 +1,10 @@
-import { existsSync } from 'node:fs';
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 // tfjs-layers' node bundle registers every op gradient; tfjs-core's node bundle registers none.
 import '@tensorflow/tfjs-layers';
-import { checkInstalledNativeBuild, type NativeVariant } from '@detl/native-tensorflow';
+import { BACKEND_ENV_VARIABLE, checkInstalledNativeBuild, nativeBackendProblem as nativeBuildProblem, nvidiaDriverProblem, type NativeVariant } from '@detl/native-tensorflow';
 import { installBatchNormGradient } from './batch-norm-gradient';
 import { fixCpuTransformKernel, registerTensorflowTransformKernel } from './transform-kernels';
 import { registerWasmConvGradients } from './wasm-conv-gradients';
@@ -14,7 +13,7 @@ import { registerWasmConvGradients } from './wasm-conv-gradients';
 export type BackendPreference = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 
 /** Environment variable that overrides any preference passed in code. */
-export const BACKEND_ENV_VARIABLE = 'DETL_TF_BACKEND';
+export { BACKEND_ENV_VARIABLE };
 
 const PREFERENCES: readonly BackendPreference[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
 
@@ -31,14 +30,10 @@ export interface BackendAttempt {
 
 /**
  * Why a native backend asked for explicitly cannot start on this machine, checked without loading
- * it (so a CLI can refuse before anything starts); null when it can, or for the other backends.
+ * it; null when it can, or for the other backends.
  */
 export function nativeBackendProblem(preference: BackendPreference): string | null {
-  if (preference !== 'tensorflow' && preference !== 'tensorflow-gpu') return null;
-  const driverProblem = preference === 'tensorflow-gpu' ? nvidiaDriverProblem() : null;
-  if (driverProblem) return driverProblem;
-  const check = checkInstalledNativeBuild(NATIVE_VARIANTS[preference]);
-  return check.ok ? null : check.reason;
+  return nativeBuildProblem(preference);
 }
 
 /** Threads one training process computes with. */
@@ -146,15 +141,6 @@ interface NativeBinding {
 
 function nativeBinding(): NativeBinding {
   return (tf.backend() as unknown as { binding?: NativeBinding }).binding ?? {};
-}
-
-/**
- * Loading the GPU build only to learn there is no GPU would put a second TensorFlow into the
- * process before the CPU build loads, so the driver is looked for first (the kernel module's
- * proc file exists on hosts and in containers that expose a GPU).
- */
-function nvidiaDriverProblem(): string | null {
-  return existsSync('/proc/driver/nvidia/version') ? null : 'no NVIDIA driver on this machine (/proc/driver/nvidia/version is absent)';
 }
 
 async function tryNode(kind: keyof typeof NODE_PACKAGES, threads: number | undefined): Promise<void> {
