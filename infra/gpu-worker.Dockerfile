@@ -25,6 +25,7 @@ ENV NX_NO_CLOUD=true \
 # source-only changes (same list as worker.Dockerfile).
 COPY package.json package-lock.json ./
 COPY apps/cli/package.json apps/cli/package.json
+COPY apps/dashboard/package.json apps/dashboard/package.json
 COPY apps/worker/package.json apps/worker/package.json
 COPY libs/activities/package.json libs/activities/package.json
 COPY libs/config/package.json libs/config/package.json

@@ -12,6 +12,7 @@ ENV NX_NO_CLOUD=true \
 # cached across source-only changes.
 COPY package.json package-lock.json ./
 COPY apps/cli/package.json apps/cli/package.json
+COPY apps/dashboard/package.json apps/dashboard/package.json
 COPY apps/worker/package.json apps/worker/package.json
 COPY libs/activities/package.json libs/activities/package.json
 COPY libs/config/package.json libs/config/package.json
