@@ -93,7 +93,7 @@ describe('MinIO stopped for 10 s mid-upload', () => {
     // The upload that met the outage was retried inside the activity, and said so.
     const retries = output.filter((line) => /^s3\.\w+ \S+ failed \(.*\); retry \d+ in /.test(line));
     const recoveries = output.filter((line) => /^s3\.\w+ \S+ succeeded after \d+ retr/.test(line));
-    console.log(`worker retry lines: ${retries.length}; recoveries: ${recoveries.join(' | ')}; artifacts checked: ${artifacts.length}`);
+    console.log(`worker retry lines: ${retries.length}, first: ${retries[0]}; recoveries: ${recoveries.join(' | ')}; artifacts checked: ${artifacts.length}`);
     expect(retries.length).toBeGreaterThan(0);
     expect(recoveries.length).toBeGreaterThan(0);
     expect(output.some((line) => /giving up/.test(line))).toBe(false);

@@ -101,7 +101,7 @@ describe('PostgreSQL stopped for 10 s mid-run', () => {
     // The worker did wait the outage out, and said so once per retry.
     const retries = output.filter((line) => /^tracking\.\w+ failed \(.*\); retry \d+ in /.test(line));
     const recoveries = output.filter((line) => /^tracking\.\w+ succeeded after \d+ retr/.test(line));
-    console.log(`worker retry lines: ${retries.length}; recoveries: ${recoveries.join(' | ')}`);
+    console.log(`worker retry lines: ${retries.length}, first: ${retries[0]}; recoveries: ${recoveries.join(' | ')}`);
     expect(retries.length).toBeGreaterThan(0);
     expect(recoveries.length).toBeGreaterThan(0);
     expect(output.some((line) => /giving up/.test(line))).toBe(false);

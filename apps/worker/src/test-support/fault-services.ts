@@ -101,13 +101,14 @@ function findPostgresBin(): string | null {
  * Starts a PostgreSQL that only this test uses, so it can be stopped without disturbing a shared
  * server: a fresh cluster of the machine's PostgreSQL (as the `postgres` user when running as root,
  * since initdb refuses root) when its binaries exist, else the embedded PGlite server as a process
- * on a data folder. Either restarts on the same port and data.
+ * on a data folder (also when `DETL_FAULT_TEST_POSTGRES=pglite`). Either restarts on the same port and data.
  */
 export async function startRestartablePostgres(): Promise<RestartablePostgres> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'detl-fault-pg-'));
   await chmod(dir, 0o777);
   const port = await findFreePort();
-  const bin = findPostgresBin();
+  // DETL_FAULT_TEST_POSTGRES=pglite tries the fallback on a machine that has PostgreSQL binaries.
+  const bin = process.env['DETL_FAULT_TEST_POSTGRES'] === 'pglite' ? null : findPostgresBin();
   let service: RestartableService & { url: string; engine: RestartablePostgres['engine'] };
   if (bin !== null) {
     const asPostgres = (command: string, args: string[]): void => {
