@@ -94,6 +94,8 @@ describe('Temporal dev server restarted mid-run', () => {
       const pretrainAttempts = record?.stageAttempts.filter((row) => row.task === 'pretrain') ?? [];
       console.log(`pretrain attempts: ${JSON.stringify(pretrainAttempts.map((row) => [row.attempt, row.status, row.error]))}`);
       expect(pretrainAttempts.at(-1)?.status).toBe('succeeded');
+      // An attempt Temporal gave up on is recorded as such, not as a cancellation nobody asked for.
+      for (const failed of pretrainAttempts.filter((row) => row.status === 'failed')) expect(failed.error).toMatch(/^(timed out|worker lost): /);
       // Whatever attempt finished pretraining, the run record has every epoch once for it, and no
       // epoch trained twice across attempts beyond the one in flight.
       const finalAttempt = pretrainAttempts.at(-1)?.attempt ?? 1;

@@ -56,6 +56,15 @@ export interface TrainingHeartbeat {
   checkpointKey: string;
 }
 
+/** Why Temporal aborted an attempt, as the prefix of its recorded error. */
+function abortReason(details: Context['cancellationDetails']): string {
+  if (details?.timedOut || details?.notFound) return 'timed out';
+  if (details?.workerShutdown) return 'worker shutting down';
+  if (details?.paused) return 'paused';
+  if (details?.reset) return 'reset';
+  return 'cancelled';
+}
+
 /** How often a running training activity heartbeats between epochs. */
 const HEARTBEAT_INTERVAL_MS = 10_000;
 
@@ -89,8 +98,10 @@ export function createActivities({ tracking, store, settings, trainingThreads }:
       return result;
     } catch (error) {
       const text = error instanceof Error ? error.message : String(error);
-      // A cancelled run's attempts say so, rather than showing the abort they died of as a failure.
-      const message = Context.current().cancellationSignal.aborted ? `cancelled: ${text}` : text;
+      // A cancelled run's attempts say so, rather than showing the abort they died of as a failure;
+      // an attempt Temporal gave up on (heartbeat timeout, e.g. across a server restart) says that instead.
+      const context = Context.current();
+      const message = context.cancellationSignal.aborted ? `${abortReason(context.cancellationDetails)}: ${text}` : text;
       await tracking.finishStageAttempt({ experimentId, task, attempt, status: 'failed', error: message });
       throw surfaceChildError(error);
     }
