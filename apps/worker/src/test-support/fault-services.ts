@@ -29,10 +29,10 @@ export function faultTestConfig(name: string, pretrainEpochs: number, heartbeatT
   });
 }
 
-/** A worker process (apps/worker/src/main.ts) on `settings`, its output lines collected in `output`. */
-export function startWorkerProcess(settings: ServiceSettings, output: string[]): ChildProcess {
+/** A worker process (apps/worker/src/main.ts) on `settings`, its output lines collected in `output`; `env` adds to or overrides its environment. */
+export function startWorkerProcess(settings: ServiceSettings, output: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
   const child = spawn(process.execPath, ['--import', TSX_LOADER, WORKER_MAIN], {
-    env: { ...process.env, ...serviceEnvironment(settings), DETL_WORKER_SLOTS: '2' },
+    env: { ...process.env, ...serviceEnvironment(settings), DETL_WORKER_SLOTS: '2', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   for (const stream of [child.stdout, child.stderr]) {
