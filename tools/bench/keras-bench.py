@@ -100,17 +100,23 @@ x = rng.random((batch, case["imageSize"], case["imageSize"], case["channels"]), 
 y = np.eye(classes, dtype=np.float32)[np.arange(batch) % classes]
 xt, yt = tf.constant(x), tf.constant(y)
 
-train, infer = [], []
+train, infer, train_cpu, infer_cpu = [], [], [], []
+cpu_before, wall_before = os.times(), time.perf_counter()
 for i in range(case["warmup"] + case["iterations"]):
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     float(model.train_on_batch(xt, yt))  # returns the loss as a host value: the step has finished
     if i >= case["warmup"]:
         train.append(batch / (time.perf_counter() - start))
+        train_cpu.append(batch / (time.process_time() - cpu_start))
 for i in range(case["warmup"] + case["iterations"]):
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     model.predict_on_batch(xt)
     if i >= case["warmup"]:
         infer.append(batch / (time.perf_counter() - start))
+        infer_cpu.append(batch / (time.process_time() - cpu_start))
+
+cpu_after = os.times()
+cpu_seconds = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
 
 print(
     json.dumps(
@@ -119,9 +125,14 @@ print(
             "trainableParams": int(sum(int(np.prod(v.shape)) for v in model.trainable_weights)),
             "trainImagesPerSecond": float(np.median(train)),
             "inferImagesPerSecond": float(np.median(infer)),
+            # Images per CPU-second of the process (all threads): on one thread, barely affected by other load.
+            "trainImagesPerCpuSecond": float(np.median(train_cpu)),
+            "inferImagesPerCpuSecond": float(np.median(infer_cpu)),
             "trainSamples": train,
             "inferSamples": infer,
             "peakRssBytes": peak_rss_bytes(),
+            # CPU time over wall time of the timed loops: ~1 when pinned to one thread, up to the core count otherwise.
+            "cpuUtilisation": round(cpu_seconds / (time.perf_counter() - wall_before), 2),
             "intraOpThreads": tf.config.threading.get_intra_op_parallelism_threads(),
             "interOpThreads": tf.config.threading.get_inter_op_parallelism_threads(),
             "jitCompile": bool(model.jit_compile),
