@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigError, parseExperimentConfig, type ExperimentConfig } from './experiment-config';
+import { mulberry32 } from './seeded-random';
 
 const pathPattern = /^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*$/;
 const configPath = z.string().regex(pathPattern, 'expected a dotted config path such as fineTune.learningRate');
@@ -73,17 +74,6 @@ export function parseSweepSpec(input: unknown, origin = 'sweep'): SweepSpec {
   return parsed.data;
 }
 
-/** mulberry32: a small seeded generator, so a random search draws the same points every time. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function draw(spec: z.infer<typeof distribution>, next: () => number): unknown {
   if ('choice' in spec) return spec.choice[Math.floor(next() * spec.choice.length)];
@@ -109,7 +99,7 @@ export function expandSweep(spec: SweepSpec): SweepVariant[] {
     if (combos.length > MAX_SWEEP_EXPERIMENTS) break;
   }
   if (spec.random) {
-    const next = seededRandom(spec.random.seed);
+    const next = mulberry32(spec.random.seed);
     const draws = Array.from({ length: spec.random.samples }, () => Object.fromEntries(Object.entries(spec.random?.space ?? {}).map(([path, d]) => [path, draw(d, next)])));
     combos = combos.flatMap((combo) => draws.map((values) => ({ ...combo, ...values })));
   }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { mulberry32 } from '@detl/config';
 
 /** A seeded source of uniform numbers in [0, 1). */
 export type Random = () => number;
@@ -12,14 +13,7 @@ export type Random = () => number;
  */
 export function createRandom(seed: number, ...streams: string[]): Random {
   const digest = createHash('sha256').update(`${seed}\u0000${streams.join('\u0000')}`).digest();
-  let state = digest.readUInt32LE(0);
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(digest.readUInt32LE(0));
 }
 
 /** Fisher–Yates shuffle into a new array. */

@@ -6,6 +6,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-layers';
 import { BACKEND_ENV_VARIABLE, checkInstalledNativeBuild, nativeBackendProblem as nativeBuildProblem, nvidiaDriverProblem, type NativeVariant } from '@detl/native-tensorflow';
 import { installBatchNormGradient } from './batch-norm-gradient';
+import { installNativeTrainingKernels } from './native-training-kernels';
 import { fixCpuTransformKernel, registerTensorflowTransformKernel } from './transform-kernels';
 import { registerWasmConvGradients } from './wasm-conv-gradients';
 
@@ -175,7 +176,7 @@ async function useWasm(): Promise<string[]> {
 
 function useNative(): string[] {
   registerTensorflowTransformKernel();
-  return [tf.Transform];
+  return [tf.Transform, ...installNativeTrainingKernels()];
 }
 
 async function initialise(preference: BackendPreference, chosenBy: BackendInfo['chosenBy'], options: InitBackendOptions): Promise<BackendInfo> {

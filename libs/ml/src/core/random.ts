@@ -1,13 +1,15 @@
+import { mulberry32 } from '@detl/config';
+
 /**
  * Small seeded PRNG (mulberry32): training must replay identically from a seed, and a resumed
  * run must draw the same shuffles and augmentations for epoch n as an uninterrupted one, so
  * every epoch derives its own stream from (seed, epoch) instead of continuing a global one.
  */
 export class SeededRandom {
-  private state: number;
+  private readonly draw: () => number;
 
   constructor(seed: number) {
-    this.state = seed >>> 0;
+    this.draw = mulberry32(seed);
   }
 
   /** A stream for one purpose of one epoch, independent of how many numbers other streams drew. */
@@ -22,11 +24,7 @@ export class SeededRandom {
 
   /** Uniform in [0, 1). */
   next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.draw();
   }
 
   /** Uniform in [low, high). */

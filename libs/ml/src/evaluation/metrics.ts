@@ -5,6 +5,8 @@
  * CLI) without loading tfjs.
  */
 
+import { mulberry32 } from '@detl/config';
+
 /** Integer class label in `[0, numClasses)`; anything else is a caller bug, so it throws. */
 function checkLabel(value: number, numClasses: number, what: string, index: number): number {
   if (!Number.isInteger(value) || value < 0 || value >= numClasses) {
@@ -269,14 +271,7 @@ export function oneVsRestRocAuc(
  * @returns a function giving uniform floats in [0, 1)
  */
 export function createSeededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(seed);
 }
 
 /** Options of {@link bootstrapAccuracyInterval}. */
