@@ -60,6 +60,18 @@ export function installNativeBuild(variant: NativeVariant, buildDir: string): vo
   writeFileSync(join(packageDir, INSTALLED_MARKER), `${JSON.stringify({ directory: buildDir })}\n`);
 }
 
+/** The cache entry a variant's package is wired to, from its marker; null when there is none. */
+function linkedBuildDirectory(variant: NativeVariant): string | null {
+  const packageDir = tfjsNodePackageDirectory(variant);
+  if (!packageDir) return null;
+  try {
+    const marker = JSON.parse(readFileSync(join(packageDir, INSTALLED_MARKER), 'utf8')) as { directory?: unknown };
+    return typeof marker.directory === 'string' ? marker.directory : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Removes the wiring of {@link installNativeBuild}, leaving the package as npm installed it. */
 export function uninstallNativeBuild(variant: NativeVariant): void {
   const packageDir = tfjsNodePackageDirectory(variant);
@@ -194,8 +206,9 @@ export async function ensureNativeTensorflow(options: EnsureNativeTensorflowOpti
         }
       }
       // The build replaces the entry the package may link into; an installed package must not point
-      // into a half-written folder meanwhile.
-      if (install) uninstallNativeBuild(variant);
+      // into a half-written folder meanwhile. A package wired to another entry keeps working if this
+      // build cannot happen (no pip here, say).
+      if (install && linkedBuildDirectory(variant) === directory) uninstallNativeBuild(variant);
       const stamp = await buildNativeBinding({ variant, log, env });
       const probe = verifyNativeBuild(variant, directory, env, driverPresent, log);
       if (probe) log(`the binding loads: TensorFlow ${probe.tensorflowVersion}${variant === 'gpu' ? (probe.gpu ? ' with a GPU' : ', no GPU device visible') : ''}`);
