@@ -73,5 +73,13 @@ describe('two worker processes on one task queue', () => {
     // Two folds overlapped in time, which one slot per worker allows only across the two workers.
     const overlapping = folds.some((a) => folds.some((b) => a !== b && a.workerIdentity !== b.workerIdentity && a.startedAt < (b.finishedAt ?? new Date()) && b.startedAt < (a.finishedAt ?? new Date())));
     expect(overlapping).toBe(true);
+    // Each training attempt records what it ran on; one slot per worker leaves it all the cores
+    // (TensorFlow's threads), wasm always computes on one.
+    for (const attempt of folds) {
+      const runtime = attempt.details['runtime'] as { backend: string; intraOpThreads: number; tensorflowVersion: string | null };
+      expect(['tensorflow', 'wasm']).toContain(runtime.backend);
+      expect(runtime.intraOpThreads).toBe(runtime.backend === 'tensorflow' ? Math.max(1, os.availableParallelism()) : 1);
+      expect(runtime.tensorflowVersion).toBe(runtime.backend === 'tensorflow' ? '2.21.0' : null);
+    }
   }, 420_000);
 });
