@@ -140,7 +140,8 @@ describe('two homes at once', () => {
   // Both homes prefer the same ports, as two checkouts using the defaults do; the second must run
   // its own services on other ports, never reuse the first home's.
   it.skipIf(!pgliteEntryExists)('each home talks only to its own services, recorded in the home, and moves off ports held by others', async () => {
-    const [homeA, homeB, homeC] = await Promise.all(['a', 'b', 'c'].map((name) => mkdtemp(path.join(os.tmpdir(), `detl-home-${name}-`))));
+    const newHome = (name: string) => mkdtemp(path.join(os.tmpdir(), `detl-home-${name}-`));
+    const [homeA, homeB, homeC] = await Promise.all([newHome('a'), newHome('b'), newHome('c')]);
     const preferred = {
       ...settings,
       temporal: { ...settings.temporal, address: `127.0.0.1:${await findFreePort()}` },
