@@ -1,78 +1,34 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import os from 'node:os';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseExperimentConfig, serviceEnvironment, type ServiceSettings } from '@detl/config';
-import { resolveToolBinary, startTestMinio } from '@detl/services';
-import { createObjectStore, type S3ObjectStore } from '@detl/storage';
-import { createTrackingStore, createTestDatabase, type TestDatabase, type TrackingStore } from '@detl/tracking';
+import { parseExperimentConfig } from '@detl/config';
 import { experimentWorkflow } from '@detl/workflows';
+import { killProcess, startTestServices, startWorkerProcess, until, type TestServices } from './test-support/fault-services';
 
 // Durability is claimed for a worker that dies without any chance to clean up, so the worker here
 // is the real process (apps/worker/src/main.ts) and it gets SIGKILL mid-pretraining; a second
 // worker process must carry the run on from the last stored epoch, losing at most one epoch.
-let env: TestWorkflowEnvironment;
-let minio: Awaited<ReturnType<typeof startTestMinio>>;
-let database: TestDatabase;
-let tracking: TrackingStore;
-let store: S3ObjectStore;
-let home: string;
+let services: TestServices;
 const workers: ChildProcess[] = [];
 
-const WORKER_MAIN = path.join(__dirname, 'main.ts');
-const TSX_LOADER = pathToFileURL(createRequire(WORKER_MAIN).resolve('tsx')).href;
-
 beforeAll(async () => {
-  home = await mkdtemp(path.join(os.tmpdir(), 'detl-crash-'));
-  [env, minio, database] = await Promise.all([
-    TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: resolveToolBinary('temporal') }, ip: '127.0.0.1' } }),
-    startTestMinio(),
-    createTestDatabase(),
-  ]);
-  tracking = createTrackingStore(database.url);
-  store = createObjectStore({ ...minio.settings, bucket: `crash-${randomUUID().slice(0, 8)}` });
-  await store.ensureBucket();
+  services = await startTestServices('crash');
 }, 240_000);
 
 afterAll(async () => {
-  for (const worker of workers) if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGKILL');
-  await tracking?.close();
-  await Promise.allSettled([env?.teardown(), minio?.stop(), database?.drop()]);
-  if (home) await rm(home, { recursive: true, force: true });
+  await Promise.all(workers.map((worker) => killProcess(worker)));
+  await services?.stop();
 });
-
-function startWorker(settings: ServiceSettings): ChildProcess {
-  const child = spawn(process.execPath, ['--import', TSX_LOADER, WORKER_MAIN], {
-    env: { ...process.env, ...serviceEnvironment(settings), DETL_WORKER_SLOTS: '2' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  child.stderr?.on('data', () => undefined);
-  workers.push(child);
-  return child;
-}
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | null | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== null && value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
 
 describe('a worker killed with SIGKILL mid-pretraining', () => {
   it('costs at most one epoch: a new worker process resumes from the last stored checkpoint and the dead attempt is recorded as failed', async () => {
-    const settings: ServiceSettings = {
-      home,
-      temporal: { address: env.address, namespace: 'default', taskQueue: `crash-${randomUUID()}` },
-      databaseUrl: database.url,
-      s3: { ...minio.settings, bucket: store.bucket },
+    const settings = services.settings();
+    const { tracking } = services;
+    const output: string[] = [];
+    const startWorker = () => {
+      const worker = startWorkerProcess(settings, output);
+      workers.push(worker);
+      return worker;
     };
     const epochs = 14;
     const config = parseExperimentConfig({
@@ -85,9 +41,9 @@ describe('a worker killed with SIGKILL mid-pretraining', () => {
       gradCam: { imagesPerClass: 0 },
       runtime: { heartbeatTimeoutSeconds: 15 },
     });
-    const first = startWorker(settings);
+    const first = startWorker();
     const workflowId = `crash-${randomUUID()}`;
-    const handle = await env.client.workflow.start(experimentWorkflow, { taskQueue: settings.temporal.taskQueue, workflowId, args: [{ config }] });
+    const handle = await services.env.client.workflow.start(experimentWorkflow, { taskQueue: settings.temporal.taskQueue, workflowId, args: [{ config }] });
 
     const pretrainEpochs = async () => (await tracking.getExperiment(workflowId))?.epochMetrics.filter((row) => row.task === 'pretrain') ?? [];
     await until('two pretraining epochs', 180_000, async () => ((await pretrainEpochs()).length >= 2 ? true : null));
@@ -98,7 +54,7 @@ describe('a worker killed with SIGKILL mid-pretraining', () => {
     expect(stored).toBeLessThan(epochs);
 
     const restartedAt = Date.now();
-    startWorker(settings);
+    startWorker();
     const result = await handle.result();
     expect(result.folds).toHaveLength(2);
 

@@ -1,54 +1,28 @@
 import type { ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
-import path from 'node:path';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseExperimentConfig, type ServiceSettings } from '@detl/config';
-import { resolveToolBinary, startTestMinio } from '@detl/services';
-import { createObjectStore, type S3ObjectStore } from '@detl/storage';
-import { createTrackingStore, createTestDatabase, type TestDatabase, type TrackingStore } from '@detl/tracking';
+import { parseExperimentConfig } from '@detl/config';
 import { experimentWorkflow } from '@detl/workflows';
-import { killProcess, startWorkerProcess } from './test-support/fault-services';
+import { killProcess, startTestServices, startWorkerProcess, type TestServices } from './test-support/fault-services';
 
 // Scale-out is "start another worker on the same services": two real worker processes, one training
 // slot each, poll one task queue, and the run record must show the folds trained by both.
-let env: TestWorkflowEnvironment;
-let minio: Awaited<ReturnType<typeof startTestMinio>>;
-let database: TestDatabase;
-let tracking: TrackingStore;
-let store: S3ObjectStore;
-let home: string;
+let services: TestServices;
 const workers: ChildProcess[] = [];
 
 beforeAll(async () => {
-  home = await mkdtemp(path.join(os.tmpdir(), 'detl-scale-out-'));
-  [env, minio, database] = await Promise.all([
-    TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: resolveToolBinary('temporal') }, ip: '127.0.0.1' } }),
-    startTestMinio(),
-    createTestDatabase(),
-  ]);
-  tracking = createTrackingStore(database.url);
-  store = createObjectStore({ ...minio.settings, bucket: `scale-${randomUUID().slice(0, 8)}` });
-  await store.ensureBucket();
+  services = await startTestServices('scale-out');
 }, 240_000);
 
 afterAll(async () => {
   await Promise.all(workers.map((worker) => killProcess(worker)));
-  await tracking?.close();
-  await Promise.allSettled([env?.teardown(), minio?.stop(), database?.drop()]);
-  if (home) await rm(home, { recursive: true, force: true });
+  await services?.stop();
 });
 
 describe('two worker processes on one task queue', () => {
   it('share the folds of one experiment, as the attempts table shows', async () => {
-    const settings: ServiceSettings = {
-      home,
-      temporal: { address: env.address, namespace: 'default', taskQueue: `scale-${randomUUID()}` },
-      databaseUrl: database.url,
-      s3: { ...minio.settings, bucket: store.bucket },
-    };
+    const settings = services.settings();
     const output: string[] = [];
     // One activity at a time each: the second worker is the only way two folds can run at once.
     for (let i = 0; i < 2; i += 1) workers.push(startWorkerProcess(settings, output, { DETL_WORKER_SLOTS: '1' }));
@@ -62,10 +36,10 @@ describe('two worker processes on one task queue', () => {
       gradCam: { imagesPerClass: 0 },
     });
     const workflowId = `scale-${randomUUID()}`;
-    const result = await env.client.workflow.execute(experimentWorkflow, { taskQueue: settings.temporal.taskQueue, workflowId, args: [{ config }] });
+    const result = await services.env.client.workflow.execute(experimentWorkflow, { taskQueue: settings.temporal.taskQueue, workflowId, args: [{ config }] });
     expect(result.folds).toHaveLength(4);
 
-    const record = await tracking.getExperiment(workflowId);
+    const record = await services.tracking.getExperiment(workflowId);
     const folds = record?.stageAttempts.filter((attempt) => attempt.stage === 'fine_tune_fold') ?? [];
     expect(folds.every((attempt) => attempt.status === 'succeeded')).toBe(true);
     const identities = new Set(folds.map((attempt) => attempt.workerIdentity));

@@ -5,9 +5,12 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { randomUUID } from 'node:crypto';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { parseExperimentConfig, serviceEnvironment, type ExperimentConfig, type ServiceSettings } from '@detl/config';
-import { embeddedPostgresEntry, findFreePort, startMinio, startTemporalDevServer, type MinioServiceHandle, type TemporalServiceHandle } from '@detl/services';
-import { applyMigrations } from '@detl/tracking';
+import { embeddedPostgresEntry, findFreePort, resolveToolBinary, startMinio, startTemporalDevServer, startTestMinio, type MinioServiceHandle, type TemporalServiceHandle } from '@detl/services';
+import { createObjectStore, type S3ObjectStore } from '@detl/storage';
+import { applyMigrations, createTestDatabase, createTrackingStore, type TrackingStore } from '@detl/tracking';
 
 // Helpers of the fault-injection tests (apps/worker/src/worker-*-outage.e2e.test.ts, worker-temporal-restart.e2e.test.ts): services this process can
 // stop and start again on the same port and data, and the worker as a real process.
@@ -44,6 +47,48 @@ export function startWorkerProcess(settings: ServiceSettings, output: string[], 
     });
   }
   return child;
+}
+
+/** The real services an end-to-end test runs on: Temporal dev server, MinIO and a fresh database, plus a home folder. */
+export interface TestServices {
+  env: TestWorkflowEnvironment;
+  tracking: TrackingStore;
+  store: S3ObjectStore;
+  home: string;
+  /** Service settings on these services with a task queue of its own. */
+  settings(): ServiceSettings;
+  /** Stops everything and deletes the home and the database. */
+  stop(): Promise<void>;
+}
+
+/** Starts the {@link TestServices} (`DETL_TEST_DATABASE_URL`'s PostgreSQL when set, else PGlite). */
+export async function startTestServices(name: string): Promise<TestServices> {
+  const home = await mkdtemp(path.join(os.tmpdir(), `detl-${name}-`));
+  const [env, minio, database] = await Promise.all([
+    TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: resolveToolBinary('temporal') }, ip: '127.0.0.1' } }),
+    startTestMinio(),
+    createTestDatabase(),
+  ]);
+  const tracking = createTrackingStore(database.url);
+  const store = createObjectStore({ ...minio.settings, bucket: `${name}-${randomUUID().slice(0, 8)}` });
+  await store.ensureBucket();
+  return {
+    env,
+    tracking,
+    store,
+    home,
+    settings: () => ({
+      home,
+      temporal: { address: env.address, namespace: 'default', taskQueue: `${name}-${randomUUID()}` },
+      databaseUrl: database.url,
+      s3: { ...minio.settings, bucket: store.bucket },
+    }),
+    async stop() {
+      await tracking.close();
+      await Promise.allSettled([env.teardown(), minio.stop(), database.drop()]);
+      await rm(home, { recursive: true, force: true });
+    },
+  };
 }
 
 /** Kills a process started by a test and waits until it is gone. */
