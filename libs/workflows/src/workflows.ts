@@ -1,5 +1,6 @@
 import {
   ActivityCancellationType,
+  type ActivityOptions,
   ApplicationFailure,
   CancellationScope,
   defineQuery,
@@ -18,8 +19,10 @@ import { NON_RETRYABLE_ERRORS } from '@detl/activities/src/non-retryable';
 export interface ExperimentWorkflowInput {
   config: ExperimentConfig;
   /**
-   * Task queue of the CPU/GPU-heavy training activities; defaults to the workflow's own queue, so a
-   * sweep can send training to dedicated GPU workers while bookkeeping stays elsewhere.
+   * Task queue of the training activities (pretraining, fold fine-tuning): `detl run`, `demo` and
+   * `sweep launch` always name one (`DETL_TRAINING_TASK_QUEUE`, default `training`), so training
+   * workers scale apart from the main queue's workflow tasks, bookkeeping, data and Grad-CAM.
+   * Unset (callers that predate the split), training runs on the workflow's own queue.
    */
   trainingTaskQueue?: string;
   /** The sweep that started this experiment (its child workflow), and the experiment's index in it. */
@@ -78,8 +81,7 @@ const dataStage = proxyActivities<DetlActivities>({
  */
 export async function experimentWorkflow(input: ExperimentWorkflowInput): Promise<ExperimentWorkflowResult> {
   const { config } = input;
-  const training = proxyActivities<DetlActivities>({
-    taskQueue: input.trainingTaskQueue ?? workflowInfo().taskQueue,
+  const heavy: ActivityOptions = {
     startToCloseTimeout: '24 hours',
     // Training reports after every epoch and every 10 s in between; a silent worker is a dead one.
     heartbeatTimeout: `${config.runtime.heartbeatTimeoutSeconds} seconds`,
@@ -88,7 +90,11 @@ export async function experimentWorkflow(input: ExperimentWorkflowInput): Promis
     // learns of the cancellation on its next heartbeat and kills its training child), so the record
     // never says cancelled while something still trains.
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  });
+  };
+  const training = proxyActivities<DetlActivities>({ ...heavy, taskQueue: input.trainingTaskQueue ?? workflowInfo().taskQueue });
+  // Grad-CAM is inference on a few images: it stays on the main queue with the bookkeeping, so the
+  // training queue's slots only ever hold trainings.
+  const analysis = proxyActivities<DetlActivities>(heavy);
   const progress: ExperimentProgress = {
     experimentId: null,
     stages: { sampleDataset: 'pending', pretrainFromScratch: 'pending', fineTuneFolds: 'pending', aggregateResults: 'pending', generateGradCams: 'pending' },
@@ -150,7 +156,7 @@ export async function experimentWorkflow(input: ExperimentWorkflowInput): Promis
     );
     const summary = await stage('aggregateResults', () => dataStage.aggregateResults({ experimentId, config, folds }));
     const gradCams = await stage('generateGradCams', () =>
-      training.generateGradCams({ experimentId, config, manifestKey: sample.manifestKey, folds }),
+      analysis.generateGradCams({ experimentId, config, manifestKey: sample.manifestKey, folds }),
     );
     await bookkeeping.finishExperiment({ experimentId, status: 'succeeded', summary });
     return { experimentId, manifestKey: sample.manifestKey, pretrainedModelPrefix, folds, summary, gradCams };
