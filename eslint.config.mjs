@@ -38,6 +38,24 @@ const testBoundaries = [
   { sourceTag: 'type:infra', onlyDependOnLibsWithTags: [] },
 ];
 const testFiles = ['**/*.test.ts', '**/*.test.tsx', '**/test-support/**/*.ts'];
+
+/**
+ * Every package's `exports` map is its public surface; a path into another package's `src/` would
+ * reach past it (TypeScript and Node already refuse it, this names the rule in the editor).
+ */
+const deepImportBan = {
+  regex: '^@detl/[^/]+/src(/|$)',
+  message: "Import a package's public entry (its package.json `exports`), not its src/ files.",
+};
+/**
+ * `@detl/<lib>/testing` holds test helpers and doubles (throw-away MinIO, test databases, the
+ * in-memory object store); production code must not depend on them. Tests, test-support folders
+ * and tools (benchmarks start throw-away services) may.
+ */
+const testingImportBan = {
+  regex: '^@detl/[^/]+/testing$',
+  message: 'Test helpers (@detl/*/testing) are for tests, test-support code and tools only.',
+};
 const boundaryOptions = {
   allow: [],
   // The CLI imports tfjs- and sharp-heavy libraries lazily so that light commands start fast;
@@ -74,7 +92,7 @@ export default tseslint.config(
           paths: nodeBuiltins.map((name) => ({ name, message: 'Workflow code must not use Node built-ins.' })),
           patterns: [
             {
-              regex: '^@detl/(?!activities/src/non-retryable$)',
+              regex: '^@detl/(?!activities/non-retryable$)',
               allowTypeImports: true,
               message: 'Workflows may only import types from I/O libraries.',
             },
@@ -86,6 +104,15 @@ export default tseslint.config(
         },
       ],
     },
+  },
+  {
+    files: ['**/*.ts', '**/*.tsx', '**/*.mts', '**/*.mjs'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [deepImportBan] }] },
+  },
+  {
+    files: ['apps/**/*.ts', 'apps/**/*.tsx', 'libs/**/*.ts', 'libs/**/*.tsx'],
+    ignores: testFiles,
+    rules: { 'no-restricted-imports': ['error', { patterns: [deepImportBan, testingImportBan] }] },
   },
   {
     files: ['**/*.ts', '**/*.tsx'],
@@ -104,6 +131,6 @@ export default tseslint.config(
     // benchmarks start the dashboard; nothing else may import an app.
     files: ['apps/cli/src/**/*.ts', 'tools/**/*.ts'],
     plugins: { '@nx': nx },
-    rules: { '@nx/enforce-module-boundaries': ['error', { ...boundaryOptions, allow: ['@detl/dashboard', '@detl/worker/src/main.ts'], depConstraints: [...productionBoundaries, ...testBoundaries] }] },
+    rules: { '@nx/enforce-module-boundaries': ['error', { ...boundaryOptions, allow: ['@detl/dashboard', '@detl/worker/main'], depConstraints: [...productionBoundaries, ...testBoundaries] }] },
   },
 );

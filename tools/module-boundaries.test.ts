@@ -1,3 +1,5 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { ESLint } from 'eslint';
 import { describe, expect, it } from 'vitest';
@@ -8,10 +10,26 @@ import { describe, expect, it } from 'vitest';
 const workspaceRoot = path.resolve(__dirname, '..');
 const eslint = new ESLint({ cwd: workspaceRoot });
 
-async function boundaryMessages(filePath: string, source: string): Promise<string[]> {
+async function ruleMessages(ruleId: string, filePath: string, source: string): Promise<string[]> {
   const [result] = await eslint.lintText(source, { filePath: path.join(workspaceRoot, filePath) });
-  return (result?.messages ?? []).filter((message) => message.ruleId === '@nx/enforce-module-boundaries').map((message) => message.message);
+  return (result?.messages ?? []).filter((message) => message.ruleId === ruleId).map((message) => message.message);
 }
+
+function boundaryMessages(filePath: string, source: string): Promise<string[]> {
+  return ruleMessages('@nx/enforce-module-boundaries', filePath, source);
+}
+
+function restrictedImportMessages(filePath: string, source: string): Promise<string[]> {
+  return ruleMessages('no-restricted-imports', filePath, source);
+}
+
+/** Every workspace package folder (libs and apps), with its package.json. */
+const packages = ['libs', 'apps'].flatMap((group) =>
+  readdirSync(path.join(workspaceRoot, group)).map((name) => {
+    const folder = path.join(group, name);
+    return { folder, manifest: JSON.parse(readFileSync(path.join(workspaceRoot, folder, 'package.json'), 'utf8')) as { name: string; exports?: Record<string, string> } };
+  }),
+);
 
 describe('module boundaries (Nx tags + @nx/enforce-module-boundaries)', () => {
   it.each([
@@ -29,5 +47,58 @@ describe('module boundaries (Nx tags + @nx/enforce-module-boundaries)', () => {
   it('allows what the table allows', async () => {
     expect(await boundaryMessages('libs/data/src/index.ts', "import { createObjectStore } from '@detl/storage';\nimport { DATA_B_CLASSES } from '@detl/config';\nexport const probe = [createObjectStore, DATA_B_CLASSES];\n")).toEqual([]);
     expect(await boundaryMessages('libs/ml/src/index.ts', "import { checkInstalledNativeBuild } from '@detl/native-tensorflow';\nexport const probe = checkInstalledNativeBuild;\n")).toEqual([]);
+  }, 120_000);
+});
+
+describe('package entry points (package.json exports + lint)', () => {
+  const resolveFromCli = createRequire(path.join(workspaceRoot, 'apps/cli/src/main.ts')).resolve;
+
+  it.each(packages.map(({ folder, manifest }) => [folder, manifest] as const))('%s has an exports map', (_folder, manifest) => {
+    expect(manifest.exports, `${manifest.name} needs an exports map`).toBeDefined();
+    expect(manifest.exports?.['./package.json']).toBe('./package.json');
+  });
+
+  it('resolves the public subpaths and refuses deep src/ paths', () => {
+    expect(resolveFromCli('@detl/activities/non-retryable')).toBe(path.join(workspaceRoot, 'libs/activities/src/non-retryable.ts'));
+    expect(resolveFromCli('@detl/worker/main')).toBe(path.join(workspaceRoot, 'apps/worker/src/main.ts'));
+    expect(resolveFromCli('@detl/tracking/testing')).toBe(path.join(workspaceRoot, 'libs/tracking/src/testing.ts'));
+    for (const deep of ['@detl/activities/src/non-retryable', '@detl/tracking/src/test-database', '@detl/worker/src/main.ts']) {
+      expect(() => resolveFromCli(deep), deep).toThrow(expect.objectContaining({ code: 'ERR_PACKAGE_PATH_NOT_EXPORTED' }));
+    }
+  });
+
+  it('keeps the test helpers out of the production barrels', () => {
+    // Read, not imported: loading the barrels would start Prisma and the AWS SDK for nothing.
+    const barrel = (lib: string) => readFileSync(path.join(workspaceRoot, 'libs', lib, 'src/index.ts'), 'utf8');
+    expect(barrel('tracking')).not.toMatch(/test-database|createTestDatabase/);
+    expect(barrel('services')).not.toMatch(/test-minio|startTestMinio/);
+    expect(barrel('storage')).not.toMatch(/memory-object-store|MemoryObjectStore/);
+  });
+
+  it.each([
+    ['libs/workflows/src/index.ts', "import { NON_RETRYABLE_ERRORS } from '@detl/activities/src/non-retryable';"],
+    ['libs/activities/src/activities.test.ts', "import { createTrackingStore } from '@detl/tracking/src/tracking-store';"],
+    ['tools/bench/data.ts', "import { mapLimit } from '@detl/data/src/concurrency';"],
+  ])('rejects a deep src/ import in %s', async (file, line) => {
+    const messages = await restrictedImportMessages(file, `${line}\nexport const probe = 1;\n`);
+    expect(messages.join('\n')).toContain('not its src/ files');
+  }, 120_000);
+
+  it.each([
+    ['libs/activities/src/index.ts', "import { createTestDatabase } from '@detl/tracking/testing';"],
+    ['apps/dashboard/src/server/query-schemas.ts', "import { MemoryObjectStore } from '@detl/storage/testing';"],
+    ['apps/cli/src/main.ts', "import { startTestMinio } from '@detl/services/testing';"],
+  ])('rejects test helpers in production code: %s', async (file, line) => {
+    const messages = await restrictedImportMessages(file, `${line}\nexport const probe = 1;\n`);
+    expect(messages.join('\n')).toContain('are for tests, test-support code and tools only');
+  }, 120_000);
+
+  it.each([
+    ['libs/activities/src/activities.test.ts', "import { createTestDatabase } from '@detl/tracking/testing';"],
+    ['apps/worker/src/test-support/fault-services.ts', "import { startTestMinio } from '@detl/services/testing';"],
+    ['tools/bench/dashboard.ts', "import { MemoryObjectStore } from '@detl/storage/testing';"],
+    ['libs/workflows/src/index.ts', "import { NON_RETRYABLE_ERRORS } from '@detl/activities/non-retryable';"],
+  ])('allows in %s: %s', async (file, line) => {
+    expect(await restrictedImportMessages(file, `${line}\nexport const probe = 1;\n`)).toEqual([]);
   }, 120_000);
 });

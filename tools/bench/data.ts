@@ -6,8 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import sharp from 'sharp';
-import { CROP_POLICY, measurePreprocessing, preprocessImage, RESIZE_KERNEL, type PreprocessOptions } from '@detl/data';
-import { mapLimit } from '@detl/data/src/concurrency';
+import { CROP_POLICY, mapLimit, measurePreprocessing, preprocessImage, RESIZE_KERNEL, type PreprocessOptions } from '@detl/data';
 
 /**
  * `npm run bench -- data [--repeats=5] [--sizes=64,128,224] [--sample=200] [--limit=N] [--no-parallel]`:

@@ -7,9 +7,11 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { parseExperimentConfig, serviceEnvironment, type ExperimentConfig, type ServiceSettings } from '@detl/config';
-import { resolveToolBinary, startTestMinio } from '@detl/services';
+import { resolveToolBinary } from '@detl/services';
+import { startTestMinio } from '@detl/services/testing';
 import { createObjectStore, downloadPrefix, uploadDirectory } from '@detl/storage';
-import { createTestDatabase, createTrackingStore, type ExperimentDetail, type StageAttemptRecord, type TrackingStore } from '@detl/tracking';
+import { createTrackingStore, type ExperimentDetail, type StageAttemptRecord, type TrackingStore } from '@detl/tracking';
+import { createTestDatabase } from '@detl/tracking/testing';
 import { experimentWorkflow } from '@detl/workflows';
 
 // The worker as the real process it is in production: a path, since tools do not import apps.

@@ -72,7 +72,7 @@ export async function openRuntime(needs: { temporal: boolean; s3: boolean }): Pr
       mkdirSync(logDir, { recursive: true });
       const log = output === 'inherit' ? 'inherit' : openSync(path.join(logDir, 'worker.log'), 'a');
       // execArgv carries the tsx loader this CLI runs under.
-      const child = spawn(process.execPath, [...process.execArgv, require.resolve('@detl/worker/src/main.ts')], {
+      const child = spawn(process.execPath, [...process.execArgv, require.resolve('@detl/worker/main')], {
         // Exact addresses, so the worker talks to this home's services even when they moved off the defaults.
         env: { ...process.env, ...env, ...serviceEnvironment(settings) },
         // The IPC channel lets the worker notice when this CLI dies, even by SIGKILL, and stop

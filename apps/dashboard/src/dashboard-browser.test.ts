@@ -1,8 +1,9 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { MemoryObjectStore } from '@detl/storage';
-import { createRunHistoryQueries, createTestDatabase, createTrackingStore, type RunHistoryQueries, type TestDatabase, type TrackingStore } from '@detl/tracking';
+import { MemoryObjectStore } from '@detl/storage/testing';
+import { createRunHistoryQueries, createTrackingStore, type RunHistoryQueries, type TrackingStore } from '@detl/tracking';
+import { createTestDatabase, type TestDatabase } from '@detl/tracking/testing';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureClientBuilt, startDashboard, type RunningDashboard } from './server/start-dashboard';

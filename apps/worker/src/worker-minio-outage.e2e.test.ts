@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServiceSettings } from '@detl/config';
 import { resolveToolBinary } from '@detl/services';
 import { createObjectStore, type S3ObjectStore } from '@detl/storage';
-import { createTestDatabase, createTrackingStore, type TestDatabase, type TrackingStore } from '@detl/tracking';
+import { createTrackingStore, type TrackingStore } from '@detl/tracking';
+import { createTestDatabase, type TestDatabase } from '@detl/tracking/testing';
 import { experimentWorkflow } from '@detl/workflows';
 import { faultTestConfig, killProcess, sleep, startRestartableMinio, startWorkerProcess, until, type RestartableMinio } from './test-support/fault-services';
 

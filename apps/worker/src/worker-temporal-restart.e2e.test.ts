@@ -6,9 +6,10 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServiceSettings } from '@detl/config';
-import { startTestMinio } from '@detl/services';
+import { startTestMinio } from '@detl/services/testing';
 import { createObjectStore, type S3ObjectStore } from '@detl/storage';
-import { createTestDatabase, createTrackingStore, type TestDatabase, type TrackingStore } from '@detl/tracking';
+import { createTrackingStore, type TrackingStore } from '@detl/tracking';
+import { createTestDatabase, type TestDatabase } from '@detl/tracking/testing';
 import { experimentWorkflow } from '@detl/workflows';
 import { faultTestConfig, killProcess, sleep, startRestartableTemporal, startWorkerProcess, until, type RestartableTemporal } from './test-support/fault-services';
 

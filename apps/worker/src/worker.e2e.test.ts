@@ -9,9 +9,11 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DATA_B_CLASSES, parseExperimentConfig, type ExperimentConfigInput, type ServiceSettings } from '@detl/config';
 import { generateSyntheticDataset } from '@detl/data';
-import { resolveToolBinary, startTestMinio } from '@detl/services';
+import { resolveToolBinary } from '@detl/services';
+import { startTestMinio } from '@detl/services/testing';
 import { createObjectStore, type S3ObjectStore } from '@detl/storage';
-import { createTrackingStore, createTestDatabase, type TestDatabase, type TrackingStore } from '@detl/tracking';
+import { createTrackingStore, type TrackingStore } from '@detl/tracking';
+import { createTestDatabase, type TestDatabase } from '@detl/tracking/testing';
 import { experimentWorkflow } from '@detl/workflows';
 import { createDetlWorker } from './worker';
 

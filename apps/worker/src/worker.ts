@@ -27,7 +27,7 @@ export interface DetlWorkerOptions {
 }
 
 /** Path of the workflow module the worker bundles. */
-export const WORKFLOWS_PATH = require.resolve('@detl/workflows/src/workflows.ts');
+export const WORKFLOWS_PATH = require.resolve('@detl/workflows/workflows');
 
 /** Creates a worker polling `settings.temporal.taskQueue` for both workflow and activity tasks. */
 export async function createDetlWorker(options: DetlWorkerOptions): Promise<Worker> {

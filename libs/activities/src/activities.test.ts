@@ -5,9 +5,10 @@ import { randomUUID } from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseExperimentConfig } from '@detl/config';
-import { startTestMinio } from '@detl/services';
+import { startTestMinio } from '@detl/services/testing';
 import { createObjectStore, type S3ObjectStore } from '@detl/storage';
-import { createTestDatabase, createTrackingStore, type TestDatabase, type TrackingStore } from '@detl/tracking';
+import { createTrackingStore, type TrackingStore } from '@detl/tracking';
+import { createTestDatabase, type TestDatabase } from '@detl/tracking/testing';
 import { createActivities, type TrainingHeartbeat } from './activities';
 
 // Retry semantics of the training activities on real PostgreSQL and MinIO: a second attempt that

@@ -6,7 +6,7 @@ import { importFolderDataset } from './folder-import';
 import { loadImages } from './load';
 import { sampleDataset } from './sample';
 import { sharedDatasetsFolder, temporaryFolder } from './test-support/fixtures';
-import { MemoryObjectStore } from '@detl/storage';
+import { MemoryObjectStore } from '@detl/storage/testing';
 
 const root = path.join(sharedDatasetsFolder(), 'cxr-real');
 const present = existsSync(path.join(root, 'labels.csv'));

@@ -3,7 +3,7 @@ import { parseExperimentConfig } from '@detl/config';
 import { describe, expect, it } from 'vitest';
 import { sampleSources } from './import-sources';
 import { greyPng, temporaryFolder, writeTree } from './test-support/fixtures';
-import { MemoryObjectStore } from '@detl/storage';
+import { MemoryObjectStore } from '@detl/storage/testing';
 
 describe('sampleSources', () => {
   it('imports NIH + Cohen, selects scaled paper sizes and samples them patient-disjointly', { timeout: 60_000 }, async () => {

@@ -8,6 +8,7 @@ export {
   type PredictabilityScore,
   type SourcePredictabilityReport,
 } from './confounds';
+export { mapLimit } from './concurrency';
 export { DatasetError } from './errors';
 export { dropDuplicates, importFolderDataset, type FolderImportOptions } from './folder-import';
 export { loadImages, loadManifest, loadMasks, selectItems, verifyManifest, type ImageSelection, type LabelledImages, type ManifestVerification } from './load';

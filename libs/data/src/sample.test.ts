@@ -8,7 +8,7 @@ import { loadImages, loadManifest, loadMasks, verifyManifest } from './load';
 import { sampleCatalog, sampleDataset } from './sample';
 import { generateSyntheticDataset } from './synthetic';
 import { temporaryFolder } from './test-support/fixtures';
-import { MemoryObjectStore } from '@detl/storage';
+import { MemoryObjectStore } from '@detl/storage/testing';
 
 function config(dataset: ExperimentConfigInput['dataset'] = {}, seed = 5) {
   return parseExperimentConfig({ seed, dataset: { source: { kind: 'synthetic', imagesPerClass: 12, pretrainImagesPerClass: 14 }, imageSize: 32, ...dataset } });

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { sampleDataset } from './sample';
 import { manifestSummary, measurePreprocessing } from './summary';
 import { temporaryFolder } from './test-support/fixtures';
-import { MemoryObjectStore } from '@detl/storage';
+import { MemoryObjectStore } from '@detl/storage/testing';
 
 describe('manifestSummary and measurePreprocessing', () => {
   it('counts folds, splits and sources consistently with the sampling result, and times preprocessing', async () => {

@@ -4,7 +4,7 @@ import { fitLogistic } from './confounds';
 import { loadImages } from './load';
 import { sampleDataset } from './sample';
 import { temporaryFolder } from './test-support/fixtures';
-import { MemoryObjectStore } from '@detl/storage';
+import { MemoryObjectStore } from '@detl/storage/testing';
 
 /** Mean grey of each cell of a `cells`×`cells` grid: a coarse, position-aware feature vector. */
 function pooled(pixels: Uint8Array, size: number, cells: number): number[] {

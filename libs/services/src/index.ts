@@ -5,5 +5,4 @@ export * from './managed-process';
 export * from './minio';
 export * from './net';
 export * from './temporal-dev-server';
-export * from './test-minio';
 export * from './tool-binary';

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startTestMinio, type TestMinio } from '@detl/services';
+import { startTestMinio, type TestMinio } from '@detl/services/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { downloadPrefix, uploadDirectory } from './directory-transfer';
 import { createObjectStore, type S3ObjectStore } from './s3-object-store';

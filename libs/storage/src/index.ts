@@ -2,5 +2,4 @@ export * from './directory-transfer';
 export * from './object-key';
 export * from './object-store';
 export * from './s3-object-store';
-export * from './memory-object-store';
 export * from './retrying-object-store';

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startTestMinio, type TestMinio } from '@detl/services';
+import { startTestMinio, type TestMinio } from '@detl/services/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ObjectNotFoundError } from './object-store';
 import { isTransientStorageError, withTransientObjectStoreRetries } from './retrying-object-store';

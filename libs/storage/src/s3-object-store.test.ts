@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { startTestMinio, findFreePort, type TestMinio } from '@detl/services';
+import { findFreePort } from '@detl/services';
+import { startTestMinio, type TestMinio } from '@detl/services/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidObjectKeyError } from './object-key';
 import { ObjectNotFoundError } from './object-store';

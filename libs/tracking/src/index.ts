@@ -18,7 +18,6 @@ export {
   type EmbeddedPostgresOptions,
 } from './embedded-postgres';
 export { PgliteWireServer, type PgliteWireServerOptions } from './pglite-wire-server';
-export { createTestDatabase, type TestDatabase } from './test-database';
 export {
   createRunHistoryQueries,
   RUN_SORT_FIELDS,

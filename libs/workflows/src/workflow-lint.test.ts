@@ -24,7 +24,7 @@ describe('workflow lint rules', () => {
 
   it('allows type-only imports from I/O libraries and the shared error list', async () => {
     const messages = await restrictedImportMessages(
-      "import type { DetlActivities } from '@detl/activities';\nimport { NON_RETRYABLE_ERRORS } from '@detl/activities/src/non-retryable';\nexport type A = DetlActivities;\nexport const b = NON_RETRYABLE_ERRORS;\n",
+      "import type { DetlActivities } from '@detl/activities';\nimport { NON_RETRYABLE_ERRORS } from '@detl/activities/non-retryable';\nexport type A = DetlActivities;\nexport const b = NON_RETRYABLE_ERRORS;\n",
     );
     expect(messages).toEqual([]);
   }, 60_000);

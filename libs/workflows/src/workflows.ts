@@ -10,10 +10,10 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { ExperimentConfig } from '@detl/config';
+import type { ExperimentConfig, StageActivity } from '@detl/config';
 import type { DetlActivities, ExperimentSummary, FoldResult, GradCamResult } from '@detl/activities';
 // A plain constant module (no I/O), shared so activities and the retry policy agree on the names.
-import { NON_RETRYABLE_ERRORS } from '@detl/activities/src/non-retryable';
+import { NON_RETRYABLE_ERRORS } from '@detl/activities/non-retryable';
 
 /** Input of {@link experimentWorkflow}: a validated configuration. */
 export interface ExperimentWorkflowInput {
@@ -51,7 +51,8 @@ export type StageState = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipp
 /** Live progress, answered by the workflow at any time without touching the database. */
 export interface ExperimentProgress {
   experimentId: string | null;
-  stages: Record<'sampleDataset' | 'pretrainFromScratch' | 'fineTuneFolds' | 'aggregateResults' | 'generateGradCams', StageState>;
+  /** State per stage, keyed by the stage's activity name (the stage table of `@detl/config`). */
+  stages: Record<StageActivity, StageState>;
   /** State per fold, index = fold. */
   folds: StageState[];
   error: string | null;
@@ -97,7 +98,7 @@ export async function experimentWorkflow(input: ExperimentWorkflowInput): Promis
   const analysis = proxyActivities<DetlActivities>(heavy);
   const progress: ExperimentProgress = {
     experimentId: null,
-    stages: { sampleDataset: 'pending', pretrainFromScratch: 'pending', fineTuneFolds: 'pending', aggregateResults: 'pending', generateGradCams: 'pending' },
+    stages: { sampleDataset: 'pending', pretrainFromScratch: 'pending', fineTuneFold: 'pending', aggregateResults: 'pending', generateGradCams: 'pending' },
     folds: Array.from({ length: config.dataset.folds }, (): StageState => 'pending'),
     error: null,
   };
@@ -133,7 +134,7 @@ export async function experimentWorkflow(input: ExperimentWorkflowInput): Promis
         : input.pretrainedModelPrefix !== undefined
           ? (skip('pretrainFromScratch') ?? input.pretrainedModelPrefix)
           : (await stage('pretrainFromScratch', () => training.pretrainFromScratch({ experimentId, config, manifestKey: sample.manifestKey }))).modelPrefix;
-    const folds = await stage('fineTuneFolds', () =>
+    const folds = await stage('fineTuneFold', () =>
       Promise.all(
         progress.folds.map(async (_, fold) => {
           progress.folds[fold] = 'running';

@@ -3,9 +3,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseExperimentConfig, serviceEnvironment } from '@detl/config';
-import { startTestMinio, type TestMinio } from '@detl/services';
+import { startTestMinio, type TestMinio } from '@detl/services/testing';
 import { createObjectStore } from '@detl/storage';
-import { createTestDatabase, createTrackingStore, type TestDatabase } from '@detl/tracking';
+import { createTrackingStore } from '@detl/tracking';
+import { createTestDatabase, type TestDatabase } from '@detl/tracking/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DETL_BIN, expectCliErrors } from '../test-support/run-detl';
 

@@ -7,9 +7,9 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSyntheticDataset } from '@detl/data';
-import { startTestMinio, type TestMinio } from '@detl/services';
+import { startTestMinio, type TestMinio } from '@detl/services/testing';
 import { createObjectStore, type S3ObjectStore } from '@detl/storage';
-import { createTestDatabase, type TestDatabase } from '@detl/tracking';
+import { createTestDatabase, type TestDatabase } from '@detl/tracking/testing';
 
 // `detl data import` and `detl data check` as a user runs them, against real MinIO and PostgreSQL:
 // a generated folder dataset in, shards and a manifest out; bad input stops with the flag or file

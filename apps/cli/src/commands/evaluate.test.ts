@@ -9,9 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DATA_B_CLASSES, parseExperimentConfig } from '@detl/config';
 import { generateSyntheticDataset, sampleDataset } from '@detl/data';
 import { initBackend } from '@detl/ml';
-import { startTestMinio, type TestMinio } from '@detl/services';
+import { startTestMinio, type TestMinio } from '@detl/services/testing';
 import { createObjectStore, type S3ObjectStore } from '@detl/storage';
-import { createTestDatabase, createTrackingStore, type ExperimentRecord, type TestDatabase, type TrackingStore } from '@detl/tracking';
+import { createTrackingStore, type ExperimentRecord, type TrackingStore } from '@detl/tracking';
+import { createTestDatabase, type TestDatabase } from '@detl/tracking/testing';
 
 // `detl evaluate` end to end on real services: a run recorded in PostgreSQL with fold models and a
 // real sampling manifest in MinIO, evaluated on a small synthetic folder-per-class dataset from two

@@ -11,9 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DATA_B_CLASSES, parseExperimentConfig, type ExperimentConfig } from '@detl/config';
 import { generateSyntheticDataset, sampleDataset } from '@detl/data';
 import { buildModel, initBackend, saveModelToStore } from '@detl/ml';
-import { startTestMinio, type TestMinio } from '@detl/services';
+import { startTestMinio, type TestMinio } from '@detl/services/testing';
 import { createObjectStore, type S3ObjectStore } from '@detl/storage';
-import { createTestDatabase, createTrackingStore, type ExperimentRecord, type TestDatabase, type TrackingStore } from '@detl/tracking';
+import { createTrackingStore, type ExperimentRecord, type TrackingStore } from '@detl/tracking';
+import { createTestDatabase, type TestDatabase } from '@detl/tracking/testing';
 
 // `detl predict` end to end on real services: MinIO holds a real sampling manifest and fold models
 // saved in the tfjs layers format, PostgreSQL holds the experiment and fold rows written through the

@@ -10,9 +10,11 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseExperimentConfig, serviceEnvironment, type ServiceSettings } from '@detl/config';
-import { resolveToolBinary, startTestMinio } from '@detl/services';
+import { resolveToolBinary } from '@detl/services';
+import { startTestMinio } from '@detl/services/testing';
 import { createObjectStore, type S3ObjectStore } from '@detl/storage';
-import { createTestDatabase, createTrackingStore, type TestDatabase, type TrackingStore } from '@detl/tracking';
+import { createTrackingStore, type TrackingStore } from '@detl/tracking';
+import { createTestDatabase, type TestDatabase } from '@detl/tracking/testing';
 import { experimentWorkflow } from '@detl/workflows';
 import { runDetl } from '../test-support/run-detl';
 
@@ -27,7 +29,7 @@ let store: S3ObjectStore;
 let home: string;
 let worker: ChildProcess | undefined;
 
-const WORKER_MAIN = require.resolve('@detl/worker/src/main.ts');
+const WORKER_MAIN = require.resolve('@detl/worker/main');
 const TSX_LOADER = pathToFileURL(createRequire(WORKER_MAIN).resolve('tsx')).href;
 const HEARTBEAT_TIMEOUT_SECONDS = 15;
 

@@ -6,7 +6,8 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseExperimentConfig } from '@detl/config';
-import { createTestDatabase, createTrackingStore, type TestDatabase, type TrackingStore } from '@detl/tracking';
+import { createTrackingStore, type TrackingStore } from '@detl/tracking';
+import { createTestDatabase, type TestDatabase } from '@detl/tracking/testing';
 
 // `detl runs list` and `detl runs show` as a user runs them, on a real PostgreSQL holding runs
 // written through the tracking API. Two runs get ids that share a prefix, as short ids sometimes do.

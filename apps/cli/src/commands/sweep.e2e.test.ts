@@ -9,9 +9,11 @@ import { pathToFileURL } from 'node:url';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serviceEnvironment, type ServiceSettings } from '@detl/config';
-import { resolveToolBinary, startTestMinio } from '@detl/services';
+import { resolveToolBinary } from '@detl/services';
+import { startTestMinio } from '@detl/services/testing';
 import { createObjectStore, type S3ObjectStore } from '@detl/storage';
-import { createSweepStore, createTestDatabase, createTrackingStore, type SweepDetail, type SweepStore, type TestDatabase, type TrackingStore } from '@detl/tracking';
+import { createSweepStore, createTrackingStore, type SweepDetail, type SweepStore, type TrackingStore } from '@detl/tracking';
+import { createTestDatabase, type TestDatabase } from '@detl/tracking/testing';
 import { runDetl } from '../test-support/run-detl';
 
 // A sweep of four tiny experiments, launched with `detl sweep launch` and run by a real worker
@@ -29,7 +31,7 @@ let settings: ServiceSettings;
 let cliEnv: NodeJS.ProcessEnv;
 let worker: ChildProcess | undefined;
 
-const WORKER_MAIN = require.resolve('@detl/worker/src/main.ts');
+const WORKER_MAIN = require.resolve('@detl/worker/main');
 const TSX_LOADER = pathToFileURL(createRequire(WORKER_MAIN).resolve('tsx')).href;
 
 const tiny = {

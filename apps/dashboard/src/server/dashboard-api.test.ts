@@ -1,5 +1,6 @@
-import { MemoryObjectStore } from '@detl/storage';
-import { createRunHistoryQueries, createTestDatabase, createTrackingStore, type RunHistoryQueries, type TestDatabase, type TrackingStore } from '@detl/tracking';
+import { MemoryObjectStore } from '@detl/storage/testing';
+import { createRunHistoryQueries, createTrackingStore, type RunHistoryQueries, type TrackingStore } from '@detl/tracking';
+import { createTestDatabase, type TestDatabase } from '@detl/tracking/testing';
 import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CompareResponse, ErrorResponse, RunDetailResponse, RunListResponse } from '../api-types';

@@ -8,9 +8,11 @@ import { pathToFileURL } from 'node:url';
 import { randomUUID } from 'node:crypto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { parseExperimentConfig, serviceEnvironment, type ExperimentConfig, type ServiceSettings } from '@detl/config';
-import { embeddedPostgresEntry, findFreePort, resolveToolBinary, startMinio, startTemporalDevServer, startTestMinio, type MinioServiceHandle, type TemporalServiceHandle } from '@detl/services';
+import { embeddedPostgresEntry, findFreePort, resolveToolBinary, startMinio, startTemporalDevServer, type MinioServiceHandle, type TemporalServiceHandle } from '@detl/services';
+import { startTestMinio } from '@detl/services/testing';
 import { createObjectStore, type S3ObjectStore } from '@detl/storage';
-import { applyMigrations, createTestDatabase, createTrackingStore, type TrackingStore } from '@detl/tracking';
+import { applyMigrations, createTrackingStore, type TrackingStore } from '@detl/tracking';
+import { createTestDatabase } from '@detl/tracking/testing';
 
 // Helpers of the fault-injection tests (apps/worker/src/worker-*-outage.e2e.test.ts, worker-temporal-restart.e2e.test.ts): services this process can
 // stop and start again on the same port and data, and the worker as a real process.

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { MemoryObjectStore } from '@detl/storage';
+import { MemoryObjectStore } from '@detl/storage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildModel, describeArchitecture, modelSpecOf } from './models';
 import { loadModel, loadModelFromStore, loadOptimizer, loadOptimizerFromStore, saveModel, saveModelToStore } from './model-io';
