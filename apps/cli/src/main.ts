@@ -9,7 +9,8 @@ import { predictCommand } from './commands/predict';
 import { runExperimentCommand } from './commands/run';
 import { listRunsCommand, showRunCommand } from './commands/runs';
 import { cancelRunCommand } from './commands/runs-cancel';
-import { migrateCommand, startServicesCommand, stopServicesCommand, workerCommand } from './commands/services';
+import { migrateCommand, startServicesCommand, stopServicesCommand } from './commands/services';
+import { QUEUE_FLAG_HELP, workerCommand } from './commands/worker';
 import { cancelSweepCommand, launchSweepCommand, listSweepsCommand, sweepReportCommand, sweepStatusCommand } from './commands/sweep';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -141,8 +142,9 @@ export function buildProgram(): Command {
   services.command('stop').description('stop what `detl services start` left running').action(() => stopServicesCommand());
   program
     .command('worker')
-    .description('run a worker in the foreground (polls DETL_TASK_QUEUE)')
-    .option('--max-trainings <n>', 'activities (so trainings) this worker runs at once (default: one per core)')
+    .description('run a worker in the foreground (polls the main and the training task queue, or those named by --queue)')
+    .option('--queue <name>', QUEUE_FLAG_HELP, collect, [])
+    .option('--max-trainings <n>', 'trainings this worker runs at once (activities per task queue; default: one per core)')
     .option('--threads <n>', 'TensorFlow threads per training when the config says runtime.threads=auto (default: cores ÷ --max-trainings)')
     .option('--backend <name>', 'force the tfjs backend of every training: tensorflow-gpu, tensorflow, wasm or cpu')
     .action((flags) => workerCommand(flags));

@@ -1,4 +1,4 @@
-import { loadServiceSettings } from '@detl/config';
+import { loadServiceSettings, parseTaskQueueList } from '@detl/config';
 import { resolveHomeServices, usesEmbeddedServices } from '@detl/services';
 import { createObjectStore } from '@detl/storage';
 import { createTrackingStore } from '@detl/tracking';
@@ -13,10 +13,12 @@ function positiveInteger(name: string): number | undefined {
 }
 
 /**
- * The worker process: `npx tsx apps/worker/src/main.ts`. Services come from the environment
- * (see libs/config service-settings); `DETL_WORKER_SLOTS` bounds concurrent activities (and so
- * trainings), `DETL_TRAINING_THREADS` sets TensorFlow's threads per training (default: cores ÷
- * slots), `DETL_TF_BACKEND` forces a backend for every training.
+ * The worker process: `npx tsx apps/worker/src/main.ts` (`detl worker` starts it). Services come
+ * from the environment (see libs/config service-settings); `DETL_WORKER_QUEUES` (comma list) names
+ * the task queues it polls (default: `DETL_TASK_QUEUE` and `DETL_TRAINING_TASK_QUEUE`);
+ * `DETL_WORKER_SLOTS` bounds concurrent activities per queue (so trainings, `--max-trainings`),
+ * `DETL_TRAINING_THREADS` sets TensorFlow's threads per training (default: cores ÷ slots),
+ * `DETL_TF_BACKEND` forces a backend for every training.
  */
 async function main(): Promise<void> {
   const configured = loadServiceSettings();
@@ -25,16 +27,22 @@ async function main(): Promise<void> {
   const settings = usesEmbeddedServices(configured) ? resolveHomeServices(configured) : configured;
   const slots = positiveInteger('DETL_WORKER_SLOTS');
   const trainingThreads = positiveInteger('DETL_TRAINING_THREADS');
+  const queueList = process.env['DETL_WORKER_QUEUES'];
+  const queues = queueList === undefined || queueList === '' ? undefined : parseTaskQueueList([queueList], 'DETL_WORKER_QUEUES');
   const store = createObjectStore(settings.s3);
   await store.ensureBucket();
   const tracking = createTrackingStore(settings.databaseUrl);
-  const worker = await createDetlWorker({ settings, store, tracking, activitySlots: slots, trainingThreads });
+  const worker = await createDetlWorker({ settings, store, tracking, queues, activitySlots: slots, trainingThreads });
   const stop = () => worker.shutdown();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   // Started by a CLI with an IPC channel: that CLI going away, however it went, ends this worker.
   if (process.send) process.once('disconnect', stop);
-  console.log(`detl worker polling task queue "${settings.temporal.taskQueue}" at ${settings.temporal.address}`);
+  // The first words are what scripts (tests, the durability bench) wait for.
+  const served = worker.queues.map(({ name, role }) =>
+    role === 'main' ? `"${name}" (workflows, bookkeeping, data, Grad-CAM)` : `"${name}" (training, ${worker.activitySlots} at once)`,
+  );
+  console.log(`detl worker polling task queues ${served.join(' and ')} at ${settings.temporal.address}`);
   try {
     await worker.run();
   } finally {

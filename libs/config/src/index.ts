@@ -1,5 +1,6 @@
 export * from './experiment-config';
 export * from './service-settings';
+export * from './task-queues';
 export * from './sweep-config';
 export * from './transient-retry';
 export * from './seeded-random';

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_TRAINING_TASK_QUEUE, TASK_QUEUE_NAME_PATTERN } from './task-queues';
 
 /** Where the services live. Embedded defaults unless the environment names real ones. */
 export interface ServiceSettings {
@@ -13,8 +14,13 @@ export interface ServiceSettings {
     /** `host:port` of the Temporal frontend (`DETL_TEMPORAL_ADDRESS`). */
     address: string;
     namespace: string;
-    /** Task queue the workers poll (`DETL_TASK_QUEUE`). */
+    /** Main task queue: workflow tasks, bookkeeping, data and Grad-CAM (`DETL_TASK_QUEUE`). */
     taskQueue: string;
+    /**
+     * Task queue of the training activities (`DETL_TRAINING_TASK_QUEUE`); unset means `training`
+     * (see `trainingTaskQueueOf`). Optional so settings built by hand keep their meaning.
+     */
+    trainingTaskQueue?: string;
   };
   /** PostgreSQL connection string (`DETL_DATABASE_URL`). */
   databaseUrl: string;
@@ -38,6 +44,7 @@ const envSchema = z.object({
   DETL_TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port').optional(),
   DETL_TEMPORAL_NAMESPACE: z.string().min(1).optional(),
   DETL_TASK_QUEUE: z.string().min(1).optional(),
+  DETL_TRAINING_TASK_QUEUE: z.string().regex(TASK_QUEUE_NAME_PATTERN, "letters, digits, '.', '_' or '-'").optional(),
   DETL_DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'expected postgresql://…').optional(),
   DETL_S3_ENDPOINT: z.url().optional(),
   DETL_S3_REGION: z.string().min(1).optional(),
@@ -128,6 +135,7 @@ export function loadServiceSettings(env: NodeJS.ProcessEnv = process.env, cwd = 
       address: e.DETL_TEMPORAL_ADDRESS ?? `127.0.0.1:${EMBEDDED_PORTS.temporal}`,
       namespace: e.DETL_TEMPORAL_NAMESPACE ?? 'default',
       taskQueue: e.DETL_TASK_QUEUE ?? 'detl',
+      trainingTaskQueue: e.DETL_TRAINING_TASK_QUEUE ?? DEFAULT_TRAINING_TASK_QUEUE,
     },
     databaseUrl: e.DETL_DATABASE_URL ?? `postgresql://postgres:postgres@127.0.0.1:${EMBEDDED_PORTS.postgres}/postgres`,
     s3: {
@@ -160,6 +168,7 @@ export function serviceEnvironment(settings: Pick<ServiceSettings, 'home' | 'dat
     env.DETL_TEMPORAL_ADDRESS = settings.temporal.address;
     env.DETL_TEMPORAL_NAMESPACE = settings.temporal.namespace;
     env.DETL_TASK_QUEUE = settings.temporal.taskQueue;
+    if (settings.temporal.trainingTaskQueue !== undefined) env.DETL_TRAINING_TASK_QUEUE = settings.temporal.trainingTaskQueue;
   }
   return env;
 }

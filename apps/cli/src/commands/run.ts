@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
-import type { ExperimentConfig } from '@detl/config';
+import { trainingTaskQueueOf, type ExperimentConfig } from '@detl/config';
 import { experimentWorkflow, progressQuery, type ExperimentWorkflowResult } from '@detl/workflows';
 import { BACKEND_ENV_VARIABLE, nativeBackendProblem } from '@detl/native-tensorflow';
 import { CliError } from '../cli-error';
@@ -37,7 +37,8 @@ export async function runExperimentCommand(flags: RunFlags, preset: Record<strin
     const handle = await client.workflow.start(experimentWorkflow, {
       taskQueue: runtime.settings.temporal.taskQueue,
       workflowId,
-      args: [{ config }],
+      // Training goes to its own queue, so training workers (other machines, GPUs) can take it.
+      args: [{ config, trainingTaskQueue: trainingTaskQueueOf(runtime.settings) }],
     });
     // The UI port is this home's (it moves off 8233 when another home holds it).
     const ui = runtime.temporalUiUrl === null ? '' : ` (Temporal UI: ${runtime.temporalUiUrl}/namespaces/${runtime.settings.temporal.namespace}/workflows/${workflowId})`;

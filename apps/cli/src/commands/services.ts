@@ -1,6 +1,5 @@
 import { homeOwnedServices, startEmbeddedServices, stopEmbeddedServices, usesEmbeddedServices } from '@detl/services';
 import { applyMigrations } from '@detl/tracking';
-import { BACKEND_ENV_VARIABLE, nativeBackendProblem } from '@detl/native-tensorflow';
 import { CliError } from '../cli-error';
 import { loadCliSettings, openRuntime } from '../runtime';
 
@@ -33,44 +32,6 @@ export async function migrateCommand(): Promise<void> {
   const runtime = await openRuntime({ temporal: false, s3: false });
   await runtime.close();
   console.log(`database at ${redact(runtime.settings.databaseUrl)} is up to date`);
-}
-
-/** Flags of `detl worker`. */
-export interface WorkerFlags {
-  maxTrainings?: string;
-  threads?: string;
-  backend?: string;
-}
-
-const WORKER_BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
-
-function positiveIntegerFlag(name: string, value: string | undefined): string | undefined {
-  if (value === undefined) return undefined;
-  if (!/^[1-9][0-9]*$/.test(value)) throw new CliError(`${name} ${value}: expected a positive integer`, 2);
-  return value;
-}
-
-/** `detl worker`: runs a worker in the foreground until interrupted. */
-export async function workerCommand(flags: WorkerFlags = {}): Promise<void> {
-  const env: NodeJS.ProcessEnv = {};
-  const slots = positiveIntegerFlag('--max-trainings', flags.maxTrainings);
-  const threads = positiveIntegerFlag('--threads', flags.threads);
-  if (slots) env['DETL_WORKER_SLOTS'] = slots;
-  if (threads) env['DETL_TRAINING_THREADS'] = threads;
-  if (flags.backend !== undefined) {
-    if (!WORKER_BACKENDS.includes(flags.backend)) throw new CliError(`--backend ${flags.backend}: expected one of ${WORKER_BACKENDS.join(', ')}`, 2);
-    env[BACKEND_ENV_VARIABLE] = flags.backend;
-    const problem = nativeBackendProblem(flags.backend);
-    if (problem) throw new CliError(`--backend ${flags.backend} cannot run here: ${problem}`, 2);
-  }
-  const runtime = await openRuntime({ temporal: true, s3: true });
-  try {
-    const child = runtime.startLocalWorker('inherit', env);
-    const code = await new Promise<number>((resolve) => child.once('exit', (exitCode) => resolve(exitCode ?? 1)));
-    if (code !== 0) throw new CliError(`worker exited with code ${code}`, code);
-  } finally {
-    await runtime.close();
-  }
 }
 
 function redact(url: string): string {

@@ -4,7 +4,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { parseSweepSpec, resolveSweepExperiments, type SweepExperiment, type SweepSpec } from '@detl/config';
+import { parseSweepSpec, resolveSweepExperiments, trainingTaskQueueOf, type SweepExperiment, type SweepSpec } from '@detl/config';
 import { homeOwnedServices, startEmbeddedServices, usesEmbeddedServices } from '@detl/services';
 import { createSweepStore, TrackingError, type SweepDetail, type SweepExperimentRow, type SweepStore } from '@detl/tracking';
 import type { sweepWorkflow, SweepWorkflowInput } from '@detl/workflows';
@@ -127,7 +127,7 @@ export async function launchSweepCommand(flags: SweepLaunchFlags): Promise<void>
       spec: spec as unknown as Record<string, unknown>,
       experiments: experiments.map((e) => ({ index: e.index, workflowId: `${workflowId}-${e.index}`, overrides: e.overrides, config: e.config })),
       concurrency: spec.concurrency,
-      trainingTaskQueue: spec.trainingTaskQueue,
+      trainingTaskQueue: spec.trainingTaskQueue ?? trainingTaskQueueOf(runtime.settings),
     };
     const client = await runtime.temporal();
     await client.workflow.start<typeof sweepWorkflow>('sweepWorkflow', { taskQueue: runtime.settings.temporal.taskQueue, workflowId, args: [input] });
