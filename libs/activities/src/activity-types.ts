@@ -68,6 +68,8 @@ export type ExperimentSummary = ResultSummary;
 /** Result of {@link DetlActivities.generateGradCams}. */
 export interface GradCamResult {
   overlayKeys: string[];
+  /** The gallery index saying what each overlay shows (`readGradCamGallery` of `@detl/storage` reads it). */
+  galleryKey: string;
   /** Share of correctly classified lesion images whose heatmap peak falls inside the lesion mask (when masks exist). */
   pointingGameRate: number | null;
 }

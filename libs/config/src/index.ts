@@ -4,3 +4,4 @@ export * from './task-queues';
 export * from './sweep-config';
 export * from './transient-retry';
 export * from './seeded-random';
+export * from './stage-table';

@@ -1,4 +1,4 @@
-import type { ObjectStore } from '@detl/storage';
+import { parseShardKey, type ObjectStore } from '@detl/storage';
 import { DatasetError } from './errors';
 import { datasetManifestSchema, type DatasetManifest, type ManifestItem } from './manifest';
 import { sha256Hex } from './random';
@@ -125,7 +125,7 @@ export async function verifyManifest(store: ObjectStore, manifestKey: string): P
   const shardByKey = new Map(manifest.shards.map((shard) => [shard.key, shard]));
   for (const shard of manifest.shards) {
     if (shard.sizeBytes !== shard.count * area) problems.push(`${shard.key}: ${shard.count} images of ${manifest.imageSize} px need ${shard.count * area} bytes, manifest says ${shard.sizeBytes}`);
-    if (shard.key !== `shards/${shard.sha256}.u8`) problems.push(`${shard.key}: key does not name its SHA-256 ${shard.sha256}`);
+    if (parseShardKey(shard.key)?.sha256 !== shard.sha256) problems.push(`${shard.key}: key does not name its SHA-256 ${shard.sha256}`);
     const stored = await store.getObject(shard.key).catch(() => null);
     if (!stored) problems.push(`${shard.key}: missing from ${store.bucket}`);
     else if (stored.byteLength !== shard.sizeBytes || sha256Hex(stored) !== shard.sha256) problems.push(`${shard.key}: stored bytes differ from the manifest`);

@@ -1,0 +1,76 @@
+import { Context } from '@temporalio/activity';
+import { DATA_B_CLASSES, type ExperimentConfig } from '@detl/config';
+import { loadImages, loadManifest, loadMasks, selectItems } from '@detl/data';
+import { createGradCamExplainer, createGradCamTally, initBackend, loadModelFromStore, surveyGradCams, tallyPointingGameRate } from '@detl/ml';
+import { gradCamOverlayKey, writeGradCamGallery, type GradCamGalleryEntry, type StoredObject } from '@detl/storage';
+import type { ExperimentRef, FoldResult, GradCamResult } from './activity-types';
+import type { ActivityDependencies, StageRunner } from './stage-runner';
+
+/**
+ * Stage 5 of the paper, explanation: Grad-CAM overlays of held-out images, each made by the fold
+ * model that did not train on the image, the pointing game against lesion masks where the data has
+ * them, and the gallery index saying what each overlay shows.
+ */
+export function createGradCamStage({ tracking, store }: ActivityDependencies, runner: StageRunner) {
+  return {
+    /**
+     * Grad-CAM overlays for a few held-out images per class, each explained by the model that did
+     * not see it in training; scores localisation against lesion masks when the dataset has them.
+     * Writes `gradcam/index.json` (read it with `readGradCamGallery` of `@detl/storage`).
+     */
+    async generateGradCams({ experimentId, config, manifestKey, folds }: ExperimentRef & { config: ExperimentConfig; manifestKey: string; folds: FoldResult[] }): Promise<GradCamResult> {
+      return runner.tracked(experimentId, 'generateGradCams', undefined, async () => {
+        const context = Context.current();
+        await initBackend(config.runtime.backend);
+        const manifest = await loadManifest(store, manifestKey);
+        const tally = createGradCamTally(config.gradCam.imagesPerClass);
+        const stored: StoredObject[] = [];
+        const gallery: GradCamGalleryEntry[] = [];
+        for (const fold of [...folds].sort((a, b) => a.fold - b.fold)) {
+          const selection = { set: 'B' as const, folds: [fold.fold] };
+          const items = selectItems(manifest, selection);
+          const images = await loadImages(store, manifest, selection);
+          const masks = await loadMasks(store, manifest, selection);
+          const model = await loadModelFromStore(store, fold.modelPrefix);
+          const explainer = createGradCamExplainer(model);
+          try {
+            await surveyGradCams({
+              explainer,
+              images,
+              masks,
+              tally,
+              onPick: async (pick) => {
+                const trueClass = DATA_B_CLASSES[pick.label] ?? 'unknown';
+                const predictedClass = DATA_B_CLASSES[pick.predictedClass] ?? 'unknown';
+                const object = await store.putObject(gradCamOverlayKey(experimentId, { trueClass, imageId: pick.imageId, predictedClass }), pick.png, 'image/png');
+                stored.push(object);
+                // loadImages keeps the manifest's order, so the pick's position names its manifest item.
+                const item = items[pick.index];
+                if (!item || item.imageId !== pick.imageId) throw new Error(`Grad-CAM pick ${pick.imageId} is not item ${pick.index} of fold ${fold.fold} in ${manifestKey}`);
+                gallery.push({
+                  overlayKey: object.key,
+                  imageId: pick.imageId,
+                  imageKey: item.shardKey,
+                  imageIndex: item.index,
+                  trueClass,
+                  predictedClass,
+                  // A float32 softmax can land a hair outside [0, 1]; the gallery promises a probability.
+                  probability: Math.min(1, Math.max(0, pick.probability)),
+                  fold: fold.fold,
+                });
+              },
+              onImage: (index) => context.heartbeat({ fold: fold.fold, index }),
+            });
+          } finally {
+            explainer.dispose();
+            model.dispose();
+          }
+        }
+        const pointingGameRate = tallyPointingGameRate(tally);
+        const index = await writeGradCamGallery(store, { experimentId, classes: [...DATA_B_CLASSES], pointingGameRate, overlays: gallery });
+        await tracking.recordArtifacts(experimentId, [...stored.map((object) => ({ ...object, kind: 'grad_cam' as const })), { ...index, kind: 'report' as const }]);
+        return { overlayKeys: stored.map((object) => object.key), galleryKey: index.key, pointingGameRate };
+      });
+    },
+  };
+}
