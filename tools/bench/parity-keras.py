@@ -1,0 +1,158 @@
+"""Keras side of `npm run bench -- parity` (tools/bench/parity.ts).
+
+Trains one cross-validation fold with the recipe detl's scratch fine-tune uses, on the tensors detl
+exported (tools/bench/parity.ts writes them once for both peers), and prints one JSON line:
+
+- data: `<export>/images.u8` (N x S x S uint8, Data-B in manifest order, exactly the pixels detl's
+  shards hold after its own preprocessing) and `<export>/items.json` (label and fold per image);
+  train = every other fold, test = this fold, both in manifest order; pixels / 255 as detl does;
+- net: detl's small-vgg written out layer by layer (the same as tools/bench/keras-bench.py):
+  conv 3x3 with bias, glorot-uniform kernels and zero biases (detl's initialiser family), batch
+  norm with detl's momentum 0.9 and epsilon 1.001e-5, ReLU, max-pool; dense 128 ReLU; logits;
+- step: softmax cross-entropy on the logits, mean over the batch; Adam beta 0.9/0.999 eps 1e-7;
+  learning rate annealed per step by a cosine from `learningRate` to 0 over every step of the run
+  (Keras' CosineDecay(alpha=0) is detl's learningRateAt); a fresh shuffle every epoch; the last
+  batch of an epoch is partial, as in detl;
+- evaluation: the weights after the last epoch (detl's fold jobs have no validation set, so they
+  keep the last weights too), batch norm in inference mode.
+
+usage: parity-keras.py '<json: exportDir, fold, epochs, batchSize, learningRate, schedule, modelSeed,
+                         shuffleSeed, widthMultiplier, threads ("1" | "default"), augmentation>'
+"""
+
+import json
+import os
+import sys
+import time
+
+job = json.loads(sys.argv[1])
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# Threads must be set before TensorFlow runs its first op.
+if job["threads"] == "1":
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
+
+
+def width(base, multiplier):
+    units = round(base * multiplier)
+    if units < 1:
+        raise SystemExit(f"width multiplier {multiplier} leaves a layer of base {base} without units")
+    return units
+
+
+def small_vgg(size, w, classes):
+    # detl libs/ml/src/core/models.ts smallVgg: 4 blocks x 2 (conv3x3 + bias, linear -> BN(0.9, 1.001e-5) -> ReLU),
+    # maxpool 2/2, flatten, dense 128 x width ReLU, dense classes (logits). Keras' defaults for Conv2D and
+    # Dense are glorot_uniform kernels and zero biases, detl sets glorotUniform explicitly (tfjs' default is normal).
+    inp = keras.Input(shape=(size, size, 1), name="input")
+    y = inp
+    for index, filters in enumerate((16, 32, 64, 128)):
+        for c in (1, 2):
+            y = layers.Conv2D(width(filters, w), 3, padding="same", kernel_initializer="glorot_uniform", name=f"block{index + 1}_conv{c}")(y)
+            y = layers.BatchNormalization(momentum=0.9, epsilon=1.001e-5, name=f"block{index + 1}_bn{c}")(y)
+            y = layers.ReLU(name=f"block{index + 1}_relu{c}")(y)
+        y = layers.MaxPooling2D(2, 2, name=f"block{index + 1}_pool")(y)
+    y = layers.Flatten(name="head_flatten")(y)
+    y = layers.Dense(width(128, w), activation="relu", kernel_initializer="glorot_uniform", name="head_fc1")(y)
+    out = layers.Dense(classes, kernel_initializer="glorot_uniform", name="head_predictions")(y)
+    return keras.Model(inp, out, name="small_vgg")
+
+
+def peak_rss_bytes():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+export = job["exportDir"]
+with open(os.path.join(export, "items.json")) as f:
+    meta = json.load(f)
+size, classes = meta["imageSize"], len(meta["classes"])
+folds = np.array([item["fold"] for item in meta["items"]], dtype=np.int32)
+labels = np.array([item["label"] for item in meta["items"]], dtype=np.int32)
+pixels = np.fromfile(os.path.join(export, "images.u8"), dtype=np.uint8)
+if pixels.size != len(labels) * size * size:
+    raise SystemExit(f"images.u8 has {pixels.size} bytes, expected {len(labels)} x {size} x {size}")
+images = (pixels.reshape(len(labels), size, size, 1).astype(np.float32)) / 255.0
+
+fold = job["fold"]
+train_idx = np.flatnonzero(folds != fold)
+test_idx = np.flatnonzero(folds == fold)
+x_train, y_train = images[train_idx], labels[train_idx]
+x_test, y_test = images[test_idx], labels[test_idx]
+
+augmentation = job.get("augmentation") or {"rotationDegrees": 0, "scale": 0, "horizontalFlip": False}
+if augmentation["rotationDegrees"] or augmentation["scale"] or augmentation["horizontalFlip"]:
+    raise SystemExit("the parity recipe trains without augmentation (detl's and Keras' random draws could not be the same); got " + json.dumps(augmentation))
+
+# The same initial weights for every fold, as detl builds every fold's model from config.seed;
+# shuffling then follows the fold's own seed (detl: config.seed + fold + 1).
+keras.utils.set_random_seed(job["modelSeed"])
+model = small_vgg(size, job["widthMultiplier"], classes)
+batch, epochs = job["batchSize"], job["epochs"]
+steps_per_epoch = -(-len(train_idx) // batch)
+total_steps = steps_per_epoch * epochs
+rate = job["learningRate"]
+if job["schedule"] == "cosine":
+    rate = keras.optimizers.schedules.CosineDecay(initial_learning_rate=job["learningRate"], decay_steps=total_steps, alpha=0.0)
+model.compile(
+    optimizer=keras.optimizers.Adam(learning_rate=rate, beta_1=0.9, beta_2=0.999, epsilon=1e-7),
+    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    metrics=["accuracy"],
+    jit_compile=False,
+)
+
+rng = np.random.default_rng(job["shuffleSeed"])
+history = []
+wall_start, cpu_start = time.perf_counter(), time.process_time()
+for epoch in range(1, epochs + 1):
+    started = time.perf_counter()
+    order = rng.permutation(len(train_idx))
+    h = model.fit(x_train[order], y_train[order], batch_size=batch, epochs=1, shuffle=False, verbose=0)
+    history.append(
+        {
+            "epoch": epoch,
+            "trainLoss": float(h.history["loss"][-1]),
+            "trainAccuracy": float(h.history["accuracy"][-1]),
+            "learningRate": float(job["learningRate"] if job["schedule"] != "cosine" else rate((epoch - 1) * steps_per_epoch)),
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+    )
+train_seconds = time.perf_counter() - wall_start
+train_cpu_seconds = time.process_time() - cpu_start
+
+logits = model.predict(x_test, batch_size=batch * 2, verbose=0)
+predicted = np.argmax(logits, axis=1)
+loss = float(keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y_test, logits))
+
+print(
+    json.dumps(
+        {
+            "fold": fold,
+            "trainCount": int(len(train_idx)),
+            "testCount": int(len(test_idx)),
+            "accuracy": float(np.mean(predicted == y_test)),
+            "testLoss": loss,
+            "actual": y_test.tolist(),
+            "predicted": predicted.tolist(),
+            "epochs": history,
+            "params": int(model.count_params()),
+            "trainableParams": int(sum(int(np.prod(v.shape)) for v in model.trainable_weights)),
+            "trainSeconds": round(train_seconds, 1),
+            "trainCpuSeconds": round(train_cpu_seconds, 1),
+            "peakRssBytes": peak_rss_bytes(),
+            "intraOpThreads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        }
+    )
+)

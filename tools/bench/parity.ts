@@ -1,0 +1,482 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+/**
+ * `npm run bench -- parity [--epochs 20] [--batch 16] [--folds 0,1,…] [--max-per-class n]
+ *   [--parallel 2] [--dataset dir] [--seed 42] [--image-size 64] [--degrade 64] [--width 1]
+ *   [--keep-export] [--note text]`
+ *
+ * Trains the same net with the same recipe in detl (native TensorFlow through tfjs-node) and in
+ * Keras (tensorflow-cpu 2.21, the venv `npm run bench -- ml` builds) on the same stored folds of
+ * a real dataset (default `../shared/datasets/cxr-real`), and compares their per-fold accuracies:
+ *
+ * 1. detl samples the dataset exactly as `detl run` would with the recipe's config (libs/data
+ *    `sampleDataset`: patient-grouped, class-stratified folds, every image degraded to
+ *    `--degrade` px and resized to `--image-size`), into an in-memory store, and loads Data-B back
+ *    from the manifest's shards. The pixels and each image's label and fold go to a temporary
+ *    folder (`images.u8`, `items.json`), which both peers read: identical tensors by construction.
+ * 2. Per fold, a detl child runs `runTrainingJobInProcess` with the fine-tune job a scratch
+ *    experiment's `fineTuneFold` builds (model seeded by config.seed, shuffling by config.seed +
+ *    fold + 1, last weights evaluated on the held-out fold), and a Keras child runs
+ *    `parity-keras.py` with the same recipe. The two children of a fold run side by side, one
+ *    thread each, so load from other work affects both alike.
+ * 3. Per-fold accuracies side by side, mean ± sample std of each, the paired per-fold difference
+ *    (detl − Keras) with its 95% t-interval, per-class recall and (class, source) accuracy of both.
+ *
+ * Recipe (issue 11): scratch small-vgg at 64 px, every image degraded to 64 px, Data-B of the
+ * default sampling, 5 patient-grouped folds, Adam 1e-3 with per-step cosine annealing to 0, batch
+ * 16 (the fine-tune default), no augmentation (detl and Keras cannot draw the same random
+ * transforms, so augmentation would only add noise to the comparison).
+ */
+
+const CHILD_FLAG = '--detl-parity-child';
+const RESULT_MARKER = 'DETL_PARITY_RESULT ';
+const BENCH_DIR = __dirname;
+const REPO_ROOT = path.resolve(BENCH_DIR, '../..');
+const VENV_PYTHON = path.join(BENCH_DIR, '.venv-ml', 'bin', 'python');
+const KERAS_SCRIPT = path.join(BENCH_DIR, 'parity-keras.py');
+const CLASSES = ['normal', 'pneumonia', 'other_disease', 'covid'] as const;
+const ONE_THREAD_ENV = { TF_NUM_INTRAOP_THREADS: '1', TF_NUM_INTEROP_THREADS: '1', OMP_NUM_THREADS: '1' } as const;
+
+/** The recipe both peers train with, and the data it runs on. */
+export interface ParityRecipe {
+  dataset: string;
+  seed: number;
+  imageSize: number;
+  degradeToPixels: number;
+  maxImagesPerClass: number | null;
+  widthMultiplier: number;
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  schedule: 'cosine';
+  optimizer: 'adam';
+}
+
+interface ParityOptions {
+  recipe: ParityRecipe;
+  /** Folds to train (default all); fewer only for quick checks of the bench itself. */
+  folds: number[] | null;
+  /** Children running at once (one thread each). */
+  parallel: number;
+  keepExport: boolean;
+  note: string | null;
+}
+
+/** One image of the exported Data-B, in manifest order. */
+interface ExportedItem {
+  imageId: string;
+  label: number;
+  fold: number;
+  source: string;
+  patientId: string;
+}
+
+interface ExportMeta {
+  manifestKey: string;
+  imageSize: number;
+  classes: string[];
+  folds: number;
+  items: ExportedItem[];
+}
+
+/** What one peer reports for one fold. */
+interface FoldRun {
+  fold: number;
+  trainCount: number;
+  testCount: number;
+  accuracy: number;
+  testLoss: number;
+  actual: number[];
+  predicted: number[];
+  params: number;
+  trainableParams: number;
+  trainSeconds: number;
+  trainCpuSeconds: number | null;
+  peakRssBytes: number | null;
+  epochs: { epoch: number; trainLoss: number; trainAccuracy: number; learningRate: number; seconds: number }[];
+  loadAverage: { before: number; after: number };
+  [key: string]: unknown;
+}
+
+// ---------------------------------------------------------------- statistics
+
+/** Two-sided 97.5% quantiles of Student's t for 1…30 degrees of freedom. */
+const T_975 = [
+  12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064,
+  2.06, 2.056, 2.052, 2.048, 2.045, 2.042,
+];
+
+/** Mean and sample standard deviation (n − 1), as libs/ml's meanStd and the README report folds. */
+export function meanAndStd(values: readonly number[]): { mean: number; std: number } {
+  const n = values.length;
+  const mean = values.reduce((a, b) => a + b, 0) / n;
+  const std = n > 1 ? Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1)) : 0;
+  return { mean, std };
+}
+
+/**
+ * Paired comparison of per-fold accuracies: mean of a − b with its two-sided 95% Student t
+ * interval over the folds (the folds are the pairing unit: the same test images for both).
+ */
+export function pairedDifference(a: readonly number[], b: readonly number[]): { differences: number[]; mean: number; std: number; lower: number; upper: number; t: number | null; df: number } {
+  if (a.length !== b.length || a.length < 2) throw new Error(`paired difference needs two equally long series of ≥ 2 folds, got ${a.length} and ${b.length}`);
+  const differences = a.map((value, i) => value - (b[i] as number));
+  const { mean, std } = meanAndStd(differences);
+  const df = differences.length - 1;
+  const quantile = T_975[Math.min(df, T_975.length) - 1] as number;
+  const half = (quantile * std) / Math.sqrt(differences.length);
+  return { differences, mean, std, lower: mean - half, upper: mean + half, t: std > 0 ? mean / (std / Math.sqrt(differences.length)) : null, df };
+}
+
+/** Recall per class and accuracy per (class, source) cell over the pooled test predictions of every fold. */
+function pooledBreakdown(runs: readonly FoldRun[], items: readonly ExportedItem[]): { recall: Record<string, number>; cells: { className: string; source: string; n: number; accuracy: number }[] } {
+  const byFold = new Map<number, ExportedItem[]>();
+  for (const item of items) byFold.set(item.fold, [...(byFold.get(item.fold) ?? []), item]);
+  const classTotals = new Map<number, { n: number; correct: number }>();
+  const cells = new Map<string, { className: string; source: string; n: number; correct: number }>();
+  for (const run of runs) {
+    const testItems = byFold.get(run.fold) ?? [];
+    if (testItems.length !== run.actual.length) throw new Error(`fold ${run.fold}: ${run.actual.length} predictions for ${testItems.length} test images`);
+    testItems.forEach((item, i) => {
+      if (run.actual[i] !== item.label) throw new Error(`fold ${run.fold}: prediction ${i} is for label ${run.actual[i]}, the export has ${item.label}; the peers did not test on the same images`);
+      const right = run.predicted[i] === item.label ? 1 : 0;
+      const total = classTotals.get(item.label) ?? { n: 0, correct: 0 };
+      classTotals.set(item.label, { n: total.n + 1, correct: total.correct + right });
+      const className = CLASSES[item.label] ?? String(item.label);
+      const key = `${className}\u0000${item.source}`;
+      const cell = cells.get(key) ?? { className, source: item.source, n: 0, correct: 0 };
+      cells.set(key, { ...cell, n: cell.n + 1, correct: cell.correct + right });
+    });
+  }
+  const recall = Object.fromEntries(CLASSES.map((name, label) => [name, round((classTotals.get(label)?.correct ?? 0) / (classTotals.get(label)?.n || NaN))]));
+  return {
+    recall,
+    cells: [...cells.values()].map((c) => ({ className: c.className, source: c.source, n: c.n, accuracy: round(c.correct / c.n) })).sort((x, y) => x.accuracy - y.accuracy),
+  };
+}
+
+function round(value: number, digits = 4): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+// ---------------------------------------------------------------- export (detl's sampling)
+
+async function exportDataB(recipe: ParityRecipe, dir: string): Promise<ExportMeta> {
+  const { parseExperimentConfig } = await import('@detl/config');
+  const { sampleDataset, loadImages } = await import('@detl/data');
+  const { MemoryObjectStore } = await import('@detl/storage/testing');
+  // The config a `detl run --dataset <dir>` of this recipe has, so the manifest (content-addressed)
+  // and with it the folds are the ones such an experiment trains on.
+  const config = parseExperimentConfig({
+    seed: recipe.seed,
+    dataset: { source: { kind: 'folder', root: recipe.dataset }, imageSize: recipe.imageSize, degradeToPixels: recipe.degradeToPixels, maxImagesPerClass: recipe.maxImagesPerClass },
+    model: { architecture: 'small-vgg', widthMultiplier: recipe.widthMultiplier },
+    fineTune: { freeze: 'scratch', optimizer: 'adam', learningRate: recipe.learningRate, schedule: recipe.schedule, epochs: recipe.epochs, batchSize: recipe.batchSize },
+  });
+  const store = new MemoryObjectStore();
+  const sampled = await sampleDataset({ config, store, workDir: path.join(dir, 'work') });
+  const folds = Array.from({ length: config.dataset.folds }, (_, k) => k);
+  const images = await loadImages(store, sampled.manifest, { set: 'B', folds });
+  const byId = new Map(sampled.manifest.items.filter((item) => item.set === 'B').map((item) => [item.imageId, item]));
+  const items: ExportedItem[] = images.imageIds.map((imageId, i) => {
+    const item = byId.get(imageId);
+    if (!item || item.fold === undefined || item.label !== images.labels[i]) throw new Error(`manifest item ${imageId} does not match the loaded images`);
+    return { imageId, label: item.label, fold: item.fold, source: item.source, patientId: item.patientId };
+  });
+  writeFileSync(path.join(dir, 'images.u8'), images.pixels);
+  const meta: ExportMeta = { manifestKey: sampled.manifestKey, imageSize: images.size, classes: [...CLASSES], folds: config.dataset.folds, items };
+  writeFileSync(path.join(dir, 'items.json'), JSON.stringify(meta));
+  return meta;
+}
+
+// ---------------------------------------------------------------- detl child
+
+interface DetlChildJob {
+  exportDir: string;
+  fold: number;
+  recipe: ParityRecipe;
+}
+
+function peakRssOfSelf(): number | null {
+  const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  return match ? Number(match[1]) * 1024 : null;
+}
+
+async function detlChild(job: DetlChildJob): Promise<Omit<FoldRun, 'loadAverage'>> {
+  const ml = await import('@detl/ml');
+  const { exportDir, fold, recipe } = job;
+  const meta = JSON.parse(readFileSync(path.join(exportDir, 'items.json'), 'utf8')) as ExportMeta;
+  const pixels = new Uint8Array(readFileSync(path.join(exportDir, 'images.u8')));
+  const area = meta.imageSize * meta.imageSize;
+  const pick = (inTest: boolean) => {
+    const indices = meta.items.flatMap((item, i) => ((item.fold === fold) === inTest ? [i] : []));
+    const out = new Uint8Array(indices.length * area);
+    indices.forEach((index, j) => out.set(pixels.subarray(index * area, (index + 1) * area), j * area));
+    return { pixels: out, labels: Int32Array.from(indices, (i) => (meta.items[i] as ExportedItem).label), count: indices.length, size: meta.imageSize };
+  };
+  const dir = mkdtempSync(path.join(os.tmpdir(), `detl-parity-fold${fold}-`));
+  try {
+    const trainFile = path.join(dir, 'train.bin');
+    const testFile = path.join(dir, 'test.bin');
+    const train = pick(false);
+    await ml.writeLabelledImages(trainFile, train);
+    await ml.writeLabelledImages(testFile, pick(true));
+    const cpuBefore = process.cpuUsage();
+    // The job fineTuneFold builds for a `fineTune.freeze: scratch` experiment (libs/activities).
+    const result = await ml.runTrainingJobInProcess(
+      {
+        kind: 'fine-tune',
+        backend: 'tensorflow',
+        threads: 1,
+        outputDir: path.join(dir, 'out'),
+        trainFile,
+        testFile,
+        stage: {
+          epochs: recipe.epochs,
+          batchSize: recipe.batchSize,
+          optimizer: recipe.optimizer,
+          learningRate: recipe.learningRate,
+          momentum: 0.9,
+          schedule: recipe.schedule,
+          augmentation: { rotationDegrees: 0, scale: 0, horizontalFlip: false },
+        },
+        freeze: 'scratch',
+        seed: recipe.seed + fold + 1,
+        initialModelDir: null,
+        architecture: 'small-vgg',
+        model: { architecture: 'small-vgg', widthMultiplier: recipe.widthMultiplier, imageSize: meta.imageSize, channels: 1, numClasses: CLASSES.length, seed: recipe.seed },
+        numClasses: CLASSES.length,
+      },
+      // Epoch checkpoints (model + Adam state, ~7 MB each) are not needed here; without a
+      // validation set no later epoch copies from them.
+      (metrics) => rm(metrics.checkpointDir, { recursive: true, force: true }),
+    );
+    const cpu = process.cpuUsage(cpuBefore);
+    const test = result.test;
+    if (!test) throw new Error('the fine-tune job returned no test evaluation');
+    // Parameter counts, checked against Keras' by the parent: the same network on both sides.
+    const model = ml.buildModel({ architecture: 'small-vgg', widthMultiplier: recipe.widthMultiplier, imageSize: meta.imageSize, channels: 1, numClasses: CLASSES.length });
+    const params = model.countParams();
+    const trainableParams = model.trainableWeights.reduce((sum, w) => sum + w.shape.reduce<number>((a, b) => a * (b ?? 1), 1), 0);
+    model.dispose();
+    return {
+      fold,
+      trainCount: train.count,
+      testCount: test.labels.length,
+      accuracy: test.accuracy,
+      testLoss: test.loss,
+      actual: test.labels,
+      predicted: Array.from(test.predictedClass),
+      params,
+      trainableParams,
+      trainSeconds: round(result.epochs.reduce((sum, e) => sum + e.durationMs, 0) / 1000, 1),
+      trainCpuSeconds: round((cpu.user + cpu.system) / 1e6, 1),
+      peakRssBytes: peakRssOfSelf(),
+      epochs: result.epochs.map((e) => ({ epoch: e.epoch, trainLoss: e.trainLoss, trainAccuracy: e.trainAccuracy, learningRate: e.learningRate, seconds: round(e.durationMs / 1000, 2) })),
+      backend: result.backend.backend,
+      tensorflowVersion: result.backend.tensorflowVersion ?? null,
+      threads: result.backend.threads,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------- parent
+
+function runProcess(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<FoldRun> {
+  const before = os.loadavg()[0] as number;
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      const line = stdout.split('\n').find((l) => l.startsWith(RESULT_MARKER)) ?? stdout.split('\n').find((l) => l.startsWith('{'));
+      if (code !== 0 || !line) {
+        reject(new Error(`${path.basename(command)} ${path.basename(args[0] ?? '')} exited with ${code ?? signal}:\n${stderr.split('\n').slice(-25).join('\n')}`));
+        return;
+      }
+      const result = JSON.parse(line.startsWith(RESULT_MARKER) ? line.slice(RESULT_MARKER.length) : line) as Omit<FoldRun, 'loadAverage'>;
+      resolve({ ...result, loadAverage: { before, after: os.loadavg()[0] as number } });
+    });
+  });
+}
+
+function envWithout(...names: string[]): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of names) delete env[name];
+  return env;
+}
+
+function parseArgs(args: string[]): ParityOptions {
+  const recipe: ParityRecipe = {
+    dataset: path.resolve(process.env.DETL_SHARED_DATASETS ?? path.resolve(REPO_ROOT, '../shared/datasets'), 'cxr-real'),
+    seed: 42,
+    imageSize: 64,
+    degradeToPixels: 64,
+    maxImagesPerClass: null,
+    widthMultiplier: 1,
+    epochs: 20,
+    batchSize: 16,
+    learningRate: 1e-3,
+    schedule: 'cosine',
+    optimizer: 'adam',
+  };
+  const options: ParityOptions = { recipe, folds: null, parallel: 2, keepExport: false, note: null };
+  const positiveInt = (flag: string, text: string | undefined): number => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer, got ${text}`);
+    return n;
+  };
+  for (let i = 0; i < args.length; i += 1) {
+    const arg = args[i] as string;
+    const value = (): string | undefined => args[(i += 1)];
+    if (arg === '--epochs') recipe.epochs = positiveInt(arg, value());
+    else if (arg === '--batch') recipe.batchSize = positiveInt(arg, value());
+    else if (arg === '--seed') recipe.seed = positiveInt(arg, value());
+    else if (arg === '--image-size') recipe.imageSize = positiveInt(arg, value());
+    else if (arg === '--degrade') recipe.degradeToPixels = positiveInt(arg, value());
+    else if (arg === '--max-per-class') recipe.maxImagesPerClass = positiveInt(arg, value());
+    else if (arg === '--width') recipe.widthMultiplier = Number(value());
+    else if (arg === '--dataset') recipe.dataset = path.resolve(value() ?? '');
+    else if (arg === '--parallel') options.parallel = positiveInt(arg, value());
+    else if (arg === '--folds') options.folds = (value() ?? '').split(',').map((f) => Number(f));
+    else if (arg === '--keep-export') options.keepExport = true;
+    else if (arg === '--note') options.note = value() ?? null;
+    else throw new Error(`unknown argument '${arg}'; see the usage in tools/bench/parity.ts`);
+  }
+  return options;
+}
+
+/**
+ * Runs the parity comparison (see the file comment) and returns everything for
+ * `bench/results/parity.json`.
+ * @throws Error when a peer fails, the peers' parameter counts differ, or they did not test on
+ * the same images.
+ */
+export default async function parityBenchmark(args: string[]): Promise<Record<string, unknown>> {
+  const options = parseArgs(args);
+  const { recipe } = options;
+  const { mapLimit } = await import('@detl/data');
+  const uptimeAtStart = readFileSync('/proc/loadavg', 'utf8').trim();
+  const exportDir = mkdtempSync(path.join(os.tmpdir(), 'detl-parity-export-'));
+  try {
+    console.log(`[parity] sampling ${recipe.dataset} as detl does (${recipe.imageSize} px, degraded to ${recipe.degradeToPixels} px) into ${exportDir}…`);
+    const exportStarted = performance.now();
+    const meta = await exportDataB(recipe, exportDir);
+    const exportSeconds = round((performance.now() - exportStarted) / 1000, 1);
+    const folds = options.folds ?? Array.from({ length: meta.folds }, (_, k) => k);
+    console.log(`[parity] ${meta.items.length} Data-B images in ${meta.folds} folds (manifest ${meta.manifestKey}), ${exportSeconds} s; training folds ${folds.join(', ')}, ${recipe.epochs} epochs, ${options.parallel} at a time`);
+    const threadVars = ['TF_NUM_INTRAOP_THREADS', 'TF_NUM_INTEROP_THREADS', 'OMP_NUM_THREADS', 'DETL_TF_BACKEND'];
+    // detl and Keras of one fold next to each other: both see the same load.
+    const tasks = folds.flatMap((fold) => [
+      { peer: 'detl' as const, fold },
+      { peer: 'keras' as const, fold },
+    ]);
+    const started = performance.now();
+    const runs = await mapLimit(tasks, options.parallel, async ({ peer, fold }) => {
+      console.log(`[parity] fold ${fold}: ${peer}…`);
+      const env = { ...envWithout(...threadVars), ...ONE_THREAD_ENV, ...(peer === 'detl' ? { DETL_TF_BACKEND: 'tensorflow' } : {}) };
+      const out =
+        peer === 'detl'
+          ? await runProcess(process.execPath, ['--import', 'tsx', __filename, CHILD_FLAG, JSON.stringify({ exportDir, fold, recipe } satisfies DetlChildJob)], env)
+          : await runProcess(
+              VENV_PYTHON,
+              [
+                KERAS_SCRIPT,
+                JSON.stringify({
+                  exportDir,
+                  fold,
+                  epochs: recipe.epochs,
+                  batchSize: recipe.batchSize,
+                  learningRate: recipe.learningRate,
+                  schedule: recipe.schedule,
+                  modelSeed: recipe.seed,
+                  shuffleSeed: recipe.seed + fold + 1,
+                  widthMultiplier: recipe.widthMultiplier,
+                  threads: '1',
+                  augmentation: null,
+                }),
+              ],
+              env,
+            );
+      console.log(`[parity] fold ${fold}: ${peer} accuracy ${(out.accuracy * 100).toFixed(1)}%, train ${out.trainSeconds} s (load ${out.loadAverage.before.toFixed(1)} → ${out.loadAverage.after.toFixed(1)})`);
+      return { peer, run: out };
+    });
+    const wallSeconds = round((performance.now() - started) / 1000, 1);
+    const detl = runs.filter((r) => r.peer === 'detl').map((r) => r.run);
+    const keras = runs.filter((r) => r.peer === 'keras').map((r) => r.run);
+    for (const [d, k] of detl.map((d, i) => [d, keras[i] as FoldRun] as const)) {
+      if (d.params !== k.params || d.trainableParams !== k.trainableParams) {
+        throw new Error(`fold ${d.fold}: parameter counts differ, detl ${d.params} (trainable ${d.trainableParams}) vs Keras ${k.params} (trainable ${k.trainableParams}); not the same network`);
+      }
+      if (d.trainCount !== k.trainCount || d.testCount !== k.testCount) throw new Error(`fold ${d.fold}: detl trained/tested on ${d.trainCount}/${d.testCount} images, Keras on ${k.trainCount}/${k.testCount}`);
+    }
+    const detlAcc = detl.map((r) => r.accuracy);
+    const kerasAcc = keras.map((r) => r.accuracy);
+    const detlStats = meanAndStd(detlAcc);
+    const kerasStats = meanAndStd(kerasAcc);
+    const paired = folds.length >= 2 ? pairedDifference(detlAcc, kerasAcc) : null;
+    const detlBreakdown = pooledBreakdown(detl, meta.items);
+    const kerasBreakdown = pooledBreakdown(keras, meta.items);
+    const meansWithin2Points = Math.abs(detlStats.mean - kerasStats.mean) <= 0.02;
+    const intervalIncludesZero = paired ? paired.lower <= 0 && paired.upper >= 0 : null;
+    const loads = runs.flatMap((r) => [r.run.loadAverage.before, r.run.loadAverage.after]);
+    const strip = (r: FoldRun) => {
+      const { actual: _a, predicted: _p, ...rest } = r;
+      return rest;
+    };
+    return {
+      description:
+        'Same net, same recipe, same tensors: detl (native TensorFlow 2.21 through tfjs-node, libs/ml runTrainingJobInProcess with the scratch fine-tune job fineTuneFold builds) vs Keras 3 on tensorflow-cpu 2.21 (tools/bench/parity-keras.py), ' +
+        'on the Data-B folds detl samples for this config (images.u8 exported once from the manifest shards, read by both). small-vgg (conv+BN(momentum 0.9, eps 1.001e-5)+ReLU x8, dense 128, logits), glorot-uniform kernels and zero biases in both, ' +
+        'softmax cross-entropy on logits, Adam (0.9, 0.999, 1e-7), per-step cosine from the learning rate to 0 over the whole run, fresh shuffle per epoch, no augmentation, the last epoch\'s weights evaluated on the held-out fold (neither side selects by validation). ' +
+        'Each fold: the model initialised from config.seed (the same start for every fold, as in detl), shuffled with seed + fold + 1. The detl and Keras children of a fold ran side by side with one thread each; other sessions shared the 2 cores, so times are noisy.',
+      recipe: { ...recipe, architecture: 'small-vgg', freeze: 'scratch', augmentation: 'none', evaluation: 'last epoch weights, held-out fold', folds: meta.folds, trainedFolds: folds },
+      ...(options.note ? { note: options.note } : {}),
+      data: { manifestKey: meta.manifestKey, dataBImages: meta.items.length, perClass: Object.fromEntries(CLASSES.map((name, label) => [name, meta.items.filter((i) => i.label === label).length])), exportSeconds },
+      table: folds.map((fold, i) => ({
+        fold,
+        testImages: detl[i]?.testCount,
+        detl: round(detlAcc[i] as number),
+        keras: round(kerasAcc[i] as number),
+        difference: round((detlAcc[i] as number) - (kerasAcc[i] as number)),
+      })),
+      detl: { mean: round(detlStats.mean), std: round(detlStats.std), recall: detlBreakdown.recall, worstCells: detlBreakdown.cells.slice(0, 5) },
+      keras: { mean: round(kerasStats.mean), std: round(kerasStats.std), recall: kerasBreakdown.recall, worstCells: kerasBreakdown.cells.slice(0, 5) },
+      pairedDifference: paired
+        ? { definition: 'detl − Keras per fold; 95% two-sided Student t interval over folds', mean: round(paired.mean), std: round(paired.std), interval95: [round(paired.lower), round(paired.upper)], t: paired.t === null ? null : round(paired.t, 3), df: paired.df }
+        : null,
+      goal: { definition: 'mean accuracies within 2 points and the paired 95% interval includes 0', meansWithin2Points, intervalIncludesZero, met: meansWithin2Points && intervalIncludesZero === true },
+      wallSeconds,
+      loadAverage: { note: '1-minute load average on 2 cores before and after every child', atStart: uptimeAtStart, min: Math.min(...loads), max: Math.max(...loads), atEnd: readFileSync('/proc/loadavg', 'utf8').trim() },
+      runs: { detl: detl.map(strip), keras: keras.map(strip) },
+      cellsByPeer: { detl: detlBreakdown.cells, keras: kerasBreakdown.cells },
+    };
+  } finally {
+    if (options.keepExport) console.log(`[parity] export kept in ${exportDir}`);
+    else rmSync(exportDir, { recursive: true, force: true });
+  }
+}
+
+const [, entry, flag, payload] = process.argv;
+if (entry && path.resolve(entry) === __filename && flag === CHILD_FLAG && payload) {
+  detlChild(JSON.parse(payload) as DetlChildJob).then(
+    (result) => {
+      process.stdout.write(`${RESULT_MARKER}${JSON.stringify(result)}\n`);
+      process.exit(0);
+    },
+    (error: unknown) => {
+      console.error(error instanceof Error ? (error.stack ?? error.message) : error);
+      process.exit(1);
+    },
+  );
+}
