@@ -13,6 +13,37 @@ const repoRoot = path.resolve(infraDir, '..');
 type Doc = Record<string, unknown>;
 const asDoc = (value: unknown): Doc => (value !== null && typeof value === 'object' ? (value as Doc) : {});
 
+// libs/config's TASK_QUEUE_NAME_PATTERN, read from its source (infra imports no code): the names the
+// worker and `detl worker --queue` accept.
+const TASK_QUEUE_NAME = (() => {
+  const source = readFileSync(path.join(repoRoot, 'libs/config/src/task-queues.ts'), 'utf8');
+  const literal = /export const TASK_QUEUE_NAME_PATTERN = \/(.+)\/;/.exec(source)?.[1];
+  if (!literal) throw new Error('TASK_QUEUE_NAME_PATTERN not found in libs/config/src/task-queues.ts');
+  return new RegExp(literal);
+})();
+
+/**
+ * The queue plan of the worker deployments, whatever the file: each worker polls DETL_WORKER_QUEUES,
+ * the main-queue worker exactly the main queue, the CPU training worker exactly the runs' default
+ * training queue, the GPU worker a valid training queue of its own that no CPU worker polls.
+ */
+function expectQueuePlan(env: { main: Doc; training: Doc; gpu: Doc }, settings: Doc): void {
+  for (const [role, values] of Object.entries(env)) {
+    expect(String(values.DETL_WORKER_QUEUES), `${role} worker's DETL_WORKER_QUEUES`).toMatch(TASK_QUEUE_NAME);
+    expect(String(values.DETL_WORKER_QUEUES), `${role} worker polls one queue`).not.toContain(',');
+  }
+  expect(env.main.DETL_WORKER_QUEUES).toBe(settings.DETL_TASK_QUEUE);
+  expect(env.training.DETL_WORKER_QUEUES).toBe(settings.DETL_TRAINING_TASK_QUEUE);
+  expect(env.gpu.DETL_WORKER_QUEUES).not.toBe(settings.DETL_TASK_QUEUE);
+  expect(env.gpu.DETL_WORKER_QUEUES).not.toBe(settings.DETL_TRAINING_TASK_QUEUE);
+  // Training workers run one training at a time, which then gets the whole container's cores (or the GPU).
+  expect(env.training.DETL_WORKER_SLOTS).toBe('1');
+  expect(env.gpu.DETL_WORKER_SLOTS).toBe('1');
+  expect(env.gpu.DETL_TF_BACKEND).toBe('tensorflow-gpu');
+  expect(env.main.DETL_TF_BACKEND).toBeUndefined();
+  expect(env.training.DETL_TF_BACKEND).toBeUndefined();
+}
+
 /** Every DETL_* / AWS_* variable libs/config reads, plus the worker's own DETL_WORKER_SLOTS. */
 function knownSettings(): Set<string> {
   const source = readFileSync(path.join(repoRoot, 'libs/config/src/service-settings.ts'), 'utf8');
@@ -27,20 +58,34 @@ describe('infra/docker-compose.yml', () => {
   const compose = asDoc(parse(readFileSync(path.join(infraDir, 'docker-compose.yml'), 'utf8'), { merge: true }));
   const services = asDoc(compose.services);
 
-  it('defines Temporal, both databases, MinIO, the migration and the workers', () => {
-    expect(Object.keys(services).sort()).toEqual(['detl-db', 'gpu-worker', 'migrate', 'minio', 'temporal', 'temporal-db', 'temporal-ui', 'worker']);
+  const workers = ['main-worker', 'training-worker', 'gpu-worker'];
+  const envOf = (service: string) => asDoc(asDoc(services[service]).environment);
+
+  it('defines Temporal, both databases, MinIO, the migration and a worker per task queue', () => {
+    expect(Object.keys(services).sort()).toEqual(['detl-db', 'gpu-worker', 'main-worker', 'migrate', 'minio', 'temporal', 'temporal-db', 'temporal-ui', 'training-worker']);
   });
 
-  it('builds the worker from infra/worker.Dockerfile with the repository as context', () => {
-    const build = asDoc(asDoc(services.worker).build);
-    expect(build.dockerfile).toBe('infra/worker.Dockerfile');
-    expect(path.resolve(infraDir, String(build.context))).toBe(repoRoot);
-    expect(existsSync(path.join(repoRoot, String(build.dockerfile)))).toBe(true);
+  it('builds the CPU workers from infra/worker.Dockerfile with the repository as context', () => {
+    for (const service of ['main-worker', 'training-worker']) {
+      const build = asDoc(asDoc(services[service]).build);
+      expect(build.dockerfile, service).toBe('infra/worker.Dockerfile');
+      expect(path.resolve(infraDir, String(build.context))).toBe(repoRoot);
+      expect(existsSync(path.join(repoRoot, String(build.dockerfile)))).toBe(true);
+    }
+  });
+
+  it('splits the workers by task queue: main queue, CPU training queue, GPU training queue', () => {
+    expectQueuePlan({ main: envOf('main-worker'), training: envOf('training-worker'), gpu: envOf('gpu-worker') }, envOf('main-worker'));
+    // Every worker sees the same main and training queue names, so runs started from any of them route alike.
+    for (const service of workers) {
+      expect(envOf(service).DETL_TASK_QUEUE, service).toBe(envOf('main-worker').DETL_TASK_QUEUE);
+      expect(envOf(service).DETL_TRAINING_TASK_QUEUE, service).toBe(envOf('main-worker').DETL_TRAINING_TASK_QUEUE);
+    }
   });
 
   it('passes only settings the code reads, and all the ones a worker needs', () => {
     const known = knownSettings();
-    for (const service of ['worker', 'gpu-worker']) {
+    for (const service of workers) {
       const env = asDoc(asDoc(services[service]).environment);
       for (const name of Object.keys(env)) expect(known, `${name} (${service}) is not read by libs/config or the worker`).toContain(name);
       for (const needed of ['DETL_TEMPORAL_ADDRESS', 'DETL_DATABASE_URL', 'DETL_S3_ENDPOINT', 'DETL_S3_BUCKET', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) {
@@ -55,16 +100,14 @@ describe('infra/docker-compose.yml', () => {
     const build = asDoc(gpu.build);
     expect(build.dockerfile).toBe('infra/gpu-worker.Dockerfile');
     expect(path.resolve(infraDir, String(build.context))).toBe(repoRoot);
-    const env = asDoc(gpu.environment);
-    expect(env.DETL_TF_BACKEND).toBe('tensorflow-gpu');
-    expect(env.DETL_TASK_QUEUE).not.toBe(asDoc(asDoc(services.worker).environment).DETL_TASK_QUEUE);
+    expect(asDoc(gpu.environment).DETL_TF_BACKEND).toBe('tensorflow-gpu');
     const devices = asDoc(asDoc(asDoc(gpu.deploy).resources).reservations).devices as Doc[];
     expect(devices).toEqual([{ driver: 'nvidia', count: 1, capabilities: ['gpu'] }]);
     expect(asDoc(asDoc(gpu.depends_on).migrate).condition).toBe('service_completed_successfully');
   });
 
   it('gives the workers the credentials MinIO is started with and a database URL matching detl-db', () => {
-    const env = asDoc(asDoc(services.worker).environment);
+    const env = envOf('training-worker');
     const minio = asDoc(asDoc(services.minio).environment);
     expect(env.AWS_ACCESS_KEY_ID).toBe(minio.MINIO_ROOT_USER);
     expect(env.AWS_SECRET_ACCESS_KEY).toBe(minio.MINIO_ROOT_PASSWORD);
@@ -74,7 +117,7 @@ describe('infra/docker-compose.yml', () => {
   });
 
   it('starts workers only after the migration succeeded', () => {
-    expect(asDoc(asDoc(asDoc(services.worker).depends_on).migrate).condition).toBe('service_completed_successfully');
+    for (const service of workers) expect(asDoc(asDoc(asDoc(services[service]).depends_on).migrate).condition, service).toBe('service_completed_successfully');
   });
 });
 
@@ -147,7 +190,7 @@ describe('infra/k8s', () => {
     const configMaps = byKind('ConfigMap').map((doc) => asDoc(doc.metadata).name);
     const secrets = byKind('Secret').map((doc) => asDoc(doc.metadata).name);
     const workloads = [...byKind('Deployment'), ...byKind('Job')];
-    expect(workloads).toHaveLength(3);
+    expect(workloads).toHaveLength(4);
     for (const workload of workloads) {
       const containers = asDoc(asDoc(asDoc(workload.spec).template).spec).containers as Doc[];
       for (const container of containers) {
@@ -175,7 +218,7 @@ describe('infra/k8s', () => {
   });
 
   it('every Deployment selector matches its pod labels', () => {
-    expect(byKind('Deployment')).toHaveLength(2);
+    expect(byKind('Deployment')).toHaveLength(3);
     for (const deployment of byKind('Deployment')) {
       const spec = asDoc(deployment.spec);
       const selector = asDoc(asDoc(spec.selector).matchLabels);
@@ -193,16 +236,25 @@ describe('infra/k8s', () => {
     }
   });
 
-  it('the GPU worker asks for one NVIDIA GPU, runs the tensorflow-gpu backend and polls its own task queue', () => {
-    const deployment = byKind('Deployment').find((doc) => asDoc(doc.metadata).name === 'detl-gpu-worker');
-    const podSpec = asDoc(asDoc(asDoc(deployment?.spec).template).spec);
-    const [container] = podSpec.containers as Doc[];
-    expect(asDoc(asDoc(container?.resources).limits)['nvidia.com/gpu']).toBe(1);
-    expect(container?.image).toBe('detl-gpu-worker');
-    const env = Object.fromEntries(((container?.env ?? []) as Doc[]).map((entry) => [asDoc(entry).name, asDoc(entry).value]));
-    expect(env.DETL_TF_BACKEND).toBe('tensorflow-gpu');
+  const containerOf = (name: string): Doc => {
+    const deployment = byKind('Deployment').find((doc) => asDoc(doc.metadata).name === name);
+    const [container] = asDoc(asDoc(asDoc(deployment?.spec).template).spec).containers as Doc[];
+    return asDoc(container);
+  };
+  const envOf = (name: string): Doc => Object.fromEntries(((containerOf(name).env ?? []) as Doc[]).map((entry) => [asDoc(entry).name, asDoc(entry).value]));
+
+  it('runs a worker Deployment per task queue: main queue, CPU training queue, GPU training queue', () => {
     const [configMap] = byKind('ConfigMap');
-    expect(env.DETL_TASK_QUEUE).toBeTruthy();
-    expect(env.DETL_TASK_QUEUE).not.toBe(asDoc(configMap?.data).DETL_TASK_QUEUE);
+    expectQueuePlan({ main: envOf('detl-worker'), training: envOf('detl-training-worker'), gpu: envOf('detl-gpu-worker') }, asDoc(configMap?.data));
+    // Only the GPU worker asks for a GPU; the main queue needs no more than a core.
+    expect(asDoc(asDoc(containerOf('detl-worker').resources).limits)['nvidia.com/gpu']).toBeUndefined();
+    expect(asDoc(asDoc(containerOf('detl-training-worker').resources).limits)['nvidia.com/gpu']).toBeUndefined();
+  });
+
+  it('the GPU worker asks for one NVIDIA GPU and runs the tensorflow-gpu backend', () => {
+    const container = containerOf('detl-gpu-worker');
+    expect(asDoc(asDoc(container.resources).limits)['nvidia.com/gpu']).toBe(1);
+    expect(container.image).toBe('detl-gpu-worker');
+    expect(envOf('detl-gpu-worker').DETL_TF_BACKEND).toBe('tensorflow-gpu');
   });
 });
