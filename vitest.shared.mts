@@ -24,7 +24,8 @@ export function projectTestConfig(configUrl: string, options: { timeoutMs?: numb
       hookTimeout: options.timeoutMs ?? 30_000,
       onConsoleLog: (log) => !TEST_LOG_NOISE.some((pattern) => pattern.test(log)),
       // The AWS SDK's notice that its releases after January 2027 need Node 22, once per process (bin/detl sets the same).
-      env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+      // Commands run by tests stop their embedded services on exit instead of leaving them up for the idle time.
+      env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', DETL_SERVICES_IDLE_MINUTES: '0' },
     },
   });
 }

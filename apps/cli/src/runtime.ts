@@ -3,7 +3,8 @@ import { mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { detlHomeNotice, findDetlHome, loadServiceSettings, serviceEnvironment, type ServiceSettings } from '@detl/config';
-import { homeOwnedServices, startEmbeddedServices, usesEmbeddedServices, type EmbeddedServices } from '@detl/services';
+import { homeOwnedServices, servicesIdleTimeoutMs, SERVICES_IDLE_ENV_VARIABLE, startEmbeddedServices, usesEmbeddedServices, type EmbeddedServices } from '@detl/services';
+import { CliError } from './cli-error';
 import { applyMigrations, createTrackingStore, type TrackingStore } from '@detl/tracking';
 import { createObjectStore, type S3ObjectStore } from '@detl/storage';
 
@@ -14,6 +15,11 @@ export interface CliRuntime {
   store: S3ObjectStore;
   /** Web UI of the embedded Temporal dev server, when this home runs one and its port is known. */
   temporalUiUrl: string | null;
+  /**
+   * What happens to the embedded services after this command, for commands that print where to
+   * look next (the Temporal UI link stays valid while they run); null on external services.
+   */
+  servicesAfterExit: string | null;
   /** Temporal client; opened on first use. */
   temporal(): Promise<Client>;
   /**
@@ -43,8 +49,21 @@ export function loadCliSettings(): ServiceSettings {
 export async function openRuntime(needs: { temporal: boolean; s3: boolean }): Promise<CliRuntime> {
   let settings = loadCliSettings();
   let embedded: EmbeddedServices | undefined;
+  let idleTimeoutMs = 0;
   if (usesEmbeddedServices(settings)) {
-    embedded = await startEmbeddedServices(settings, { temporal: needs.temporal, s3: needs.s3, postgres: true, homeOwned: homeOwnedServices() });
+    try {
+      idleTimeoutMs = servicesIdleTimeoutMs();
+    } catch (error) {
+      throw new CliError((error as Error).message, 2);
+    }
+    // Kept up between commands (each start costs seconds), until idle or `detl services stop`.
+    embedded = await startEmbeddedServices(settings, {
+      temporal: needs.temporal,
+      s3: needs.s3,
+      postgres: true,
+      homeOwned: homeOwnedServices(),
+      idleTimeoutMs,
+    });
     // The home's services may listen elsewhere than the defaults (another home holds those).
     settings = embedded.settings;
   }
@@ -60,6 +79,12 @@ export async function openRuntime(needs: { temporal: boolean; s3: boolean }): Pr
     tracking,
     store,
     temporalUiUrl: uiPort === undefined ? null : `http://127.0.0.1:${uiPort}`,
+    servicesAfterExit:
+      embedded === undefined
+        ? null
+        : idleTimeoutMs > 0
+          ? `the embedded services of ${settings.home} keep running until no detl command or worker has used them for ${Math.round(idleTimeoutMs / 60_000)} min (${SERVICES_IDLE_ENV_VARIABLE}); stop them now with: detl services stop`
+          : `the embedded services of ${settings.home} stop with this command (${SERVICES_IDLE_ENV_VARIABLE}=0)`,
     async temporal() {
       client ??= new Client({
         connection: await Connection.connect({ address: settings.temporal.address }),

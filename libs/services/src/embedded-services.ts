@@ -2,6 +2,7 @@ import { EMBEDDED_PORTS, EMBEDDED_S3_CREDENTIALS, type ServiceSettings } from '@
 import path from 'node:path';
 import { postgresIdentity, startEmbeddedPostgresProcess, type PostgresServiceHandle } from './embedded-postgres-process';
 import { ownedService } from './home-services';
+import { ensureIdleWatchdog, registerServicesClient } from './idle-shutdown';
 import { minioIdentity, startMinio, type MinioServiceHandle } from './minio';
 import { stopRecordedService } from './managed-process';
 import { isLoopbackHost, parseHostPort } from './net';
@@ -83,6 +84,12 @@ export interface EmbeddedServicesOptions {
   /** Leave the services running after this process exits, for later CLI runs and workers to reuse. */
   keepAlive?: boolean;
   /**
+   * Leave the services running after this process exits until no detl process has used them for
+   * this long (a detached watchdog stops them then; see `idle-shutdown.ts`). Implies `keepAlive`;
+   * 0 or absent keeps the plain behaviour.
+   */
+  idleTimeoutMs?: number;
+  /**
    * Services whose address is only the home's preferred default ({@link homeOwnedServices}): only
    * this home's own recorded server is reused, and it moves to free ports when the defaults are
    * taken. Default: none, i.e. every address is used as given and whatever answers there is reused.
@@ -98,7 +105,10 @@ export interface EmbeddedServices {
   postgres: PostgresServiceHandle | null;
   /** The settings with the addresses the services actually listen on (home-owned ones may have moved). */
   settings: ServiceSettings;
-  /** Stops what was started here, in parallel; reused services are left alone. */
+  /**
+   * Stops what was started here, in parallel; reused services are left alone. With
+   * `idleTimeoutMs`, only releases this process's claim: the idle watchdog stops them later.
+   */
   stop(): Promise<void>;
 }
 
@@ -132,7 +142,12 @@ function postgresPort(databaseUrl: string): number | null {
  * @throws the first start error, after stopping whatever did start, so a failed start leaves nothing behind.
  */
 export async function startEmbeddedServices(settings: ServiceSettings, options: EmbeddedServicesOptions = {}): Promise<EmbeddedServices> {
-  const common = { home: settings.home, keepAlive: options.keepAlive, readyTimeoutMs: options.readyTimeoutMs };
+  const idleTimeoutMs = options.idleTimeoutMs ?? 0;
+  const outlivesCaller = options.keepAlive === true || idleTimeoutMs > 0;
+  const common = { home: settings.home, keepAlive: outlivesCaller, readyTimeoutMs: options.readyTimeoutMs };
+  // Registered before anything starts, so a watchdog of an earlier command cannot stop the
+  // services between their start (or reuse) and this process using them.
+  const releaseClient = idleTimeoutMs > 0 ? registerServicesClient(settings.home) : () => undefined;
   const owned = options.homeOwned ?? {};
 
   const temporalAddress = parseHostPort(settings.temporal.address);
@@ -170,15 +185,27 @@ export async function startEmbeddedServices(settings: ServiceSettings, options: 
 
   const [t, s, p] = await Promise.allSettled([temporal, s3, postgres]);
   const started = [t, s, p].flatMap((r) => (r.status === 'fulfilled' && r.value !== null ? [r.value] : []));
-  const stop = async () => {
+  const stopStarted = async () => {
     await Promise.all(started.map((handle) => handle.stop()));
   };
   const failures = [t, s, p].flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
   if (failures.length > 0) {
-    await stop();
+    releaseClient();
+    await stopStarted();
     const first = failures[0];
     if (failures.length === 1) throw first;
     throw new AggregateError(failures, `${failures.length} embedded services failed to start: ${failures.map((f) => (f as Error).message).join(' | ')}`);
+  }
+  let stop = stopStarted;
+  if (idleTimeoutMs > 0) {
+    try {
+      await ensureIdleWatchdog(settings.home, idleTimeoutMs);
+    } catch (error) {
+      releaseClient();
+      await stopStarted();
+      throw error;
+    }
+    stop = async () => releaseClient();
   }
   const value = <T>(r: PromiseSettledResult<T>): T => (r as PromiseFulfilledResult<T>).value;
   const [temporalHandle, s3Handle, postgresHandle] = [value(t), value(s), value(p)];

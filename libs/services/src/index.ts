@@ -1,6 +1,7 @@
 export * from './embedded-postgres-process';
 export * from './embedded-services';
 export * from './home-services';
+export * from './idle-shutdown';
 export * from './managed-process';
 export * from './minio';
 export * from './net';

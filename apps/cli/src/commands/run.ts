@@ -3,6 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { trainingTaskQueueOf, type ExperimentConfig } from '@detl/config';
+import { gradCamFolder, parseExperimentKey } from '@detl/storage';
 import { experimentWorkflow, progressQuery, type ExperimentWorkflowResult } from '@detl/workflows';
 import { BACKEND_ENV_VARIABLE, nativeBackendProblem } from '@detl/native-tensorflow';
 import { CliError } from '../cli-error';
@@ -66,13 +67,14 @@ export async function runExperimentCommand(flags: RunFlags, preset: Record<strin
       console.log(JSON.stringify({ workflowId, elapsedSeconds, localCopy, ...result }, null, 2));
     } else {
       console.log(formatSummary(result.summary));
-      console.log(`\nGrad-CAM overlays: ${runtime.store.uri(`experiments/${result.experimentId}/gradcam/`)} (${result.gradCams.overlayKeys.length} images)`);
+      console.log(`\nGrad-CAM overlays: ${runtime.store.uri(gradCamFolder(result.experimentId))} (${result.gradCams.overlayKeys.length} images)`);
       if (result.gradCams.pointingGameRate !== null) {
         console.log(`Grad-CAM pointing game (peak inside the lesion, correctly classified lesion images): ${(result.gradCams.pointingGameRate * 100).toFixed(1)}%`);
       }
       console.log(`Local copy of figures and overlays: ${localCopy}`);
       console.log(`Run record: experiment ${result.experimentId} in PostgreSQL — detl runs show ${result.experimentId}`);
       console.log(`Experiment time: ${elapsedSeconds.toFixed(0)} s`);
+      if (runtime.servicesAfterExit !== null) console.log(`\nServices: ${runtime.servicesAfterExit}`);
     }
   } finally {
     await runtime.close();
@@ -126,9 +128,12 @@ async function taskRecord(runtime: CliRuntime, experimentId: string): Promise<Ta
 /** Copies the figures, summary and Grad-CAM overlays next to the user, for opening without S3 tools. */
 async function copyResultsLocally(runtime: CliRuntime, result: ExperimentWorkflowResult, config: ExperimentConfig): Promise<string> {
   const dir = path.join(runtime.settings.home, 'runs', `${slug(config.name)}-${result.experimentId}`);
-  const keys = [result.summary.reportKey, ...result.summary.figureKeys, ...result.gradCams.overlayKeys];
+  const keys = [result.summary.reportKey, ...result.summary.figureKeys, ...result.gradCams.overlayKeys, result.gradCams.galleryKey];
   for (const key of keys) {
-    const target = path.join(dir, key.split('/').slice(2).join(path.sep));
+    // The copy keeps each object's path inside the experiment's folder (report/…, gradcam/…).
+    const inside = parseExperimentKey(key);
+    if (!inside) throw new Error(`${key}: not an object of experiment ${result.experimentId}`);
+    const target = path.join(dir, ...inside.path.split('/'));
     await mkdir(path.dirname(target), { recursive: true });
     await writeFile(target, await runtime.store.getObject(key));
   }

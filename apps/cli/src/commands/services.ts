@@ -1,4 +1,4 @@
-import { homeOwnedServices, startEmbeddedServices, stopEmbeddedServices, usesEmbeddedServices } from '@detl/services';
+import { homeOwnedServices, pinServices, startEmbeddedServices, stopEmbeddedServices, stopIdleWatchdog, usesEmbeddedServices } from '@detl/services';
 import { applyMigrations } from '@detl/tracking';
 import { CliError } from '../cli-error';
 import { loadCliSettings, openRuntime } from '../runtime';
@@ -10,6 +10,8 @@ export async function startServicesCommand(): Promise<void> {
     throw new CliError('the environment points detl at external services (DETL_* variables); there is nothing embedded to start');
   }
   const services = await startEmbeddedServices(settings, { keepAlive: true, homeOwned: homeOwnedServices() });
+  // Started on purpose: the idle watchdog of earlier commands must leave them running.
+  pinServices(settings.home, true);
   const actual = services.settings;
   await applyMigrations(actual.databaseUrl);
   const ui = services.temporal?.uiPort;
@@ -20,9 +22,11 @@ export async function startServicesCommand(): Promise<void> {
   console.log(`data and logs under ${actual.home} (ports recorded in ${actual.home}/run/*.json); stop with: detl services stop`);
 }
 
-/** `detl services stop`: stops services left running by `detl services start`. */
+/** `detl services stop`: stops services left running by `detl services start` or by earlier commands. */
 export async function stopServicesCommand(): Promise<void> {
   const settings = loadCliSettings();
+  pinServices(settings.home, false);
+  await stopIdleWatchdog(settings.home);
   const stopped = await stopEmbeddedServices(settings.home);
   console.log(stopped.length === 0 ? 'no embedded services were running' : `stopped: ${stopped.join(', ')}`);
 }
