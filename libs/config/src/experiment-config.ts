@@ -41,9 +41,9 @@ const manifestSourceSchema = z.strictObject({
 const datasetSchema = z.strictObject({
   source: z.discriminatedUnion('kind', [syntheticSourceSchema, folderSourceSchema, manifestSourceSchema]).prefault({ kind: 'synthetic' }),
   /** Side of the square greyscale images the networks see, in pixels. */
-  imageSize: z.number().int().min(16).max(512).default(64),
+  imageSize: z.number().int().min(16).max(512).default(64).describe('side of the square greyscale images, in pixels'),
   /** Number of cross-validation folds over Data-B (grouped by patient, stratified by class). */
-  folds: z.number().int().min(2).max(10).default(5),
+  folds: z.number().int().min(2).max(10).default(5).describe('cross-validation folds over Data-B (patient-grouped, class-stratified)'),
   /** Upper bound of Data-B images per class (the paper: 350/322/300/305); null takes all available. */
   maxImagesPerClass: positiveInt.nullable().default(null),
   /** Share of patients of the source kept for Data-A pretraining instead of Data-B (folder sources only). */
@@ -51,12 +51,19 @@ const datasetSchema = z.strictObject({
   /** Share of Data-A held out for per-epoch validation. */
   pretrainValidationShare: z.number().gt(0).lt(1).default(0.2),
   /** What to do with an unreadable image: stop the run, or report it and leave it out. */
-  onCorruptImage: z.enum(['fail', 'skip']).default('fail'),
+  onCorruptImage: z.enum(['fail', 'skip']).default('fail').describe('an unreadable image stops the work (fail), or is reported and left out (skip)'),
   /**
    * Removes the resolution shortcut of mixed sources: `degrade` shrinks every image to this many
    * pixels and back before use, so sharpness no longer tells the source; null leaves images as they are.
    */
-  degradeToPixels: z.number().int().min(8).max(512).nullable().default(null),
+  degradeToPixels: z
+    .number()
+    .int()
+    .min(8)
+    .max(512)
+    .nullable()
+    .default(null)
+    .describe('shrink every image to this many pixels and back (removes the resolution shortcut of mixed sources)'),
 });
 
 // Defaults sized for the demo on the native engine: the whole experiment in under 3 minutes on 2 cores.
@@ -99,13 +106,16 @@ const gradCamSchema = z.strictObject({
 
 const runtimeSchema = z.strictObject({
   /** tfjs backend; `auto` tries tensorflow-gpu, then tensorflow (tfjs-node), then wasm. */
-  backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto').describe('tfjs backend: auto tries tensorflow-gpu, tensorflow, then wasm'),
   /**
    * Threads of one training process on the native backends (TensorFlow's intra-op pool). `auto`
    * leaves it to the worker, which divides its cores by the trainings it runs at once, so
    * parallel folds never oversubscribe the machine.
    */
-  threads: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default('auto'),
+  threads: z
+    .union([z.literal('auto'), z.number().int().min(1).max(256)])
+    .default('auto')
+    .describe("TensorFlow intra-op threads of one training (auto: the worker's cores ÷ its concurrent trainings)"),
   /**
    * A training activity whose worker sent no heartbeat for this long is retried elsewhere (it
    * heartbeats every 10 s from an event loop that training never blocks). It bounds how long a
@@ -117,7 +127,13 @@ const runtimeSchema = z.strictObject({
 /** Full, validated configuration of one DETL experiment. Unknown keys are rejected at every level. */
 export const experimentConfigSchema = z.strictObject({
   name: z.string().min(1).max(200).default('detl-experiment'),
-  seed: z.number().int().min(0).max(2 ** 31 - 1).default(42),
+  seed: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 31 - 1)
+    .default(42)
+    .describe('seed of sampling, fold assignment, initialisation and augmentation'),
   dataset: datasetSchema.prefault({}),
   model: modelSchema.prefault({}),
   pretrain: pretrainSchema.prefault({}),
@@ -132,8 +148,19 @@ export type ExperimentConfig = z.output<typeof experimentConfigSchema>;
 export type ExperimentConfigInput = z.input<typeof experimentConfigSchema>;
 /** Augmentation settings of one training stage. */
 export type AugmentationConfig = z.output<typeof augmentationSchema>;
-/** Settings of one training stage (pretraining or fine-tuning). */
-export type TrainingStageConfig = z.output<typeof pretrainSchema> | z.output<typeof fineTuneSchema>;
+/**
+ * Settings of one training stage (pretraining or fine-tuning): the recipe libs/ml trains with.
+ * Fine-tuning's settings are a superset (they add `freeze`), so both stages fit.
+ */
+export type TrainingStageConfig = z.output<typeof pretrainSchema>;
+/** Which pretrained layers stay fixed while fine-tuning (`fineTune.freeze`). */
+export type FreezeMode = z.output<typeof fineTuneSchema>['freeze'];
+/** Every {@link FreezeMode}, in the schema's order. */
+export const FREEZE_MODES: readonly FreezeMode[] = fineTuneSchema.shape.freeze.unwrap().options;
+/** A tfjs backend preference (`runtime.backend`): `auto` or one backend by name. */
+export type BackendPreference = z.output<typeof runtimeSchema>['backend'];
+/** Every {@link BackendPreference}, `auto` first. */
+export const BACKEND_PREFERENCES: readonly BackendPreference[] = runtimeSchema.shape.backend.unwrap().options;
 
 /** Raised when a configuration does not validate; the message names every offending field. */
 export class ConfigError extends Error {

@@ -5,3 +5,5 @@ export * from './sweep-config';
 export * from './transient-retry';
 export * from './seeded-random';
 export * from './stage-table';
+export * from './config-fields';
+export * from './training-contracts';

@@ -4,14 +4,8 @@ import { datasetManifestSchema, type DatasetManifest, type ManifestItem } from '
 import { sha256Hex } from './random';
 import { checkSplitIntegrity } from './split';
 
-/** Images and integer labels, the structure libs/ml trains on. */
-export interface LabelledImages {
-  /** `count × size × size` grey pixels, image after image, row-major. */
-  pixels: Uint8Array;
-  labels: Int32Array;
-  count: number;
-  size: number;
-}
+/** Images and integer labels, the structure libs/ml trains on (declared once in @detl/config, which both share). */
+export type LabelledImages = import('@detl/config').LabelledImages;
 
 /** Which part of a manifest to load: Data-A training / validation, or some Data-B folds. */
 export type ImageSelection = { set: 'A'; split: 'train' | 'validation' } | { set: 'B'; folds: number[] };

@@ -1,16 +1,19 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import { Prisma, PrismaClient } from './generated/prisma/client';
+import type { z } from 'zod';
 import type * as Models from './generated/prisma/models';
+import {
+  experimentConfigColumnSchema,
+  parseJsonColumn,
+  parseNullableJsonColumn,
+  resultSummarySchema,
+  sweepPlanEntrySchema,
+  sweepSpecColumnSchema,
+} from './json-columns';
 import { TrackingError, type ExperimentStatus, type FinishedExperimentStatus, type ResultSummary } from './tracking-types';
 
-/** One planned experiment of a sweep, fixed when the sweep is launched. */
-export interface SweepPlanEntry {
-  index: number;
-  /** Workflow id of the experiment's child workflow. */
-  workflowId: string;
-  /** Config path → value that make this experiment differ from the sweep's base. */
-  overrides: Record<string, unknown>;
-}
+/** One planned experiment of a sweep, fixed when the sweep is launched (schema: `sweepPlanEntrySchema`). */
+export type SweepPlanEntry = z.infer<typeof sweepPlanEntrySchema>;
 
 /** One sweep row. */
 export interface SweepRecord {
@@ -89,8 +92,8 @@ function toSweep(row: Models.SweepModel): SweepRecord {
     name: row.name,
     workflowId: row.workflowId,
     status: row.status,
-    spec: row.spec as Record<string, unknown>,
-    plan: row.plan as unknown as SweepPlanEntry[],
+    spec: parseJsonColumn(sweepSpecColumnSchema, row.spec, { table: 'sweeps', column: 'spec', id: row.id }),
+    plan: parseJsonColumn(sweepPlanEntrySchema.array(), row.plan, { table: 'sweeps', column: 'plan', id: row.id }),
     concurrency: row.concurrency,
     createdAt: row.createdAt,
     startedAt: row.startedAt,
@@ -123,12 +126,12 @@ export function createSweepStore(databaseUrl: string, options: { poolSize?: numb
           overrides: entry.overrides,
           experimentId: experiment?.id ?? null,
           status: experiment?.status ?? 'pending',
-          summary: (experiment?.summary ?? null) as ResultSummary | null,
+          summary: experiment ? parseNullableJsonColumn(resultSummarySchema, experiment.summary, { table: 'experiments', column: 'summary', id: experiment.id }) : null,
           error: experiment?.error ?? null,
           startedAt: experiment?.startedAt ?? null,
           finishedAt: experiment?.finishedAt ?? null,
           tasks: [...new Set(experiment?.stageAttempts.map((attempt) => attempt.task) ?? [])].sort(),
-          freeze: ((experiment?.config as { fineTune?: { freeze?: string } } | undefined)?.fineTune?.freeze ?? null),
+          freeze: experiment ? parseJsonColumn(experimentConfigColumnSchema, experiment.config, { table: 'experiments', column: 'config', id: experiment.id }).fineTune.freeze : null,
         };
       }),
     };

@@ -1,7 +1,15 @@
-import type { ExperimentConfig } from '@detl/config';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { Prisma, PrismaClient } from './generated/prisma/client';
 import type * as Models from './generated/prisma/models';
+import {
+  attemptDetailsSchema,
+  classificationReportSchema,
+  confusionMatrixSchema,
+  experimentConfigColumnSchema,
+  parseJsonColumn,
+  parseNullableJsonColumn,
+  resultSummarySchema,
+} from './json-columns';
 import {
   ARTIFACT_KINDS,
   ATTEMPT_STATUSES,
@@ -10,7 +18,6 @@ import {
   TrackingError,
   type ArtifactInput,
   type ArtifactRecord,
-  type ClassificationReport,
   type CreateExperimentInput,
   type EpochMetricRecord,
   type ExperimentDetail,
@@ -23,7 +30,6 @@ import {
   type ListExperimentsInput,
   type RecordEpochInput,
   type RecordFoldInput,
-  type ResultSummary,
   type StageAttemptRecord,
   type StartStageAttemptInput,
   type TrackingStore,
@@ -102,7 +108,7 @@ export function toExperiment(row: Models.ExperimentModel): ExperimentRecord {
     name: row.name,
     workflowId: row.workflowId,
     status: row.status,
-    config: row.config as unknown as ExperimentConfig,
+    config: parseJsonColumn(experimentConfigColumnSchema, row.config, { table: 'experiments', column: 'config', id: row.id }),
     configHash: row.configHash,
     seed: row.seed,
     backend: row.backend,
@@ -111,13 +117,13 @@ export function toExperiment(row: Models.ExperimentModel): ExperimentRecord {
     startedAt: row.startedAt,
     finishedAt: row.finishedAt,
     error: row.error,
-    summary: row.summary as unknown as ResultSummary | null,
+    summary: parseNullableJsonColumn(resultSummarySchema, row.summary, { table: 'experiments', column: 'summary', id: row.id }),
   };
 }
 
 /** @internal Row mapper shared with the read-only run-history queries. */
 export function toStageAttempt(row: Models.StageAttemptModel): StageAttemptRecord {
-  return { ...row, details: (row.details ?? {}) as Record<string, unknown> };
+  return { ...row, details: parseNullableJsonColumn(attemptDetailsSchema, row.details, { table: 'stage_attempts', column: 'details', id: row.id }) ?? {} };
 }
 
 /** @internal Row mapper shared with the read-only run-history queries. */
@@ -129,8 +135,8 @@ export function toEpoch(row: Models.EpochMetricModel): EpochMetricRecord {
 export function toFold(row: Models.FoldModel): FoldRecord {
   return {
     ...row,
-    confusionMatrix: row.confusionMatrix as number[][] | null,
-    report: row.report as unknown as ClassificationReport | null,
+    confusionMatrix: parseNullableJsonColumn(confusionMatrixSchema, row.confusionMatrix, { table: 'folds', column: 'confusion_matrix', id: row.id }),
+    report: parseNullableJsonColumn(classificationReportSchema, row.report, { table: 'folds', column: 'report', id: row.id }),
   };
 }
 

@@ -1,4 +1,6 @@
-import type { ExperimentConfig } from '@detl/config';
+import type { EpochMetrics, ExperimentConfig } from '@detl/config';
+import type { z } from 'zod';
+import type { classificationReportSchema, classMetricsSchema, resultSummarySchema } from './json-columns';
 import * as enums from './generated/prisma/enums';
 
 /** Lifecycle of an experiment: `queued` → `running` → `succeeded` | `failed` | `cancelled`. */
@@ -23,41 +25,14 @@ export type ArtifactKind = (typeof enums.ArtifactKind)[keyof typeof enums.Artifa
 /** Every {@link ArtifactKind}. */
 export const ARTIFACT_KINDS = Object.values(enums.ArtifactKind) as readonly ArtifactKind[];
 
-/** Precision, recall, F1 and support of one class. */
-export interface ClassMetrics {
-  precision: number;
-  recall: number;
-  f1: number;
-  /** Number of test images whose true class this is. */
-  support: number;
-}
+/** Precision, recall, F1 and support of one class (schema: `classMetricsSchema`). */
+export type ClassMetrics = z.infer<typeof classMetricsSchema>;
 
 /** Per-class metrics keyed by class name (`normal`, `pneumonia`, …). */
-export type ClassificationReport = Record<string, ClassMetrics>;
+export type ClassificationReport = z.infer<typeof classificationReportSchema>;
 
-/** Aggregated result of an experiment, stored in `experiments.summary`. */
-export interface ResultSummary {
-  /** Class names in confusion-matrix order. */
-  classes: string[];
-  /** Test accuracy of each fold, by fold index. */
-  foldAccuracies: number[];
-  meanAccuracy: number;
-  /** Sample standard deviation (n − 1) of {@link foldAccuracies}, as the paper's "± std". */
-  stdAccuracy: number;
-  /** Metrics of the summed confusion matrix. */
-  perClass: ClassificationReport;
-  macroF1: number;
-  /** Sum of the fold confusion matrices: rows are true classes, columns predictions. */
-  confusionMatrix: number[][];
-  /** Bootstrap interval of the pooled held-out accuracy. */
-  accuracyInterval: { lower: number; upper: number; level: number };
-  /** One-vs-rest ROC-AUC per class over the pooled held-out probabilities; null where undefined (one class only). */
-  rocAuc: Record<string, number | null>;
-  /** Object-store key of the full report (summary.json). */
-  reportKey: string;
-  /** Object-store keys of the figures (confusion-matrix heatmap, learning curves). */
-  figureKeys: string[];
-}
+/** Aggregated result of an experiment, stored in `experiments.summary` (schema: `resultSummarySchema`). */
+export type ResultSummary = z.infer<typeof resultSummarySchema>;
 
 /** One experiment row. */
 export interface ExperimentRecord {
@@ -100,21 +75,12 @@ export interface StageAttemptRecord {
   details: Record<string, unknown>;
 }
 
-/** Metrics of one epoch of one attempt of one task. */
-export interface EpochMetricRecord {
+/** Metrics of one epoch of one attempt of one task: the metric fields are {@link EpochMetrics}. */
+export interface EpochMetricRecord extends EpochMetrics {
   id: string;
   experimentId: string;
   task: string;
   attempt: number;
-  /** From 0. */
-  epoch: number;
-  trainLoss: number;
-  trainAccuracy: number;
-  validationLoss: number | null;
-  validationAccuracy: number | null;
-  learningRate: number;
-  durationMs: number;
-  imagesPerSecond: number;
   checkpointKey: string | null;
   recordedAt: Date;
 }
@@ -199,19 +165,14 @@ export interface FinishStageAttemptInput {
   details?: Record<string, unknown>;
 }
 
-/** Input of {@link TrackingStore.recordEpoch}. */
-export interface RecordEpochInput {
+/**
+ * Input of {@link TrackingStore.recordEpoch}: an epoch's {@link EpochMetrics} (the validation
+ * fields may be left out when there was no validation set) and where it was recorded.
+ */
+export interface RecordEpochInput extends Omit<EpochMetrics, 'validationLoss' | 'validationAccuracy'>, Partial<Pick<EpochMetrics, 'validationLoss' | 'validationAccuracy'>> {
   experimentId: string;
   task: string;
   attempt: number;
-  epoch: number;
-  trainLoss: number;
-  trainAccuracy: number;
-  validationLoss?: number | null;
-  validationAccuracy?: number | null;
-  learningRate: number;
-  durationMs: number;
-  imagesPerSecond: number;
   checkpointKey?: string | null;
 }
 
@@ -299,10 +260,10 @@ export interface TrackingStore {
   close(): Promise<void>;
 }
 
-/** Why a tracking call was refused. */
-export type TrackingErrorCode = 'invalid_argument' | 'not_found' | 'conflict';
+/** Why a tracking call was refused (`invalid_row`: a stored JSON value does not match its schema). */
+export type TrackingErrorCode = 'invalid_argument' | 'not_found' | 'conflict' | 'invalid_row';
 
-/** Raised for invalid input, unknown rows and contradictory writes; the message names the value. */
+/** Raised for invalid input, unknown rows, contradictory writes and malformed stored rows; the message names the value. */
 export class TrackingError extends Error {
   override readonly name = 'TrackingError';
   constructor(

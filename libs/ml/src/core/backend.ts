@@ -4,19 +4,18 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 // tfjs-layers' node bundle registers every op gradient; tfjs-core's node bundle registers none.
 import '@tensorflow/tfjs-layers';
+import { BACKEND_PREFERENCES, type BackendPreference } from '@detl/config';
 import { BACKEND_ENV_VARIABLE, checkInstalledNativeBuild, nativeBackendProblem as nativeBuildProblem, nvidiaDriverProblem, type NativeVariant } from '@detl/native-tensorflow';
 import { installBatchNormGradient } from './batch-norm-gradient';
 import { installNativeTrainingKernels } from './native-training-kernels';
 import { fixCpuTransformKernel, registerTensorflowTransformKernel } from './transform-kernels';
 import { registerWasmConvGradients } from './wasm-conv-gradients';
 
-/** Backend preference, as in the experiment config's `runtime.backend`. */
-export type BackendPreference = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+// Backend preference: the experiment config's `runtime.backend` values.
+export type { BackendPreference };
 
 /** Environment variable that overrides any preference passed in code. */
 export { BACKEND_ENV_VARIABLE };
-
-const PREFERENCES: readonly BackendPreference[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
 
 /** An explicitly requested backend cannot run in this process; no retry changes that. */
 export class BackendUnavailableError extends Error {
@@ -108,8 +107,8 @@ let nativeThreads: BackendThreads | null = null;
 function resolvePreference(preference: BackendPreference): BackendPreference {
   const fromEnv = process.env[BACKEND_ENV_VARIABLE]?.trim();
   if (!fromEnv) return preference;
-  if (!(PREFERENCES as readonly string[]).includes(fromEnv)) {
-    throw new Error(`${BACKEND_ENV_VARIABLE}=${fromEnv} is not a backend; expected one of ${PREFERENCES.join(', ')}`);
+  if (!(BACKEND_PREFERENCES as readonly string[]).includes(fromEnv)) {
+    throw new Error(`${BACKEND_ENV_VARIABLE}=${fromEnv} is not a backend; expected one of ${BACKEND_PREFERENCES.join(', ')}`);
   }
   return fromEnv as BackendPreference;
 }
@@ -241,8 +240,8 @@ async function initialise(preference: BackendPreference, chosenBy: BackendInfo['
  * @throws when an explicitly requested backend cannot be used (only `auto` falls back).
  */
 export async function initBackend(preference: BackendPreference = 'auto', options: InitBackendOptions = {}): Promise<BackendInfo> {
-  if (!PREFERENCES.includes(preference)) {
-    throw new Error(`unknown backend '${String(preference)}'; expected one of ${PREFERENCES.join(', ')}`);
+  if (!BACKEND_PREFERENCES.includes(preference)) {
+    throw new Error(`unknown backend '${String(preference)}'; expected one of ${BACKEND_PREFERENCES.join(', ')}`);
   }
   const resolved = resolvePreference(preference);
   if (current && current.preference === resolved) return current.info;

@@ -1,8 +1,9 @@
 import type { LayersModel } from '@tensorflow/tfjs-layers';
+import type { FreezeMode } from '@detl/config';
 import { buildModel, describeArchitecture, modelSpecOf, type Architecture, type ModelSpec } from './models';
 
-/** Which pretrained layers stay fixed while fine-tuning (the config's `fineTune.freeze`). */
-export type FreezeMode = 'below-last-conv-block' | 'none' | 'all-but-head' | 'scratch';
+// The modes are the config schema's `fineTune.freeze` values.
+export type { FreezeMode };
 
 /** Options of {@link prepareForFineTuning}. */
 export interface FineTuneOptions {

@@ -1,15 +1,8 @@
 import { open, readFile } from 'node:fs/promises';
+import type { LabelledImages } from '@detl/config';
 
-/**
- * Square greyscale images with integer class labels, the shape the data library produces.
- * `pixels` holds `count * size * size` bytes, image after image, each row-major.
- */
-export interface LabelledImages {
-  pixels: Uint8Array;
-  labels: Int32Array;
-  count: number;
-  size: number;
-}
+// The shape is declared once in @detl/config, shared with libs/data which produces it.
+export type { LabelledImages };
 
 const MAGIC = 'DETLIMG1';
 

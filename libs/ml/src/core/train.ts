@@ -1,49 +1,26 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
+import type { AugmentationConfig, EpochMetrics, TrainingStageConfig } from '@detl/config';
 import { assertLabelledImages, type LabelledImages } from './labelled-images';
 import { batchNormInTraining, installNativeTrainingKernels, nativeBatchNormAvailable } from './native-training-kernels';
 import { SeededRandom } from './random';
 
-/** Real-time augmentation of one training stage (the config's `augmentation`). */
-export interface AugmentationOptions {
-  /** Maximum absolute rotation in degrees; each image draws uniformly in [-r, r]. */
-  rotationDegrees: number;
-  /** Maximum relative zoom; each image draws a factor uniformly in [1 - s, 1 + s]. */
-  scale: number;
-  /** Mirror left-right with probability 0.5. */
-  horizontalFlip: boolean;
-}
+/**
+ * Real-time augmentation of one training stage (the config's `augmentation`): each image draws a
+ * rotation in [-rotationDegrees, rotationDegrees], a zoom in [1 - scale, 1 + scale] and, with
+ * horizontalFlip, a mirror with probability 0.5.
+ */
+export type AugmentationOptions = AugmentationConfig;
 
-/** Recipe of one training stage; mirrors the experiment config's `pretrain` / `fineTune`. */
-export interface TrainingStage {
-  /** Total epochs of the run (a resumed run counts the epochs already done). */
-  epochs: number;
-  batchSize: number;
-  optimizer: 'adam' | 'sgd';
-  /** Initial learning rate (the cosine schedule's peak). */
-  learningRate: number;
-  /** Momentum of SGD; ignored by Adam. */
-  momentum: number;
-  /** `cosine`: per-step cosine annealing from learningRate to 0 over all epochs of the run. */
-  schedule: 'cosine' | 'constant';
-  augmentation: AugmentationOptions;
-}
+/**
+ * Recipe of one training stage: the experiment config's `pretrain` / `fineTune` settings. `epochs`
+ * is the run's total (a resumed run counts the epochs already done); `cosine` anneals per step
+ * from learningRate to 0 over all epochs of the run; momentum is SGD's (Adam ignores it).
+ */
+export type TrainingStage = TrainingStageConfig;
 
-/** What one epoch achieved. */
-export interface EpochMetrics {
-  /** 1-based epoch number within the whole run. */
-  epoch: number;
-  /** Mean cross-entropy over the epoch's (augmented) training batches. */
-  trainLoss: number;
-  trainAccuracy: number;
-  validationLoss: number | null;
-  validationAccuracy: number | null;
-  /** Learning rate at the epoch's first step. */
-  learningRate: number;
-  durationMs: number;
-  /** Training images per second (forward + backward + update, augmentation included). */
-  imagesPerSecond: number;
-}
+// What one epoch achieved: the schema in @detl/config, which tracking and the dashboard read too.
+export type { EpochMetrics };
 
 /** Progress within an epoch. */
 export interface BatchMetrics {
