@@ -1,8 +1,8 @@
 import cliProgress from 'cli-progress';
-import type { ExperimentConfig } from '@detl/config';
+import { STAGES, foldTask, taskLabel, taskOf, type ExperimentConfig, type StageActivity } from '@detl/config';
 import type { ExperimentProgress, StageState } from '@detl/workflows';
 
-/** What the run record says about each task (`sample`, `pretrain`, `fold-0`, …). */
+/** What the run record says about each task (the stage table's task names: `sample`, `pretrain`, `fold-0`, …). */
 export interface TaskRecord {
   /** Tasks a worker has started (an attempt row exists). */
   started: Set<string>;
@@ -37,19 +37,20 @@ export class ProgressView {
   /** Renders the latest workflow progress and epoch counts. */
   update(progress: ExperimentProgress, record: TaskRecord): void {
     const { epochs } = record;
+    const pretrainTask = taskOf('pretrainFromScratch');
     const rows: { task: string; value: number; total: number; unit: string; state: DisplayState }[] = [
-      { task: 'sample dataset  ', ...stageRow(progress.stages.sampleDataset) },
-      { task: 'pretrain        ', value: epochs.get('pretrain') ?? 0, total: this.config.pretrain.epochs, unit: 'epochs', state: progress.stages.pretrainFromScratch },
+      { task: stageLabel('sampleDataset'), ...stageRow(progress.stages.sampleDataset) },
+      { task: stageLabel('pretrainFromScratch'), value: epochs.get(pretrainTask) ?? 0, total: this.config.pretrain.epochs, unit: 'epochs', state: progress.stages.pretrainFromScratch },
       ...progress.folds.map((state, fold) => ({
-        task: `fine-tune fold ${fold}`,
-        value: epochs.get(`fold-${fold}`) ?? 0,
+        task: taskLabel(foldTask(fold)),
+        value: epochs.get(foldTask(fold)) ?? 0,
         total: this.config.fineTune.epochs,
         unit: 'epochs',
         // The workflow schedules every fold at once; only those a worker picked up are running.
-        state: state === 'running' && !record.started.has(`fold-${fold}`) ? ('queued' as const) : state,
+        state: state === 'running' && !record.started.has(foldTask(fold)) ? ('queued' as const) : state,
       })),
-      { task: 'aggregate       ', ...stageRow(progress.stages.aggregateResults) },
-      { task: 'grad-cam        ', ...stageRow(progress.stages.generateGradCams) },
+      { task: stageLabel('aggregateResults'), ...stageRow(progress.stages.aggregateResults) },
+      { task: stageLabel('generateGradCams'), ...stageRow(progress.stages.generateGradCams) },
     ];
     for (const row of rows) {
       const value = row.state === 'succeeded' ? row.total : Math.min(row.value, row.total);
@@ -74,6 +75,14 @@ export class ProgressView {
   stop(): void {
     this.multiBar?.stop();
   }
+}
+
+/** Width of the widest label (`fine-tune fold <k>`), so the bars line up. */
+const LABEL_WIDTH = `${STAGES.fineTuneFold.label} 0`.length;
+
+/** A stage's label from the stage table, padded to line the bars up. */
+function stageLabel(activity: StageActivity): string {
+  return STAGES[activity].label.padEnd(LABEL_WIDTH);
 }
 
 function stageRow(state: StageState) {

@@ -3,7 +3,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DATA_B_CLASSES } from '@detl/config';
 import type { DatasetManifest, PreprocessOptions } from '@detl/data';
-import { InvalidObjectKeyError, validateObjectKey } from '@detl/storage';
+import { InvalidObjectKeyError, modelJsonKey, normalizeModelPrefix, parseExperimentKey, validateObjectKey } from '@detl/storage';
 import type { ExperimentDetail } from '@detl/tracking';
 import { CliError } from '../cli-error';
 import { findRun } from '../run-reference';
@@ -173,7 +173,7 @@ export function parseModelReference(value: string): ModelReference {
   if (!uri && text.startsWith('s3://')) throw new CliError(`--model ${value}: expected s3://<bucket>/<model prefix>`);
   if (!uri && !text.includes('/')) return { kind: 'run', ref: text };
   // A model prefix: `experiments/<id>/folds/<k>/final`, with or without a trailing `/` or `/model.json`.
-  const prefix = (uri ? (uri[2] as string) : text).replace(/\/model\.json$/, '').replace(/\/+$/, '');
+  const prefix = normalizeModelPrefix(uri ? (uri[2] as string) : text);
   try {
     validateObjectKey(prefix);
   } catch (error) {
@@ -313,12 +313,12 @@ export async function resolveModels(
     if (reference.bucket !== null && reference.bucket !== runtime.store.bucket) {
       throw new CliError(`--model ${given}: names bucket ${reference.bucket}, but detl uses bucket ${runtime.store.bucket} (DETL_S3_BUCKET)`);
     }
-    if (!(await runtime.store.headObject(`${reference.prefix}/model.json`))) {
-      throw new CliError(`--model ${given}: no model at ${runtime.store.uri(`${reference.prefix}/model.json`)}`);
+    if (!(await runtime.store.headObject(modelJsonKey(reference.prefix)))) {
+      throw new CliError(`--model ${given}: no model at ${runtime.store.uri(modelJsonKey(reference.prefix))}`);
     }
     // A fold model of a recorded run is preprocessed as that run's data was; any other prefix only
     // tells its input size, so it gets the plain resize without degrading.
-    const owner = /^experiments\/([0-9a-f-]{36})\//i.exec(reference.prefix)?.[1];
+    const owner = parseExperimentKey(reference.prefix)?.experimentId;
     const experiment = owner ? await runtime.tracking.getExperiment(owner) : null;
     const preprocessing = experiment?.datasetManifestKey ? await manifestPreprocessing(runtime, experiment) : null;
     const description = experiment ? `${runtime.store.uri(reference.prefix)} (of experiment ${experiment.id})` : runtime.store.uri(reference.prefix);
@@ -431,17 +431,10 @@ async function predictAll(
       let overlay: string | null = null;
       if (overlays) {
         const image = pixels[index] as Uint8Array;
-        // The ensemble's map: each model's Grad-CAM for the class the ensemble predicted, averaged and
-        // scaled back to a maximum of 1 (the scale every single map has).
-        const heatmap = new Float32Array(size * size);
-        for (const explainer of explainers) {
-          const map = explainer.explain(image, size, classIndex).heatmap;
-          for (let p = 0; p < heatmap.length; p += 1) heatmap[p] = (heatmap[p] as number) + (map[p] as number) / explainers.length;
-        }
-        const peak = heatmap.reduce((max, value) => Math.max(max, value), 0);
-        if (peak > 0) for (let p = 0; p < heatmap.length; p += 1) heatmap[p] = (heatmap[p] as number) / peak;
+        // The ensemble's map for the class the ensemble predicted.
+        const { heatmap } = ml.ensembleGradCam(explainers, image, size, classIndex);
         overlay = overlays[index] as string;
-        await writeAtomically(overlay, await ml.renderGradCamOverlay(image, size, heatmap, { alpha: 0.45 }), 'the overlay');
+        await writeAtomically(overlay, await ml.gradCamOverlayPng(image, size, heatmap), 'the overlay');
       }
       predictions.push({
         image: (inputs[index] as InputImage).file,

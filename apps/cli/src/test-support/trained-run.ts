@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { DATA_B_CLASSES, type ExperimentConfig } from '@detl/config';
 import { buildModel, saveModelToStore } from '@detl/ml';
-import type { S3ObjectStore } from '@detl/storage';
+import { foldModelPrefix, type S3ObjectStore } from '@detl/storage';
 import type { ExperimentRecord, TrackingStore } from '@detl/tracking';
 
 /**
@@ -21,7 +21,7 @@ export async function recordTrainedRun(
   await tracking.setDatasetManifest(experiment.id, manifestKey);
   for (const [fold, size] of foldSizes.entries()) {
     const model = buildModel({ architecture: 'small-vgg', widthMultiplier: 0.25, imageSize: size, channels: 1, numClasses: 4, seed: 10 + fold });
-    const modelKey = `experiments/${experiment.id}/folds/${fold}/final`;
+    const modelKey = foldModelPrefix(experiment.id, fold);
     await saveModelToStore(model, store, modelKey);
     model.dispose();
     const metrics = { precision: 0.25, recall: 1, f1: 0.4, support: 1 };
