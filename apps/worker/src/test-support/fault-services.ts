@@ -57,7 +57,7 @@ export interface TestServices {
   tracking: TrackingStore;
   store: S3ObjectStore;
   home: string;
-  /** Service settings on these services with a task queue of its own. */
+  /** Service settings on these services with a main and a training task queue of their own. */
   settings(): ServiceSettings;
   /** Stops everything and deletes the home and the database. */
   stop(): Promise<void>;
@@ -79,12 +79,16 @@ export async function startTestServices(name: string): Promise<TestServices> {
     tracking,
     store,
     home,
-    settings: () => ({
-      home,
-      temporal: { address: env.address, namespace: 'default', taskQueue: `${name}-${randomUUID()}` },
-      databaseUrl: database.url,
-      s3: { ...minio.settings, bucket: store.bucket },
-    }),
+    settings: () => {
+      const queue = `${name}-${randomUUID()}`;
+      return {
+        home,
+        // Tests share a Temporal server within a file, so the training queue is unique too (not `training`).
+        temporal: { address: env.address, namespace: 'default', taskQueue: queue, trainingTaskQueue: `${queue}-training` },
+        databaseUrl: database.url,
+        s3: { ...minio.settings, bucket: store.bucket },
+      };
+    },
     async stop() {
       await tracking.close();
       await Promise.allSettled([env.teardown(), minio.stop(), database.drop()]);
