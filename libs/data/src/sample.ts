@@ -2,7 +2,7 @@ import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { DATA_A_CLASSES, DATA_B_CLASSES, type ExperimentConfig } from '@detl/config';
-import type { ObjectStore, StoredObject } from '@detl/storage';
+import { manifestKey as manifestKeyOf, samplingInputsKey, shardKey, type ObjectStore, type StoredObject } from '@detl/storage';
 import type { CatalogEntry, DuplicateGroup, SkippedFile } from './catalog';
 import { mapLimit } from './concurrency';
 import { confoundWarnings } from './confounds';
@@ -287,7 +287,7 @@ export async function sampleCatalog(options: SampleCatalogOptions): Promise<Samp
       duplicates: options.duplicates ?? [],
     }),
   );
-  const pointerKey = `manifests/inputs/${fingerprint}.txt`;
+  const pointerKey = samplingInputsKey(fingerprint);
   const cached = await reuseEarlierSampling(store, pointerKey);
   if (cached) {
     onProgress?.({ phase: 'preprocess', done: planned.length, total: planned.length });
@@ -384,7 +384,7 @@ export async function sampleCatalog(options: SampleCatalogOptions): Promise<Samp
   if (shardsReused > 0) warnings.push(`${shardsReused} of ${shards.length} shards were already stored and reused`);
   // The manifest goes last: once it exists, every shard it names exists too.
   const manifestBytes = JSON.stringify(manifest);
-  const manifestKey = `manifests/${sha256Hex(manifestBytes)}.json`;
+  const manifestKey = manifestKeyOf(sha256Hex(manifestBytes));
   stored.push(await store.putObject(manifestKey, manifestBytes, 'application/json'));
   // The input pointer after the manifest: it may only ever point at complete samplings.
   stored.push(await store.putObject(pointerKey, manifestKey, 'text/plain'));
@@ -431,5 +431,5 @@ function packShard(images: readonly Uint8Array[], size: number, kind: 'images' |
   const bytes = new Uint8Array(images.length * size * size);
   images.forEach((image, index) => bytes.set(image, index * size * size));
   const sha256 = sha256Hex(bytes);
-  return { meta: { key: `shards/${sha256}.u8`, sha256, count: images.length, sizeBytes: bytes.byteLength, kind, partition }, bytes };
+  return { meta: { key: shardKey(sha256), sha256, count: images.length, sizeBytes: bytes.byteLength, kind, partition }, bytes };
 }
