@@ -4,9 +4,10 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseExperimentConfig } from '@detl/config';
+import { DATA_B_CLASSES, STAGES, parseExperimentConfig } from '@detl/config';
+import { loadManifest } from '@detl/data';
 import { startTestMinio } from '@detl/services/testing';
-import { createObjectStore, type S3ObjectStore } from '@detl/storage';
+import { REPORT_FILES, createObjectStore, foldModelPrefix, gradCamIndexKey, parseGradCamOverlayKey, readGradCamGallery, reportKey, type S3ObjectStore } from '@detl/storage';
 import { createTrackingStore, type TrackingStore } from '@detl/tracking';
 import { createTestDatabase, type TestDatabase } from '@detl/tracking/testing';
 import { createActivities, type TrainingHeartbeat } from './activities';
@@ -101,5 +102,63 @@ describe('training activities', () => {
     expect(await store.headObject(`${fold.modelPrefix}/model.json`)).not.toBeNull();
     const experiment = await tracking.getExperiment(experimentId);
     expect(experiment?.folds.map((row) => row.foldIndex)).toEqual([0]);
+  }, 300_000);
+
+  it('aggregates the folds and explains held-out images with the fold that held them out, in a gallery that says what each overlay shows', async () => {
+    const activities = createActivities({ tracking, store, settings: { home } });
+    const twoFolds = parseExperimentConfig({
+      ...config,
+      name: 'grad-cam-gallery',
+      dataset: { ...config.dataset, folds: 2 },
+      fineTune: { freeze: 'scratch', epochs: 1, batchSize: 8 },
+      gradCam: { imagesPerClass: 2 },
+    });
+    const { experimentId } = await runIn(new MockActivityEnvironment(), activities.registerExperiment, { workflowId: `wf-${randomUUID()}`, config: twoFolds });
+    const sample = await runIn(new MockActivityEnvironment(), activities.sampleDataset, { experimentId, config: twoFolds });
+    const folds = [];
+    for (const fold of [0, 1]) {
+      const input = { experimentId, config: twoFolds, manifestKey: sample.manifestKey, pretrainedModelPrefix: null, fold };
+      folds.push(await runIn(new MockActivityEnvironment(), activities.fineTuneFold, input));
+    }
+    expect(folds.map((fold) => fold.modelPrefix)).toEqual([foldModelPrefix(experimentId, 0), foldModelPrefix(experimentId, 1)]);
+
+    const summary = await runIn(new MockActivityEnvironment(), activities.aggregateResults, { experimentId, config: twoFolds, folds });
+    expect(summary.reportKey).toBe(reportKey(experimentId, REPORT_FILES.summary));
+    expect(summary.figureKeys).toEqual([reportKey(experimentId, REPORT_FILES.confusionMatrix), reportKey(experimentId, REPORT_FILES.learningCurves)]);
+    expect(summary.confusionMatrix.flat().reduce((a, b) => a + b, 0)).toBe(folds[0]!.testCount + folds[1]!.testCount);
+
+    const gradCams = await runIn(new MockActivityEnvironment(), activities.generateGradCams, { experimentId, config: twoFolds, manifestKey: sample.manifestKey, folds });
+    expect(gradCams.galleryKey).toBe(gradCamIndexKey(experimentId));
+    const gallery = await readGradCamGallery(store, experimentId);
+    if (!gallery) throw new Error('no gallery written');
+    expect(gallery.overlays.map((entry) => entry.overlayKey)).toEqual(gradCams.overlayKeys);
+    expect(gallery.pointingGameRate).toBe(gradCams.pointingGameRate);
+    // Two per class: every class has held-out images in the two folds.
+    expect(gallery.overlays).toHaveLength(2 * DATA_B_CLASSES.length);
+    const manifest = await loadManifest(store, sample.manifestKey);
+    for (const entry of gallery.overlays) {
+      expect(parseGradCamOverlayKey(entry.overlayKey)).toMatchObject({ experimentId, trueClass: entry.trueClass, predictedClass: entry.predictedClass });
+      // The image is one the explaining fold held out, found where the gallery says its pixels are.
+      const item = manifest.items.find((candidate) => candidate.set === 'B' && candidate.imageId === entry.imageId);
+      expect(item).toMatchObject({ fold: entry.fold, className: entry.trueClass, shardKey: entry.imageKey, index: entry.imageIndex });
+      // The predicted class is the most probable of the four.
+      expect(entry.probability).toBeGreaterThanOrEqual(1 / DATA_B_CLASSES.length);
+      expect(entry.probability).toBeLessThanOrEqual(1);
+      expect(await store.headObject(entry.overlayKey)).not.toBeNull();
+    }
+
+    const experiment = await tracking.getExperiment(experimentId);
+    const kinds = new Map(experiment?.artifacts.map((artifact) => [artifact.key, artifact.kind]));
+    for (const key of gradCams.overlayKeys) expect(kinds.get(key)).toBe('grad_cam');
+    expect(kinds.get(gradCams.galleryKey)).toBe('report');
+    // Each attempt row carries the stage table's tracking value and task name.
+    const attempts = new Map(experiment?.stageAttempts.map((attempt) => [attempt.task, attempt.stage]));
+    expect(Object.fromEntries(attempts)).toEqual({
+      sample: STAGES.sampleDataset.trackingStage,
+      'fold-0': STAGES.fineTuneFold.trackingStage,
+      'fold-1': STAGES.fineTuneFold.trackingStage,
+      aggregate: STAGES.aggregateResults.trackingStage,
+      'grad-cam': STAGES.generateGradCams.trackingStage,
+    });
   }, 300_000);
 });
