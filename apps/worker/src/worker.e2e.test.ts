@@ -57,7 +57,7 @@ afterAll(async () => {
 function settingsFor(taskQueue: string): ServiceSettings {
   return {
     home,
-    temporal: { address: env.address, namespace: 'default', taskQueue },
+    temporal: { address: env.address, namespace: 'default', taskQueue, trainingTaskQueue: `${taskQueue}-training` },
     databaseUrl: database.url,
     s3: { ...minio.settings, bucket: store.bucket },
   };
@@ -65,12 +65,18 @@ function settingsFor(taskQueue: string): ServiceSettings {
 
 async function runExperiment(configInput: ExperimentConfigInput) {
   const taskQueue = `e2e-${randomUUID()}`;
-  const worker = await createDetlWorker({ settings: settingsFor(taskQueue), store, tracking, activitySlots: 2, connection: env.nativeConnection });
+  const settings = settingsFor(taskQueue);
+  // No queues named: one worker polls the main and the training queue, as a plain `detl worker` does.
+  const worker = await createDetlWorker({ settings, store, tracking, activitySlots: 2, connection: env.nativeConnection });
+  expect(worker.queues).toEqual([
+    { name: taskQueue, role: 'main' },
+    { name: `${taskQueue}-training`, role: 'training' },
+  ]);
   const workflowId = `e2e-${randomUUID()}`;
   const config = parseExperimentConfig(configInput);
   const outcome = await worker.runUntil(
     env.client.workflow
-      .execute(experimentWorkflow, { taskQueue, workflowId, args: [{ config }] })
+      .execute(experimentWorkflow, { taskQueue, workflowId, args: [{ config, trainingTaskQueue: settings.temporal.trainingTaskQueue }] })
       .then((result) => ({ result, error: undefined }), (error: unknown) => ({ result: undefined, error })),
   );
   return { workflowId, ...outcome };
