@@ -9,7 +9,7 @@ import type {
   SampleResult,
   SourcePredictabilityReport,
 } from '@detl/data';
-import { InvalidObjectKeyError, validateObjectKey, type ObjectStore } from '@detl/storage';
+import { InvalidObjectKeyError, parseManifestKey, validateObjectKey, type ObjectStore } from '@detl/storage';
 import { CliError } from '../cli-error';
 import { openRuntime } from '../runtime';
 
@@ -285,7 +285,7 @@ function manifestKeyOf(reference: string): { key: string; bucket: string | null 
     if (error instanceof InvalidObjectKeyError) throw new CliError(`${reference}: ${error.message}`);
     throw error;
   }
-  if (!key.endsWith('.json')) throw new CliError(`${reference}: expected a manifest key such as manifests/<sha256>.json (printed by detl data import)`);
+  if (!parseManifestKey(key)) throw new CliError(`${reference}: expected a manifest key such as manifests/<sha256>.json (printed by detl data import)`);
   return { key, bucket: uri ? (uri[1] as string) : null };
 }
 

@@ -4,7 +4,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { parseSweepSpec, resolveSweepExperiments, trainingTaskQueueOf, type SweepExperiment, type SweepSpec } from '@detl/config';
+import { foldOfTask, parseSweepSpec, resolveSweepExperiments, taskOf, trainingTaskQueueOf, type SweepExperiment, type SweepSpec } from '@detl/config';
 import { homeOwnedServices, startEmbeddedServices, usesEmbeddedServices } from '@detl/services';
 import { createSweepStore, TrackingError, type SweepDetail, type SweepExperimentRow, type SweepStore } from '@detl/tracking';
 import type { sweepWorkflow, SweepWorkflowInput } from '@detl/workflows';
@@ -181,9 +181,9 @@ export function rankExperiments(rows: readonly SweepExperimentRow[]): SweepExper
 
 function pretrainingOf(row: SweepExperimentRow): string {
   if (row.experimentId === null) return '';
-  if (row.tasks.includes('pretrain')) return 'own';
+  if (row.tasks.includes(taskOf('pretrainFromScratch'))) return 'own';
   if (row.freeze === 'scratch') return 'none';
-  return row.tasks.some((task) => task.startsWith('fold-')) ? 'reused' : '';
+  return row.tasks.some((task) => foldOfTask(task) !== null) ? 'reused' : '';
 }
 
 /** The status table of a sweep, sorted by mean fold accuracy. */
