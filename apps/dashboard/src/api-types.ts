@@ -20,6 +20,8 @@ export interface RunListItemJson {
   finishedAt: string | null;
   durationMs: number | null;
   error: string | null;
+  /** The sweep the run belongs to (and its index in the sweep's plan); null outside sweeps. */
+  sweep: { id: string; name: string; index: number | null } | null;
 }
 
 /** `GET /api/runs`. */
@@ -155,6 +157,89 @@ export interface ConfigDifferenceJson {
 export interface CompareResponse {
   runs: RunDetailResponse[];
   configDiff: ConfigDifferenceJson[];
+}
+
+/** One sweep of `GET /api/sweeps`. */
+export interface SweepItemJson {
+  id: string;
+  name: string;
+  workflowId: string;
+  status: RunStatus;
+  concurrency: number;
+  /** Experiments in the sweep's plan. */
+  planned: number;
+  /** Experiments per status; planned ones not recorded yet are `pending`. */
+  counts: Record<RunStatus | 'pending', number>;
+  bestMeanAccuracy: number | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error: string | null;
+}
+
+/** `GET /api/sweeps`. */
+export interface SweepListResponse {
+  items: SweepItemJson[];
+  total: number;
+  page: number;
+  pageSize: number;
+}
+
+/** `GET /api/sweeps/:id/compare`: the whole sweep, compared as `GET /api/compare` compares runs. */
+export interface SweepCompareResponse extends CompareResponse {
+  sweep: SweepItemJson & { spec: Record<string, unknown>; plan: { index: number; workflowId: string; overrides: Record<string, unknown> }[] };
+  /** True when the sweep has more experiments than the dashboard loads at once (the first ones are shown). */
+  truncated: boolean;
+}
+
+/** How the run's images became network input, read from its sampling manifest. */
+export interface PreprocessingJson {
+  /** Side of the square network input, pixels. */
+  imageSize: number;
+  /** Shrink to this many pixels and back up before the network (a resolution shortcut removed), or null. */
+  degradeToPixels: number | null;
+  /** The crop policy recorded in the manifest (`centre-crop-to-square`). */
+  crop: string;
+  /** Resampling kernels of the resize and of the degrade round trip. */
+  resizeKernel: string;
+  degradeKernels: { down: string; up: string };
+  /** Grey values 0–255 are divided by this before the network (the training code's normalisation). */
+  scale: number;
+  manifestKey: string;
+}
+
+/** `GET /api/runs/:id/screening`: what the browser needs to screen an image with the run's fold models. */
+export interface ScreeningResponse {
+  runId: string;
+  classes: string[];
+  preprocessing: PreprocessingJson;
+  /** Each succeeded fold's model; `modelUrl` is the tfjs `model.json`, its weights resolve next to it. */
+  models: { fold: number; modelUrl: string }[];
+  /** How the folds are combined: the mean of their probabilities, as `detl predict` does. */
+  ensemble: 'mean of probabilities';
+}
+
+/** One overlay of `GET /api/runs/:id/gallery`: what the Grad-CAM stage recorded about it. */
+export interface GalleryEntryJson {
+  overlayUrl: string;
+  /** The preprocessed input image (PNG, the network's size), as the model saw it. */
+  imageUrl: string;
+  imageId: string;
+  trueClass: string;
+  predictedClass: string;
+  /** The explaining model's probability of the predicted class. */
+  probability: number;
+  /** The fold whose model (the one that held the image out) predicted and explained it. */
+  fold: number;
+}
+
+/** `GET /api/runs/:id/gallery`; `recorded: false` for runs from before galleries were written (the overlays' keys are all there is). */
+export interface GalleryResponse {
+  recorded: boolean;
+  classes: string[];
+  /** Share of correctly classified lesion images whose map peaks inside the lesion; null without masks. */
+  pointingGameRate: number | null;
+  entries: GalleryEntryJson[];
 }
 
 /** Body of every error answer. */

@@ -1,4 +1,14 @@
-import type { CompareResponse, ErrorResponse, FacetsResponse, RunDetailResponse, RunListResponse } from '../api-types';
+import type {
+  CompareResponse,
+  ErrorResponse,
+  FacetsResponse,
+  GalleryResponse,
+  RunDetailResponse,
+  RunListResponse,
+  ScreeningResponse,
+  SweepCompareResponse,
+  SweepListResponse,
+} from '../api-types';
 
 /** A failed API call, with the server's explanation when it gave one. */
 export class ApiError extends Error {
@@ -29,3 +39,7 @@ export const fetchRuns = (search: URLSearchParams) => getJson<RunListResponse>(`
 export const fetchFacets = () => getJson<FacetsResponse>('/api/facets');
 export const fetchRun = (id: string) => getJson<RunDetailResponse>(`/api/runs/${encodeURIComponent(id)}`);
 export const fetchCompare = (ids: readonly string[]) => getJson<CompareResponse>(`/api/compare?ids=${ids.map(encodeURIComponent).join(',')}`);
+export const fetchSweeps = (page = 1, pageSize = 20) => getJson<SweepListResponse>(`/api/sweeps?page=${page}&pageSize=${pageSize}`);
+export const fetchSweepCompare = (id: string) => getJson<SweepCompareResponse>(`/api/sweeps/${encodeURIComponent(id)}/compare`);
+export const fetchGallery = (id: string) => getJson<GalleryResponse>(`/api/runs/${encodeURIComponent(id)}/gallery`);
+export const fetchScreening = (id: string) => getJson<ScreeningResponse>(`/api/runs/${encodeURIComponent(id)}/screening`);

@@ -3,17 +3,22 @@ import { ApiError } from './api';
 import { ComparePage } from './pages/compare-page';
 import { RunPage } from './pages/run-page';
 import { RunsPage } from './pages/runs-page';
+import { SweepComparePage, SweepsPage } from './pages/sweeps-page';
 import { Link, useLocation } from './router';
 
 const RUN_PATH = /^\/runs\/([^/]+)\/?$/;
+const SWEEP_PATH = /^\/sweeps\/([^/]+)\/?$/;
 
-/** The three pages, chosen by the address. */
+/** The pages (runs, run, compare, sweeps, sweep), chosen by the address. */
 export function App() {
   const { path, search } = useLocation();
   const runMatch = RUN_PATH.exec(path);
+  const sweepMatch = SWEEP_PATH.exec(path);
   let page: ReactNode;
   if (path === '/' || path === '/runs') page = <RunsPage search={search} />;
   else if (runMatch?.[1]) page = <RunPage id={decodeURIComponent(runMatch[1])} />;
+  else if (path === '/sweeps') page = <SweepsPage search={search} />;
+  else if (sweepMatch?.[1]) page = <SweepComparePage id={decodeURIComponent(sweepMatch[1])} />;
   else if (path === '/compare') page = <ComparePage ids={(search.get('ids') ?? '').split(',').filter(Boolean)} />;
   else page = <Notice title="No such page">This address is not a dashboard page. <Link to="/">Go to the runs list.</Link></Notice>;
   return (
@@ -24,6 +29,7 @@ export function App() {
         </Link>
         <nav aria-label="main">
           <Link to="/">Runs</Link>
+          <Link to="/sweeps">Sweeps</Link>
         </nav>
       </header>
       <main>{page}</main>

@@ -1,9 +1,14 @@
 import { MemoryObjectStore } from '@detl/storage/testing';
-import { createRunHistoryQueries, createTrackingStore, type RunHistoryQueries, type TrackingStore } from '@detl/tracking';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createRunHistoryQueries, createSweepStore, createTrackingStore, type RunHistoryQueries, type SweepStore, type TrackingStore } from '@detl/tracking';
 import { createTestDatabase, type TestDatabase } from '@detl/tracking/testing';
 import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CompareResponse, ErrorResponse, RunDetailResponse, RunListResponse } from '../api-types';
+import sharp from 'sharp';
+import type { CompareResponse, ErrorResponse, GalleryResponse, RunDetailResponse, RunListResponse, ScreeningResponse, SweepCompareResponse, SweepListResponse } from '../api-types';
+import { SCREENING_IMAGE_SIZE, seedScreening } from '../test-support/seed-screening';
 import { seedRuns, type SeededRuns } from '../test-support/seed-runs';
 import { createDashboardApp, TOKEN_COOKIE } from './dashboard-app';
 import { checkDashboardBinding, DashboardConfigError, startDashboard } from './start-dashboard';
@@ -14,17 +19,24 @@ let queries: RunHistoryQueries;
 let store: MemoryObjectStore;
 let runs: SeededRuns;
 let app: Hono;
+let sweeps: SweepStore;
+let work: string;
 
 beforeAll(async () => {
   database = await createTestDatabase();
   tracking = createTrackingStore(database.url);
   queries = createRunHistoryQueries(database.url);
   store = new MemoryObjectStore();
-  runs = await seedRuns(tracking, store);
+  sweeps = createSweepStore(database.url);
+  runs = await seedRuns(tracking, store, sweeps);
+  work = await mkdtemp(path.join(tmpdir(), 'detl-dashboard-api-'));
+  await seedScreening({ tracking, store, runId: runs.baseline, folds: 5, overlayKeys: runs.overlayKeys, workDir: work });
   app = createDashboardApp({ queries, store });
-});
+}, 180_000);
 
 afterAll(async () => {
+  await sweeps?.close();
+  if (work) await rm(work, { recursive: true, force: true });
   await queries?.close();
   await tracking?.close();
   await database?.drop();
@@ -160,6 +172,74 @@ describe('GET /api/compare', () => {
     const missing = await getJson<ErrorResponse>(`/api/compare?ids=${runs.baseline},00000000-0000-4000-8000-000000000000`);
     expect(missing.status).toBe(404);
     expect(missing.body.error).toContain('00000000-0000-4000-8000-000000000000');
+  });
+});
+
+describe('sweeps', () => {
+  it('filters runs by sweep, names each run’s sweep, and lists sweeps with their counts', async () => {
+    const { body } = await getJson<RunListResponse>(`/api/runs?sweep=${runs.sweep}&sort=name&order=asc`);
+    expect(body.items.map((item) => item.name)).toEqual(['baseline small-vgg', 'scratch alexnet']);
+    expect(body.items[1]?.sweep).toEqual({ id: runs.sweep, name: 'regime sweep', index: 1 });
+    const all = await getJson<RunListResponse>('/api/runs');
+    expect(all.body.items.find((item) => item.name === 'broken folder run')?.sweep).toBeNull();
+    const bad = await getJson<ErrorResponse>("/api/runs?sweep=1'%20OR%20'1'='1");
+    expect(bad).toMatchObject({ status: 400, body: { field: 'sweep' } });
+    const list = await getJson<SweepListResponse>('/api/sweeps');
+    expect(list.body).toMatchObject({ total: 1, page: 1 });
+    expect(list.body.items[0]).toMatchObject({ id: runs.sweep, name: 'regime sweep', status: 'succeeded', planned: 2, counts: { succeeded: 2, pending: 0 } });
+    expect((await getJson<ErrorResponse>('/api/sweeps?pageSize=1000')).status).toBe(400);
+  });
+
+  it('compares a whole sweep: its plan, each experiment in full and the config paths that differ', async () => {
+    const { status, body } = await getJson<SweepCompareResponse>(`/api/sweeps/${runs.sweep}/compare`);
+    expect(status).toBe(200);
+    expect(body.sweep.plan.map((entry) => entry.index)).toEqual([0, 1]);
+    expect(body.runs.map((run) => run.name)).toEqual(['baseline small-vgg', 'scratch alexnet']);
+    expect(body.configDiff.map((difference) => difference.path)).toEqual(expect.arrayContaining(['model.architecture', 'fineTune.freeze']));
+    expect(body.truncated).toBe(false);
+    expect((await getJson<ErrorResponse>('/api/sweeps/00000000-0000-4000-8000-000000000000/compare')).status).toBe(404);
+    expect((await getJson<ErrorResponse>('/api/sweeps/nope/compare')).status).toBe(400);
+  });
+});
+
+describe('screening and the Grad-CAM gallery', () => {
+  it('tells the browser how the run preprocessed images (from its manifest) and where its fold models are', async () => {
+    const { status, body } = await getJson<ScreeningResponse>(`/api/runs/${runs.baseline}/screening`);
+    expect(status).toBe(200);
+    expect(body.preprocessing).toMatchObject({ imageSize: SCREENING_IMAGE_SIZE, degradeToPixels: null, crop: 'centre-crop-to-square', resizeKernel: 'lanczos3', scale: 255 });
+    expect(body.models.map((model) => model.fold)).toEqual([0, 1, 2, 3, 4]);
+    expect(body.ensemble).toBe('mean of probabilities');
+    // The failed run has no fold model; the scratch run no manifest.
+    expect((await getJson<ErrorResponse>(`/api/runs/${runs.broken}/screening`)).status).toBe(409);
+  });
+
+  it('serves a fold model’s model.json and weights read-only, and nothing else under the prefix', async () => {
+    const model = await app.request(`/api/runs/${runs.baseline}/models/2/model.json`);
+    expect(model.status).toBe(200);
+    const json = (await model.json()) as { weightsManifest: { paths: string[] }[] };
+    expect(json.weightsManifest[0]?.paths).toEqual(['./weights.bin']);
+    const weights = await app.request(`/api/runs/${runs.baseline}/models/2/weights.bin`);
+    expect(weights.status).toBe(200);
+    expect((await weights.arrayBuffer()).byteLength).toBeGreaterThan(1000);
+    expect((await getJson<ErrorResponse>(`/api/runs/${runs.baseline}/models/2/optimizer.json`)).body.field).toBe('file');
+    expect((await getJson<ErrorResponse>(`/api/runs/${runs.baseline}/models/9/model.json`)).status).toBe(404);
+    expect((await getJson<ErrorResponse>(`/api/runs/${runs.scratch}/models/0/model.json`)).status).toBe(404);
+    expect((await app.request(`/api/runs/${runs.baseline}/models/2/model.json`, { method: 'PUT' })).status).toBe(404);
+  });
+
+  it('lists the gallery with each overlay’s image, classes, probability and fold, and serves the input image', async () => {
+    const { body } = await getJson<GalleryResponse>(`/api/runs/${runs.baseline}/gallery`);
+    expect(body.recorded).toBe(true);
+    expect(body.entries).toHaveLength(4);
+    expect(body.entries[1]).toMatchObject({ trueClass: 'pneumonia', predictedClass: 'normal', probability: 0.5 });
+    expect(body.entries.every((entry) => entry.fold === 0 || entry.fold === 1)).toBe(true);
+    const image = await app.request(body.entries[0]?.imageUrl ?? '');
+    expect(image.headers.get('content-type')).toBe('image/png');
+    const metadata = await sharp(Buffer.from(await image.arrayBuffer())).metadata();
+    expect(metadata).toMatchObject({ format: 'png', width: SCREENING_IMAGE_SIZE, height: SCREENING_IMAGE_SIZE });
+    expect((await getJson<ErrorResponse>(`/api/runs/${runs.baseline}/gallery/99/image`)).status).toBe(404);
+    // A run without a gallery index: only what the overlay keys say.
+    expect((await getJson<GalleryResponse>(`/api/runs/${runs.scratch}/gallery`)).body).toMatchObject({ recorded: false, entries: [] });
   });
 });
 

@@ -6,22 +6,40 @@ import { Readable } from 'node:stream';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { zValidator } from '@hono/zod-validator';
-import { ObjectNotFoundError, S3ObjectStore, type ObjectStore } from '@detl/storage';
-import { EXPERIMENT_STATUSES, RUN_SORT_FIELDS, TrackingError, type ExperimentDetail, type RunHistoryQueries } from '@detl/tracking';
+import { GradCamGalleryError, ObjectNotFoundError, readGradCamGallery, S3ObjectStore, type GradCamGallery, type ObjectStore } from '@detl/storage';
+import { EXPERIMENT_STATUSES, RUN_SORT_FIELDS, TrackingError, type ExperimentDetail, type RunHistoryQueries, type SweepSummaryItem } from '@detl/tracking';
 import { Hono, type Context } from 'hono';
+import sharp from 'sharp';
 import { getCookie, setCookie } from 'hono/cookie';
 import type { z } from 'zod';
 import type {
   CompareResponse,
   ErrorResponse,
   FacetsResponse,
+  GalleryResponse,
   GradCamJson,
   RunDetailResponse,
   RunListResponse,
+  ScreeningResponse,
   SummaryJson,
+  SweepCompareResponse,
+  SweepItemJson,
+  SweepListResponse,
 } from '../api-types';
 import { diffConfigs } from './config-diff';
-import { artifactQuerySchema, badRequestBody, compareQuerySchema, runIdParamSchema, runListQuerySchema } from './query-schemas';
+import {
+  artifactQuerySchema,
+  badRequestBody,
+  compareQuerySchema,
+  galleryImageParamSchema,
+  modelFileParamSchema,
+  runIdParamSchema,
+  runListQuerySchema,
+  sweepIdParamSchema,
+  sweepListQuerySchema,
+} from './query-schemas';
+import { readManifestPreprocessing, ScreeningUnavailableError, type ManifestPreprocessing } from './screening';
+import { DATA_B_CLASSES } from '@detl/config';
 
 /** Cookie that carries the access token after the first `?token=` visit. */
 export const TOKEN_COOKIE = 'detl_dashboard_token';
@@ -59,6 +77,18 @@ function parseGradCam(runId: string, key: string): GradCamJson {
 }
 
 const iso = (date: Date | null): string | null => (date === null ? null : date.toISOString());
+
+function toSweepJson(sweep: SweepSummaryItem): SweepItemJson {
+  return { ...sweep, createdAt: sweep.createdAt.toISOString(), startedAt: iso(sweep.startedAt), finishedAt: iso(sweep.finishedAt) };
+}
+
+/** The config paths whose values differ between runs, as the compare views show them. */
+function configDifferences(runs: readonly ExperimentDetail[]): CompareResponse['configDiff'] {
+  return diffConfigs(runs.map((run) => run.config)).map((difference) => ({
+    path: difference.path,
+    values: difference.values.map((value) => value ?? null),
+  }));
+}
 
 /** The wire form of one run. */
 export function toRunDetailJson(run: ExperimentDetail): RunDetailResponse {
@@ -147,6 +177,32 @@ async function objectBody(store: ObjectStore, key: string): Promise<ReadableStre
   return (await store.getObject(key)) as Uint8Array<ArrayBuffer>;
 }
 
+/** One image's grey pixels out of a shard (`count × size × size` bytes): a ranged GET on S3, a slice otherwise. */
+async function shardImage(store: ObjectStore, key: string, index: number, size: number): Promise<Uint8Array> {
+  const plane = size * size;
+  const start = index * plane;
+  if (store instanceof S3ObjectStore) {
+    const response = await store.client
+      .send(new GetObjectCommand({ Bucket: store.bucket, Key: key, Range: `bytes=${start}-${start + plane - 1}` }))
+      .catch((error: unknown) => {
+        if (error instanceof Error && (error.name === 'NoSuchKey' || error.name === 'NotFound')) throw new ObjectNotFoundError(key);
+        throw error;
+      });
+    const bytes = await response.Body?.transformToByteArray();
+    if (!bytes || bytes.length !== plane) throw new ObjectNotFoundError(key);
+    return bytes;
+  }
+  const bytes = (await store.getObject(key)).subarray(start, start + plane);
+  if (bytes.length !== plane) throw new ObjectNotFoundError(key);
+  return bytes;
+}
+
+/** A grey PNG of raw pixels. */
+async function greyPng(pixels: Uint8Array, size: number): Promise<Uint8Array<ArrayBuffer>> {
+  const png = await sharp(pixels, { raw: { width: size, height: size, channels: 1 } }).png().toBuffer();
+  return new Uint8Array(png.buffer, png.byteOffset, png.byteLength) as Uint8Array<ArrayBuffer>;
+}
+
 const MISSING_CLIENT_PAGE = `<!doctype html><meta charset="utf-8"><title>detl dashboard</title>
 <p>The dashboard's browser bundle is not built. Run <code>npx nx run @detl/dashboard:build</code> (or start it with <code>detl dashboard</code>, which builds it), then reload.</p>`;
 
@@ -157,6 +213,8 @@ const MISSING_CLIENT_PAGE = `<!doctype html><meta charset="utf-8"><title>detl da
 export function createDashboardApp(options: DashboardAppOptions): Hono {
   const { queries, store, token } = options;
   const app = new Hono();
+  // Manifests are content-addressed (immutable), and can be megabytes: parse each once.
+  const manifestCache = new Map<string, Promise<ManifestPreprocessing>>();
 
   app.onError((error, c) => {
     if (error instanceof TrackingError && error.code === 'invalid_argument') return c.json<ErrorResponse>({ error: error.message }, 400);
@@ -204,6 +262,7 @@ export function createDashboardApp(options: DashboardAppOptions): Hono {
       // A date without a time means the whole day: `to=2026-12-01` includes runs of that day.
       ...(query.to ? { createdBefore: c.req.query('to')?.length === 10 ? new Date(query.to.getTime() + 86_400_000) : query.to } : {}),
       ...(query.q ? { text: query.q.trim() } : {}),
+      ...(query.sweep ? { sweepId: query.sweep } : {}),
     });
     return c.json<RunListResponse>({
       ...page,
@@ -259,11 +318,138 @@ export function createDashboardApp(options: DashboardAppOptions): Hono {
     const runs = await queries.getRuns(ids);
     const missing = ids.filter((id) => !runs.some((run) => run.id === id.toLowerCase()));
     if (missing.length > 0) return c.json<ErrorResponse>({ error: `no run ${missing.join(', ')}`, field: 'ids' }, 404);
-    const configDiff = diffConfigs(runs.map((run) => run.config)).map((difference) => ({
-      path: difference.path,
-      values: difference.values.map((value) => value ?? null),
-    }));
-    return c.json<CompareResponse>({ runs: runs.map(toRunDetailJson), configDiff });
+    return c.json<CompareResponse>({ runs: runs.map(toRunDetailJson), configDiff: configDifferences(runs) });
+  });
+
+  app.get('/api/sweeps', zValidator('query', sweepListQuerySchema, rejectInvalid), async (c) => {
+    const page = await queries.listSweeps(c.req.valid('query'));
+    return c.json<SweepListResponse>({ ...page, items: page.items.map(toSweepJson) });
+  });
+
+  app.get('/api/sweeps/:id/compare', zValidator('param', sweepIdParamSchema, rejectInvalid), async (c) => {
+    const { id } = c.req.valid('param');
+    const found = await queries.getSweepRuns(id);
+    if (!found) return c.json<ErrorResponse>({ error: `no sweep ${id}; see the sweeps list` }, 404);
+    return c.json<SweepCompareResponse>({
+      sweep: { ...toSweepJson(found.sweep), spec: found.sweep.spec, plan: found.sweep.plan },
+      runs: found.runs.map(toRunDetailJson),
+      // Only the paths the sweep varies (and whatever else differs between its experiments).
+      configDiff: found.runs.length >= 2 ? configDifferences(found.runs) : [],
+      truncated: found.truncated,
+    });
+  });
+
+  /** The run's gallery index, when the run recorded one as a report artifact (only then is it read). */
+  async function galleryOf(runId: string): Promise<GradCamGallery | null> {
+    const run = await queries.getRun(runId);
+    if (!run) return null;
+    const indexKey = `experiments/${run.id}/gradcam/index.json`;
+    if (!run.artifacts.some((artifact) => artifact.key === indexKey)) return null;
+    return readGradCamGallery(store, run.id);
+  }
+
+  app.get('/api/runs/:id/gallery', zValidator('param', runIdParamSchema, rejectInvalid), async (c) => {
+    const { id } = c.req.valid('param');
+    const run = await queries.getRun(id);
+    if (!run) return c.json<ErrorResponse>({ error: `no run ${id}; see the runs list` }, 404);
+    let gallery: GradCamGallery | null;
+    try {
+      gallery = await galleryOf(run.id);
+    } catch (error) {
+      if (error instanceof GradCamGalleryError) return c.json<ErrorResponse>({ error: error.message }, 502);
+      throw error;
+    }
+    if (!gallery) {
+      // Older runs: the overlay keys name the true and predicted class, nothing more.
+      return c.json<GalleryResponse>({ recorded: false, classes: run.summary?.classes ?? [...DATA_B_CLASSES], pointingGameRate: null, entries: [] });
+    }
+    const recorded = new Set(run.artifacts.map((artifact) => artifact.key));
+    return c.json<GalleryResponse>({
+      recorded: true,
+      classes: gallery.classes,
+      pointingGameRate: gallery.pointingGameRate,
+      entries: gallery.overlays
+        .map((entry, index) => ({ entry, index }))
+        .filter(({ entry }) => recorded.has(entry.overlayKey))
+        .map(({ entry, index }) => ({
+          overlayUrl: artifactUrl(run.id, entry.overlayKey),
+          imageUrl: `/api/runs/${run.id}/gallery/${index}/image`,
+          imageId: entry.imageId,
+          trueClass: entry.trueClass,
+          predictedClass: entry.predictedClass,
+          probability: entry.probability,
+          fold: entry.fold,
+        })),
+    });
+  });
+
+  app.get('/api/runs/:id/gallery/:entry/image', zValidator('param', galleryImageParamSchema, rejectInvalid), async (c) => {
+    const { id, entry } = c.req.valid('param');
+    const run = await queries.getRun(id);
+    const gallery = run ? await galleryOf(run.id) : null;
+    const item = gallery?.overlays[entry];
+    if (!run || !gallery || !item) return c.json<ErrorResponse>({ error: `run ${id} has no Grad-CAM gallery entry ${entry}` }, 404);
+    try {
+      const { imageSize } = await readManifestPreprocessing(store, run.datasetManifestKey, manifestCache);
+      // The shard and position come from the run's own gallery, never from the request.
+      const pixels = await shardImage(store, item.imageKey, item.imageIndex, imageSize);
+      return c.body(await greyPng(pixels, imageSize), 200, {
+        'content-type': 'image/png',
+        // Shards are content-addressed: the same entry is always the same image.
+        'cache-control': 'private, max-age=86400',
+        'x-content-type-options': 'nosniff',
+      });
+    } catch (error) {
+      if (error instanceof ScreeningUnavailableError) return c.json<ErrorResponse>({ error: `run ${id}: ${error.message}` }, 404);
+      if (error instanceof ObjectNotFoundError) return c.json<ErrorResponse>({ error: `${item.imageKey} is missing from bucket ${store.bucket}` }, 404);
+      throw error;
+    }
+  });
+
+  app.get('/api/runs/:id/screening', zValidator('param', runIdParamSchema, rejectInvalid), async (c) => {
+    const { id } = c.req.valid('param');
+    const run = await queries.getRun(id);
+    if (!run) return c.json<ErrorResponse>({ error: `no run ${id}; see the runs list` }, 404);
+    const folds = run.folds.filter((fold) => fold.status === 'succeeded' && fold.modelKey !== null);
+    if (folds.length === 0) {
+      return c.json<ErrorResponse>({ error: `run ${id} (${run.status}) has no trained fold model yet, so it cannot screen images; pick a succeeded run` }, 409);
+    }
+    try {
+      const preprocessing = await readManifestPreprocessing(store, run.datasetManifestKey, manifestCache);
+      return c.json<ScreeningResponse>({
+        runId: run.id,
+        classes: run.summary?.classes ?? [...DATA_B_CLASSES],
+        preprocessing,
+        models: folds.map((fold) => ({ fold: fold.foldIndex, modelUrl: `/api/runs/${run.id}/models/${fold.foldIndex}/model.json` })),
+        ensemble: 'mean of probabilities',
+      });
+    } catch (error) {
+      if (error instanceof ScreeningUnavailableError) return c.json<ErrorResponse>({ error: `run ${id}: ${error.message}` }, 409);
+      throw error;
+    }
+  });
+
+  app.get('/api/runs/:id/models/:fold/:file', zValidator('param', modelFileParamSchema, rejectInvalid), async (c) => {
+    const { id, fold, file } = c.req.valid('param');
+    // Only the model of a fold row of this run: the bucket holds every run's objects and more.
+    const prefix = await queries.findFoldModel(id, fold);
+    if (prefix === null) return c.json<ErrorResponse>({ error: `run ${id} has no trained model for fold ${fold}` }, 404);
+    const key = `${prefix}/${file}`;
+    try {
+      const body = await objectBody(store, key);
+      return c.body(body, 200, {
+        'content-type': file.endsWith('.json') ? 'application/json' : 'application/octet-stream',
+        // A fold's final model is written once; the browser may keep it while the page is open.
+        'cache-control': 'private, max-age=3600',
+        'x-content-type-options': 'nosniff',
+        'content-security-policy': "sandbox; default-src 'none'",
+      });
+    } catch (error) {
+      if (error instanceof ObjectNotFoundError) {
+        return c.json<ErrorResponse>({ error: `${key} is recorded as fold ${fold}'s model of run ${id} but missing from bucket ${store.bucket}` }, 404);
+      }
+      throw error;
+    }
   });
 
   app.all('/api/*', (c) => c.json<ErrorResponse>({ error: `no API route ${c.req.method} ${c.req.path}` }, 404));

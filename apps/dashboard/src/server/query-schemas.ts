@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { EXPERIMENT_STATUSES, MAX_COMPARED_RUNS, MAX_RUN_PAGE_SIZE, RUN_SORT_FIELDS } from '@detl/tracking';
+import { EXPERIMENT_STATUSES, MAX_COMPARED_RUNS, MAX_RUN_PAGE_SIZE, MAX_SWEEP_PAGE_SIZE, RUN_SORT_FIELDS } from '@detl/tracking';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -37,8 +37,38 @@ export const runListQuerySchema = z
     from: dateParam.optional(),
     to: dateParam.optional(),
     q: z.string().max(200).optional(),
+    sweep: z.string().regex(UUID, 'expected a sweep id (UUID)').optional(),
   })
   .refine((query) => !query.from || !query.to || query.from <= query.to, { path: ['to'], message: 'must not be before from' });
+
+/** Query of `GET /api/sweeps`. */
+export const sweepListQuerySchema = z.strictObject({
+  page: z.coerce.number().int().min(1).max(1_000_000).default(1),
+  pageSize: z.coerce.number().int().min(1).max(MAX_SWEEP_PAGE_SIZE).default(20),
+});
+
+/** The `:id` of sweep routes. */
+export const sweepIdParamSchema = z.strictObject({ id: z.string().regex(UUID, 'expected a sweep id (UUID)') });
+
+/**
+ * The model files of one fold that the browser's tfjs loads: `model.json` (topology and weights
+ * manifest) and the `weights.bin` it points at — never optimizer state or anything else under the
+ * prefix.
+ */
+export const MODEL_FILES = ['model.json', 'weights.bin'] as const;
+
+/** Path of `GET /api/runs/:id/models/:fold/:file`. */
+export const modelFileParamSchema = z.strictObject({
+  id: z.string().regex(UUID, 'expected a run id (UUID)'),
+  fold: z.coerce.number().int().min(0).max(99),
+  file: z.enum(MODEL_FILES),
+});
+
+/** Path of `GET /api/runs/:id/gallery/:entry/image`: an entry of the run's gallery, by position. */
+export const galleryImageParamSchema = z.strictObject({
+  id: z.string().regex(UUID, 'expected a run id (UUID)'),
+  entry: z.coerce.number().int().min(0).max(100_000),
+});
 
 /** The `:id` of run routes. */
 export const runIdParamSchema = z.strictObject({ id: z.string().regex(UUID, 'expected a run id (UUID)') });

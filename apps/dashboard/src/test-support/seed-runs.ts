@@ -1,6 +1,6 @@
 import { DATA_B_CLASSES, parseExperimentConfig } from '@detl/config';
 import type { ObjectStore } from '@detl/storage';
-import type { ResultSummary, TrackingStore } from '@detl/tracking';
+import type { ResultSummary, SweepStore, TrackingStore } from '@detl/tracking';
 import sharp from 'sharp';
 
 /** Ids of the runs {@link seedRuns} recorded. */
@@ -13,6 +13,10 @@ export interface SeededRuns {
   broken: string;
   /** Still running. */
   running: string;
+  /** The sweep of baseline (index 0) and scratch (index 1). */
+  sweep: string;
+  /** baseline's Grad-CAM overlay keys, one per class in class order. */
+  overlayKeys: string[];
 }
 
 /** A 64x64 greyscale gradient PNG standing in for a Grad-CAM overlay. */
@@ -95,9 +99,21 @@ async function recordTraining(tracking: TrackingStore, experimentId: string, tas
  * Records four runs through the {@link TrackingStore}, as the workflow's activities would, and puts
  * their Grad-CAM overlays into `store`: the dashboard's tests read exactly what a real run leaves.
  */
-export async function seedRuns(tracking: TrackingStore, store: ObjectStore): Promise<SeededRuns> {
-  const create = async (name: string, overrides: Record<string, unknown>) =>
-    (await tracking.createExperiment({ workflowId: `wf-${name}`, name, config: parseExperimentConfig(overrides), configHash: `hash-${name}`, seed: 42 })).id;
+export async function seedRuns(tracking: TrackingStore, store: ObjectStore, sweeps: SweepStore): Promise<SeededRuns> {
+  // baseline and scratch are the two experiments of a sweep over the fine-tuning regime.
+  const sweep = '5f0c7a52-1111-4a2b-9c3d-0123456789ab';
+  const plan = [
+    { index: 0, workflowId: 'wf-baseline small-vgg', overrides: { 'model.architecture': 'small-vgg', 'fineTune.freeze': 'below-last-conv-block' } },
+    { index: 1, workflowId: 'wf-scratch alexnet', overrides: { 'model.architecture': 'alexnet', 'fineTune.freeze': 'scratch' } },
+  ];
+  await sweeps.registerSweep({ id: sweep, name: 'regime sweep', workflowId: 'wf-regime-sweep', spec: { grid: { 'fineTune.freeze': ['below-last-conv-block', 'scratch'] } }, plan, concurrency: 2 });
+  await sweeps.markSweepRunning(sweep);
+  const sweepIndex: Record<string, number> = { 'baseline small-vgg': 0, 'scratch alexnet': 1 };
+  const create = async (name: string, overrides: Record<string, unknown>) => {
+    const index = sweepIndex[name];
+    const input = { workflowId: `wf-${name}`, name, config: parseExperimentConfig(overrides), configHash: `hash-${name}`, seed: 42 };
+    return (await tracking.createExperiment(index === undefined ? input : { ...input, sweep: { id: sweep, index } })).id;
+  };
 
   const baseline = await create('baseline small-vgg', { pretrain: { epochs: 4 }, fineTune: { epochs: 3 } });
   await tracking.markExperimentRunning(baseline, { backend: 'wasm' });
@@ -163,5 +179,6 @@ export async function seedRuns(tracking: TrackingStore, store: ObjectStore): Pro
   await tracking.startStageAttempt({ experimentId: running, stage: 'pretrain', task: 'pretrain', attempt: 1, workerIdentity: 'worker-4' });
   await recordTraining(tracking, running, 'pretrain', 1, 2, 0.7);
 
-  return { baseline, scratch, broken, running };
+  await sweeps.finishSweep(sweep, { status: 'succeeded' });
+  return { baseline, scratch, broken, running, sweep, overlayKeys: overlays.map((object) => object.key) };
 }

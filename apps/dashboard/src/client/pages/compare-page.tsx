@@ -1,5 +1,5 @@
 import { useQuery } from '@tanstack/react-query';
-import type { RunDetailResponse } from '../../api-types';
+import type { ConfigDifferenceJson, RunDetailResponse } from '../../api-types';
 import { fetchCompare } from '../api';
 import { ErrorNotice, Notice, StatusBadge } from '../app';
 import { CompareCurves, ConfusionHeatmap } from '../charts';
@@ -33,16 +33,29 @@ export function ComparePage({ ids }: { ids: string[] }) {
   }
   if (compare.isPending) return <p aria-busy="true">Loading runs…</p>;
   if (compare.isError) return <ErrorNotice what="the comparison" error={compare.error} />;
-  const { runs, configDiff } = compare.data;
-  const fineTune = runs.flatMap((run) => meanValidationCurve(run, (task) => task.startsWith('fold-')));
-  const pretrain = runs.flatMap((run) => meanValidationCurve(run, (task) => task === 'pretrain'));
-  const foldCount = Math.max(0, ...runs.map((run) => run.summary?.foldAccuracies.length ?? 0));
   return (
     <article className="compare">
       <p className="crumbs">
         <Link to="/">Runs</Link> / compare
       </p>
-      <h1>Compare {runs.length} runs</h1>
+      <h1>Compare {compare.data.runs.length} runs</h1>
+      <CompareView runs={compare.data.runs} configDiff={compare.data.configDiff} />
+    </article>
+  );
+}
+
+/**
+ * Runs side by side (picked runs, or every experiment of a sweep): results per run and fold, the config
+ * paths that differ, validation curves in one chart, and the confusion matrices.
+ */
+export function CompareView({ runs, configDiff }: { runs: RunDetailResponse[]; configDiff: ConfigDifferenceJson[] }) {
+  const fineTune = runs.flatMap((run) => meanValidationCurve(run, (task) => task.startsWith('fold-')));
+  const pretrain = runs.flatMap((run) => meanValidationCurve(run, (task) => task === 'pretrain'));
+  const foldCount = Math.max(0, ...runs.map((run) => run.summary?.foldAccuracies.length ?? 0));
+  // Many runs (a sweep) get smaller matrices so a row holds several.
+  const matrixWidth = runs.length > 3 ? 260 : 340;
+  return (
+    <>
       <h2>Results</h2>
       <table className="metrics">
         <thead>
@@ -130,10 +143,10 @@ export function ComparePage({ ids }: { ids: string[] }) {
         {runs.map((run) => (
           <div key={run.id}>
             <h3>{run.name}</h3>
-            {run.summary ? <ConfusionHeatmap classes={run.summary.classes} matrix={run.summary.confusionMatrix} width={340} /> : <p>No results.</p>}
+            {run.summary ? <ConfusionHeatmap classes={run.summary.classes} matrix={run.summary.confusionMatrix} width={matrixWidth} /> : <p>No results yet.</p>}
           </div>
         ))}
       </div>
-    </article>
+    </>
   );
 }

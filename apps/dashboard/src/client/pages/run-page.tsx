@@ -1,10 +1,11 @@
 import { useQuery } from '@tanstack/react-query';
 import type { EpochJson, RunDetailResponse } from '../../api-types';
-import { fetchRun } from '../api';
+import { fetchGallery, fetchRun } from '../api';
 import { ErrorNotice, Notice, StatusBadge } from '../app';
 import { AttemptTimeline, ConfusionHeatmap, FoldAccuracyChart, LearningCurves } from '../charts';
 import { duration, meanStd, percent, timestamp } from '../format';
 import { Link } from '../router';
+import { ScreeningPanel } from './screening-panel';
 
 /** Epochs grouped by task, pretraining first, then folds in order. */
 export function epochsByTask(epochs: EpochJson[]): [string, EpochJson[]][] {
@@ -189,23 +190,15 @@ function RunView({ run }: { run: RunDetailResponse }) {
 
       <section aria-labelledby="gradcam">
         <h2 id="gradcam">Grad-CAM overlays</h2>
-        {run.gradCams.length === 0 ? (
-          <p>No Grad-CAM overlays recorded{run.status === 'running' ? ' yet; they are made after the folds are aggregated' : ''}.</p>
+        <GradCamGallery run={run} />
+      </section>
+
+      <section aria-labelledby="screen">
+        <h2 id="screen">Screen an image</h2>
+        {run.folds.some((fold) => fold.status === 'succeeded') ? (
+          <ScreeningPanel runId={run.id} />
         ) : (
-          <ul className="gallery">
-            {run.gradCams.map((cam) => (
-              <li key={cam.key}>
-                <figure>
-                  <img src={cam.url} alt={`Grad-CAM of ${cam.image}: true ${cam.trueClass}, predicted ${cam.predictedClass ?? 'unknown'}`} width={160} height={160} />
-                  <figcaption>
-                    <span>true {cam.trueClass}</span>
-                    <span className={cam.predictedClass === cam.trueClass ? 'right' : 'wrong'}>predicted {cam.predictedClass ?? '?'}</span>
-                    <span className="id">{cam.image}</span>
-                  </figcaption>
-                </figure>
-              </li>
-            ))}
-          </ul>
+          <p>This run has no trained fold model yet; screening needs one. Open a succeeded run to screen an X-ray.</p>
         )}
       </section>
 
@@ -229,5 +222,67 @@ function RunView({ run }: { run: RunDetailResponse }) {
         <pre className="config">{JSON.stringify(run.config, null, 2)}</pre>
       </section>
     </article>
+  );
+}
+
+/**
+ * The Grad-CAM gallery: per overlay the input image, the overlay, true and predicted class, the
+ * probability and the fold that explained it, as the Grad-CAM stage recorded them in the run's gallery
+ * index. Runs from before the index have only what the overlay keys say (classes and image id).
+ */
+function GradCamGallery({ run }: { run: RunDetailResponse }) {
+  const gallery = useQuery({ queryKey: ['gallery', run.id, run.gradCams.length], queryFn: () => fetchGallery(run.id), enabled: run.gradCams.length > 0 });
+  if (run.gradCams.length === 0) {
+    return <p>No Grad-CAM overlays recorded{run.status === 'running' ? ' yet; they are made after the folds are aggregated' : ''}.</p>;
+  }
+  if (gallery.isPending) return <p aria-busy="true">Loading the gallery…</p>;
+  if (gallery.isError) return <ErrorNotice what="the Grad-CAM gallery" error={gallery.error} />;
+  if (!gallery.data.recorded) {
+    return (
+      <>
+        <p className="hint">This run predates the gallery index: probability, fold and input image were not recorded per overlay.</p>
+        <ul className="gallery">
+          {run.gradCams.map((cam) => (
+            <li key={cam.key}>
+              <figure>
+                <img src={cam.url} alt={`Grad-CAM of ${cam.image}: true ${cam.trueClass}, predicted ${cam.predictedClass ?? 'unknown'}`} width={160} height={160} />
+                <figcaption>
+                  <span>true {cam.trueClass}</span>
+                  <span className={cam.predictedClass === cam.trueClass ? 'right' : 'wrong'}>predicted {cam.predictedClass ?? '?'}</span>
+                  <span className="id">{cam.image}</span>
+                </figcaption>
+              </figure>
+            </li>
+          ))}
+        </ul>
+      </>
+    );
+  }
+  const { entries, pointingGameRate } = gallery.data;
+  return (
+    <>
+      {pointingGameRate !== null && <p>Pointing game: {percent(pointingGameRate)} of correctly classified lesion images peak inside the lesion.</p>}
+      <ul className="gallery">
+        {entries.map((entry) => (
+          <li key={entry.overlayUrl}>
+            <figure>
+              <div className="pair">
+                <img src={entry.imageUrl} alt={`input image ${entry.imageId}`} width={120} height={120} className="pixelated" />
+                <img src={entry.overlayUrl} alt={`Grad-CAM of ${entry.imageId}: true ${entry.trueClass}, predicted ${entry.predictedClass}`} width={120} height={120} />
+              </div>
+              <figcaption>
+                <span>true {entry.trueClass}</span>
+                <span className={entry.predictedClass === entry.trueClass ? 'right' : 'wrong'}>
+                  predicted {entry.predictedClass} ({percent(entry.probability)})
+                </span>
+                <span className="id">
+                  fold {entry.fold} · {entry.imageId}
+                </span>
+              </figcaption>
+            </figure>
+          </li>
+        ))}
+      </ul>
+    </>
   );
 }

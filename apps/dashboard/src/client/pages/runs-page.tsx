@@ -1,17 +1,18 @@
 import { keepPreviousData, useQuery } from '@tanstack/react-query';
 import { useEffect, useState } from 'react';
 import type { RunListItemJson } from '../../api-types';
-import { fetchFacets, fetchRuns } from '../api';
+import { fetchFacets, fetchRuns, fetchSweeps } from '../api';
 import { ErrorNotice, Notice, StatusBadge } from '../app';
 import { duration, meanStd, timestamp } from '../format';
 import { Link, navigate } from '../router';
 
-const FILTER_KEYS = ['status', 'architecture', 'from', 'to', 'q'] as const;
+const FILTER_KEYS = ['status', 'architecture', 'sweep', 'from', 'to', 'q'] as const;
 
 const COLUMNS: { key: string; label: string; sort?: string }[] = [
   { key: 'name', label: 'Name', sort: 'name' },
   { key: 'status', label: 'Status', sort: 'status' },
   { key: 'architecture', label: 'Architecture', sort: 'architecture' },
+  { key: 'sweep', label: 'Sweep' },
   { key: 'dataset', label: 'Dataset' },
   { key: 'imageSize', label: 'Image' },
   { key: 'backend', label: 'Backend' },
@@ -33,6 +34,9 @@ function withParam(search: URLSearchParams, key: string, value: string): string 
 /** The runs table: filters, sort and page all live in the address. */
 export function RunsPage({ search }: { search: URLSearchParams }) {
   const facets = useQuery({ queryKey: ['facets'], queryFn: fetchFacets });
+  // The newest sweeps fill the sweep filter; a shared address may name an older one, kept as an option.
+  const sweeps = useQuery({ queryKey: ['sweeps', 'filter'], queryFn: () => fetchSweeps(1, 100) });
+  const sweepId = search.get('sweep') ?? '';
   const runs = useQuery({
     queryKey: ['runs', search.toString()],
     queryFn: () => fetchRuns(search),
@@ -88,6 +92,18 @@ export function RunsPage({ search }: { search: URLSearchParams }) {
           </select>
         </label>
         <label>
+          Sweep
+          <select name="sweep" value={sweepId} onChange={(event) => navigate(withParam(search, 'sweep', event.target.value))}>
+            <option value="">any (or none)</option>
+            {(sweeps.data?.items ?? []).map((sweep) => (
+              <option key={sweep.id} value={sweep.id}>
+                {sweep.name} ({sweep.id.slice(0, 8)})
+              </option>
+            ))}
+            {sweepId && !sweeps.data?.items.some((sweep) => sweep.id === sweepId) && <option value={sweepId}>sweep {sweepId.slice(0, 8)}</option>}
+          </select>
+        </label>
+        <label>
           Created from
           <input type="date" name="from" value={search.get('from') ?? ''} onChange={(event) => navigate(withParam(search, 'from', event.target.value))} />
         </label>
@@ -118,6 +134,11 @@ export function RunsPage({ search }: { search: URLSearchParams }) {
           Compare selected ({selected.length})
         </button>
         {selected.length === 1 && <span className="hint">select one more run to compare (up to 5)</span>}
+        {sweepId && (
+          <Link to={`/sweeps/${sweepId}`} className="button">
+            Compare the whole sweep
+          </Link>
+        )}
       </div>
 
       {runs.isError && <ErrorNotice what="the runs" error={runs.error} />}
@@ -191,6 +212,16 @@ function RunRow({ run, selected, onToggle }: { run: RunListItemJson; selected: b
         {run.error && <div className="error-text" title={run.error}>{run.error.slice(0, 80)}</div>}
       </td>
       <td>{run.architecture ?? '–'}</td>
+      <td>
+        {run.sweep ? (
+          <Link to={`/?sweep=${run.sweep.id}`} title={`show only sweep ${run.sweep.name}`}>
+            {run.sweep.name}
+            {run.sweep.index === null ? '' : ` #${run.sweep.index}`}
+          </Link>
+        ) : (
+          '–'
+        )}
+      </td>
       <td className="dataset" title={run.dataset ?? ''}>
         {run.dataset ?? '–'}
       </td>

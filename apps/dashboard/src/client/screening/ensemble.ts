@@ -1,0 +1,163 @@
+// Runs a run's fold models in the page with tfjs on its CPU backend (plain JavaScript: no GPU, the
+// same float32 kernels on every machine, so the result matches `detl predict` to ~1e-6). This module
+// is loaded on demand, so tfjs never weighs on the runs list.
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import * as tfl from '@tensorflow/tfjs-layers';
+
+/** One fold model, loaded. */
+export interface LoadedModel {
+  fold: number;
+  model: tfl.LayersModel;
+}
+
+/** What the ensemble says about one image. */
+export interface EnsembleResult {
+  /** Mean of the fold models' probabilities, per class (the ensemble `detl predict` uses). */
+  probabilities: number[];
+  /** Each fold's own probabilities. */
+  perFold: { fold: number; probabilities: number[] }[];
+  predicted: number;
+  /** Grad-CAM of the predicted class: each fold's map averaged and scaled to a peak of 1, size² values. */
+  heatmap: Float32Array;
+}
+
+let ready: Promise<void> | null = null;
+
+/** Selects the CPU backend once per page. */
+export function initTf(): Promise<void> {
+  ready ??= tf.setBackend('cpu').then((ok) => {
+    if (!ok) throw new Error('tfjs could not start its CPU backend in this browser');
+  });
+  return ready;
+}
+
+/** Loads the fold models from the dashboard (model.json, then the weights it names, same origin). */
+export async function loadFoldModels(models: { fold: number; modelUrl: string }[], onProgress: (loaded: number) => void): Promise<LoadedModel[]> {
+  await initTf();
+  const loaded: LoadedModel[] = [];
+  try {
+    for (const { fold, modelUrl } of models) {
+      loaded.push({ fold, model: await tfl.loadLayersModel(modelUrl) });
+      onProgress(loaded.length);
+    }
+    return loaded;
+  } catch (error) {
+    for (const { model } of loaded) model.dispose();
+    throw error;
+  }
+}
+
+/** The network input: grey / scale as [1, size, size, channels] (grey repeated for a 3-channel model), as the training code feeds it. */
+function inputTensor(pixels: Uint8Array, size: number, channels: number, scale: number): tf.Tensor4D {
+  const grey = tf.div(tf.tensor4d(pixels, [1, size, size, 1], 'float32'), scale) as tf.Tensor4D;
+  return channels === 1 ? grey : (tf.tile(grey, [1, 1, 1, channels]) as tf.Tensor4D);
+}
+
+type Layer = tfl.LayersModel['layers'][number];
+
+/**
+ * Grad-CAM's layer and head for a model: A is the output of the last layer, from the last Conv2D on,
+ * that keeps the conv's spatial size and that every later layer's input descends from (so the head
+ * can be re-run from A alone); the head is the layers after it, ending in the class logits (a softmax
+ * output Dense is evaluated without its softmax, as Grad-CAM differentiates pre-softmax scores).
+ */
+function gradCamPlan(model: tfl.LayersModel): { target: Layer; head: Layer[]; softmaxDense: Layer | null } {
+  const layers = model.layers;
+  const convIndex = layers.map((layer) => layer.getClassName()).lastIndexOf('Conv2D');
+  if (convIndex < 0) throw new Error(`model ${model.name} has no Conv2D layer to explain`);
+  const spatial = (layer: Layer) => JSON.stringify((layer.outputShape as number[]).slice(1, 3));
+  const convShape = spatial(layers[convIndex] as Layer);
+  const output = layers[layers.length - 1] as Layer;
+  const activation = (output.getConfig() as { activation?: string }).activation;
+  const softmaxDense = output.getClassName() === 'Dense' && activation === 'softmax' ? output : null;
+  for (let t = layers.length - 2; t >= convIndex; t -= 1) {
+    const target = layers[t] as Layer;
+    if ((target.outputShape as number[]).length !== 4 || spatial(target) !== convShape) continue;
+    const head = layers.slice(t + 1);
+    // A cut: every head layer takes its inputs from the target or from head layers before it.
+    const known = new Set<Layer>([target]);
+    const cut = head.every((layer) => {
+      const inbound = layer.inboundNodes[0]?.inboundLayers ?? [];
+      const ok = inbound.length > 0 && inbound.every((source) => known.has(source));
+      known.add(layer);
+      return ok;
+    });
+    if (cut) return { target, head, softmaxDense };
+  }
+  throw new Error(`no layer of ${model.name} after its last Conv2D separates the image from the output`);
+}
+
+/** Re-runs the head layers eagerly on feature maps A and returns the class logits. */
+function headLogits(plan: ReturnType<typeof gradCamPlan>, features: tf.Tensor): tf.Tensor2D {
+  const values = new Map<Layer, tf.Tensor>([[plan.target, features]]);
+  let last = features;
+  for (const layer of plan.head) {
+    const inbound = (layer.inboundNodes[0]?.inboundLayers ?? []).map((source) => values.get(source) as tf.Tensor);
+    if (layer === plan.softmaxDense) {
+      const [kernel, bias] = layer.getWeights();
+      const product = tf.matMul(inbound[0] as tf.Tensor2D, kernel as tf.Tensor2D);
+      last = bias === undefined ? product : tf.add(product, bias);
+    } else {
+      last = layer.apply(inbound.length === 1 ? (inbound[0] as tf.Tensor) : inbound, { training: false }) as tf.Tensor;
+    }
+    values.set(layer, last);
+  }
+  return last as tf.Tensor2D;
+}
+
+/** One model's probabilities and Grad-CAM map (size², in [0, 1]) for class `classIndex`, or its own prediction. */
+function explain(model: tfl.LayersModel, input: tf.Tensor4D, size: number, classIndex: number | null): { probabilities: number[]; heatmap: Float32Array } {
+  const plan = gradCamPlan(model);
+  return tf.tidy(() => {
+    const featureModel = tfl.model({ inputs: model.inputs, outputs: plan.target.output as tfl.SymbolicTensor });
+    const features = featureModel.predict(input) as tf.Tensor4D;
+    const logits = headLogits(plan, features);
+    const probabilities = Array.from(tf.softmax(logits).dataSync());
+    const explained = classIndex ?? probabilities.indexOf(Math.max(...probabilities));
+    const oneHot = tf.cast(tf.oneHot(tf.tensor1d([explained], 'int32'), probabilities.length), 'float32');
+    const gradients = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(headLogits(plan, a), oneHot)))(features);
+    const weights = tf.mean(gradients, [0, 1, 2]);
+    const cam = tf.relu(tf.sum(tf.mul(features, weights), -1, true)) as tf.Tensor4D;
+    const upsampled = tf.image.resizeBilinear(cam, [size, size], false, true);
+    const max = tf.max(upsampled);
+    const normalised = tf.where(tf.greater(max, 0), tf.div(upsampled, tf.maximum(max, 1e-30)), tf.zerosLike(upsampled));
+    return { probabilities, heatmap: Float32Array.from(normalised.dataSync()) };
+  });
+}
+
+/**
+ * Screens one preprocessed image with every fold model: probabilities averaged over folds (the
+ * ensemble of `detl predict`), then each fold's Grad-CAM of the ensemble's class, averaged and scaled
+ * back to a peak of 1 — the map `detl predict` draws.
+ */
+export async function screenImage(models: LoadedModel[], pixels: Uint8Array, size: number, scale: number): Promise<EnsembleResult> {
+  await initTf();
+  const perFold = models.map(({ fold, model }) => {
+    const channels = (model.inputs[0]?.shape[3] as number | undefined) ?? 1;
+    const input = inputTensor(pixels, size, channels, scale);
+    try {
+      const probabilities = tf.tidy(() => Array.from(tf.softmax(model.predict(input) as tf.Tensor2D).dataSync()));
+      return { fold, probabilities };
+    } finally {
+      input.dispose();
+    }
+  });
+  const classes = perFold[0]?.probabilities.length ?? 0;
+  const probabilities = Array.from({ length: classes }, (_, c) => perFold.reduce((sum, entry) => sum + (entry.probabilities[c] ?? 0), 0) / perFold.length);
+  const predicted = probabilities.indexOf(Math.max(...probabilities));
+  const heatmap = new Float32Array(size * size);
+  for (const { model } of models) {
+    const channels = (model.inputs[0]?.shape[3] as number | undefined) ?? 1;
+    const input = inputTensor(pixels, size, channels, scale);
+    try {
+      const map = explain(model, input, size, predicted).heatmap;
+      for (let p = 0; p < heatmap.length; p += 1) heatmap[p] = (heatmap[p] as number) + (map[p] as number) / models.length;
+    } finally {
+      input.dispose();
+    }
+  }
+  const peak = heatmap.reduce((max, value) => Math.max(max, value), 0);
+  if (peak > 0) for (let p = 0; p < heatmap.length; p += 1) heatmap[p] = (heatmap[p] as number) / peak;
+  return { probabilities, perFold, predicted, heatmap };
+}
