@@ -129,7 +129,7 @@ describe('detl command line input validation', () => {
     expect(worker.stderr).toContain('--backend tensorflow-gpu cannot run here');
     const threads = run(['worker', '--threads', '0']);
     expect(threads.status).toBe(2);
-    expect(threads.stderr).toContain('--threads 0: expected a positive integer');
+    expect(threads.stderr).toContain('--threads 0: runtime.threads: expected an integer from 1 to 256');
     const config = run(['run', '--set', 'runtime.threads=0']);
     expect(config.status).toBe(2);
     expect(config.stderr).toContain('runtime.threads');

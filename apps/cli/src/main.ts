@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { ConfigError } from '@detl/config';
 import { CliError } from './cli-error';
+import { configOption } from './config-options';
 import { dataCheckCommand, dataImportCommand, DATA_IMPORT_HELP } from './commands/data';
 import { dashboardCommand } from './commands/dashboard';
 import { doctorCommand } from './commands/doctor';
@@ -76,7 +77,7 @@ export function buildProgram(): Command {
     .requiredOption('-d, --dataset <folder>', 'folder-per-class dataset (normal/ pneumonia/ other_disease/ covid/, optional labels.csv with a source column)')
     .option('--fold <k>', "use only this fold's model of the experiment")
     .option('--out-dir <dir>', 'where evaluation.json and confusion-matrix.png go (default <DETL_HOME>/evaluations/<run>/<dataset folder>/)')
-    .option('--on-corrupt <fail|skip>', "an image that does not decode stops the evaluation, or is reported and left out (default: the run's dataset.onCorruptImage)")
+    .addOption(configOption('--on-corrupt', 'dataset.onCorruptImage', { help: "an image that does not decode stops the evaluation, or is reported and left out (default: the run's own setting)" }))
     .option('--json', 'print JSON')
     .action((flags) => evaluateCommand(flags));
 
@@ -85,16 +86,16 @@ export function buildProgram(): Command {
     .command('import')
     .description('import folder / NIH ChestX-ray14 / Cohen COVID-19 sources, sample Data-A and Data-B, store shards and a manifest')
     .argument('<source...>', 'one or more sources: folder <root> | nih --csv <file> --images <dir> [--lists <file>…] [--views <v,…>] | cohen --metadata <file> --images <dir> [--views <v,…>]')
-    .option('--image-size <px>', 'side of the square greyscale images', '64')
-    .option('--folds <n>', 'cross-validation folds over Data-B', '5')
-    .option('--seed <n>', 'sampling seed', '42')
+    .addOption(configOption('--image-size', 'dataset.imageSize', { value: '<px>', withDefault: true }))
+    .addOption(configOption('--folds', 'dataset.folds', { withDefault: true }))
+    .addOption(configOption('--seed', 'seed', { help: 'sampling seed', withDefault: true }))
     .option('--scale <0..1>', "select the paper's Data-A / Data-B sizes times this factor")
     .option('--strict', 'fail instead of warning when a source has fewer images than the paper sizes ask for (needs --scale)')
     .option('--exclude-source <name>', 'leave out every image of this source (repeatable)', collect, [])
     .option('--exclude-low-resolution', 'leave out images whose originals were low resolution')
     .option('--stratify-by-source', "balance each class's sources over the folds")
-    .option('--degrade-to <px>', 'shrink every image to this size and back (removes the resolution shortcut)')
-    .option('--on-corrupt <fail|skip>', 'an unreadable image stops the import, or is reported and left out', 'fail')
+    .addOption(configOption('--degrade-to', 'dataset.degradeToPixels', { value: '<px>' }))
+    .addOption(configOption('--on-corrupt', 'dataset.onCorruptImage', { withDefault: true }))
     .option('--on-missing <fail|skip>', 'a CSV row whose image is absent stops the import, or is reported and left out (nih, cohen)', 'fail')
     .option('--no-source-check', 'skip the check of how well the image source alone can be predicted')
     .option('--json', 'print JSON')
@@ -145,14 +146,14 @@ export function buildProgram(): Command {
     .description('run a worker in the foreground (polls the main and the training task queue, or those named by --queue)')
     .option('--queue <name>', QUEUE_FLAG_HELP, collect, [])
     .option('--max-trainings <n>', 'trainings this worker runs at once (activities per task queue; default: one per core)')
-    .option('--threads <n>', 'TensorFlow threads per training when the config says runtime.threads=auto (default: cores ÷ --max-trainings)')
-    .option('--backend <name>', 'force the tfjs backend of every training: tensorflow-gpu, tensorflow, wasm or cpu')
+    .addOption(configOption('--threads', 'runtime.threads', { numbersOnly: true, help: 'TensorFlow threads per training when the config says runtime.threads=auto (default: cores ÷ --max-trainings)' }))
+    .addOption(configOption('--backend', 'runtime.backend', { value: '<name>', help: 'force the tfjs backend of every training (not auto)' }))
     .action((flags) => workerCommand(flags));
   program
     .command('doctor')
     .description('which tfjs backend training uses here and why, TensorFlow version, devices, threads, native builds')
-    .option('--backend <name>', 'check this backend instead of auto: tensorflow-gpu, tensorflow, wasm or cpu')
-    .option('--threads <n>', 'TensorFlow intra-op threads to start the native backend with')
+    .addOption(configOption('--backend', 'runtime.backend', { value: '<name>', help: 'check this backend instead of auto' }))
+    .addOption(configOption('--threads', 'runtime.threads', { numbersOnly: true, help: 'TensorFlow intra-op threads to start the native backend with' }))
     .option('--json', 'print JSON')
     .action((flags) => doctorCommand(flags));
   program

@@ -4,6 +4,17 @@ import { ConfigError, experimentConfigSchema, type ExperimentConfig } from './ex
 /** Dotted paths of the leaf values of {@link ExperimentConfig}, e.g. `dataset.imageSize`. */
 export type ConfigPath = LeafPaths<ExperimentConfig>;
 
+/** The type of the value at a {@link ConfigPath}, e.g. `number | null` for `dataset.degradeToPixels`. */
+export type ConfigValue<P extends ConfigPath> = ValueAt<ExperimentConfig, P>;
+
+type ValueAt<T, P extends string> = P extends `${infer Key}.${infer Rest}`
+  ? Key extends keyof T
+    ? ValueAt<T[Key], Rest>
+    : never
+  : P extends keyof T
+    ? T[P]
+    : never;
+
 type LeafPaths<T, Prefix extends string = ''> = {
   [K in keyof T & string]: T[K] extends readonly unknown[]
     ? `${Prefix}${K}`
@@ -31,6 +42,8 @@ export interface ConfigFieldInfo {
   choices: readonly string[];
   /** What a valid value looks like, for messages: `an integer from 16 to 512`. */
   expected: string;
+  /** The same for the numeric part alone (`runtime.threads` without `auto`); null when it takes no numbers. */
+  expectedNumber: string | null;
   /** The field's own schema, defaults included: parses one value. */
   schema: z.ZodType;
 }
@@ -54,7 +67,17 @@ export function configField(path: ConfigPath): ConfigFieldInfo {
     member instanceof z.ZodEnum ? (member.options as string[]) : member instanceof z.ZodLiteral ? [...member.values].filter((v): v is string => typeof v === 'string') : [],
   );
   const number = numberMember ? numberBounds(numberMember) : null;
-  return { path, description: node.description, defaultValue, nullable, number, choices, expected: describeExpected(number, choices), schema: node };
+  return {
+    path,
+    description: node.description,
+    defaultValue,
+    nullable,
+    number,
+    choices,
+    expected: describeExpected(number, choices),
+    expectedNumber: number ? describeExpected(number, []) : null,
+    schema: node,
+  };
 }
 
 /** The range of a numeric field; a bound is exclusive when its `…Exclusive` flag says so. */
@@ -80,17 +103,18 @@ export interface ParseConfigValueOptions {
  * @throws ConfigError naming the origin, the value, the field and what it expects, e.g.
  * `--image-size 8: dataset.imageSize: expected an integer from 16 to 512`.
  */
-export function parseConfigValue(path: ConfigPath, text: string, options: ParseConfigValueOptions): unknown {
+export function parseConfigValue<P extends ConfigPath>(path: P, text: string, options: ParseConfigValueOptions): ConfigValue<P> {
   const field = configField(path);
   const trimmed = text.trim();
   const value = field.number && trimmed !== '' && Number.isFinite(Number(trimmed)) ? Number(trimmed) : text;
   const numberOnlyProblem = options.numbersOnly && typeof value !== 'number';
   const result = field.schema.safeParse(value);
   if (!result.success || numberOnlyProblem) {
-    const expected = options.numbersOnly ? describeExpected(field.number, []) : field.expected;
+    const expected = options.numbersOnly ? (field.expectedNumber ?? field.expected) : field.expected;
     throw new ConfigError(`${options.origin} ${text}: ${path}: expected ${expected}`, [path]);
   }
-  return result.data;
+  // The field's own schema produced it, and ConfigValue<P> is that schema's output type.
+  return result.data as ConfigValue<P>;
 }
 
 /** Strips the default / prefault / nullable / optional wrappers of a field, noting what they said. */

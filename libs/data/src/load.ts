@@ -1,11 +1,13 @@
+import type { LabelledImages } from '@detl/config';
 import { parseShardKey, type ObjectStore } from '@detl/storage';
 import { DatasetError } from './errors';
 import { datasetManifestSchema, type DatasetManifest, type ManifestItem } from './manifest';
 import { sha256Hex } from './random';
+import { checkNearDuplicateLeakage } from './near-duplicates';
 import { checkSplitIntegrity } from './split';
 
-/** Images and integer labels, the structure libs/ml trains on (declared once in @detl/config, which both share). */
-export type LabelledImages = import('@detl/config').LabelledImages;
+// Images and integer labels, the structure libs/ml trains on: declared once in @detl/config, which both share.
+export type { LabelledImages };
 
 /** Which part of a manifest to load: Data-A training / validation, or some Data-B folds. */
 export type ImageSelection = { set: 'A'; split: 'train' | 'validation' } | { set: 'B'; folds: number[] };
@@ -96,12 +98,15 @@ export interface ManifestVerification {
   shards: number;
   /** Problems found; empty means the stored sampling is complete and intact. */
   problems: string[];
+  /** Near-duplicate pairs the sampler found, and patient groups it merged because of them. */
+  nearDuplicates: DatasetManifest['nearDuplicates'];
 }
 
 /**
  * Re-checks a stored sampling end to end: the manifest's own hash against its key, every shard's
  * presence, size and SHA-256, every item's shard reference and index, label indices, and the
- * patient leak rules (no patient in two folds, in both sets, or in Data-A train and validation).
+ * patient leak rules (no patient in two folds, in both sets, or in Data-A train and validation),
+ * and the near-duplicate leak rule (no recorded near-duplicate pair on two sides of a split).
  * Reports problems instead of throwing, so a CLI can list them all.
  */
 export async function verifyManifest(store: ObjectStore, manifestKey: string): Promise<ManifestVerification> {
@@ -113,7 +118,7 @@ export async function verifyManifest(store: ObjectStore, manifestKey: string): P
   try {
     manifest = await loadManifest(store, manifestKey);
   } catch (error) {
-    return { manifestKey, items: 0, shards: 0, problems: [...problems, (error as Error).message] };
+    return { manifestKey, items: 0, shards: 0, problems: [...problems, (error as Error).message], nearDuplicates: { pairs: [], mergedPatients: [] } };
   }
   const area = manifest.imageSize * manifest.imageSize;
   const shardByKey = new Map(manifest.shards.map((shard) => [shard.key, shard]));
@@ -140,10 +145,12 @@ export async function verifyManifest(store: ObjectStore, manifestKey: string): P
       }
     }
   }
-  try {
-    checkSplitIntegrity(manifest.items);
-  } catch (error) {
-    problems.push((error as Error).message);
+  for (const check of [() => checkSplitIntegrity(manifest.items), () => checkNearDuplicateLeakage(manifest.items, manifest.nearDuplicates.pairs)]) {
+    try {
+      check();
+    } catch (error) {
+      problems.push((error as Error).message);
+    }
   }
-  return { manifestKey, items: manifest.items.length, shards: manifest.shards.length, problems };
+  return { manifestKey, items: manifest.items.length, shards: manifest.shards.length, problems, nearDuplicates: manifest.nearDuplicates };
 }

@@ -54,14 +54,14 @@ afterAll(async () => {
 
 describe('detl data import / check', () => {
   it('rejects bad flags and sources in-process, naming each, before any service is touched', async () => {
-    const cases: [string[], string][] = [
-      [['data', 'import', '--image-size', '8', 'folder', dataset], '--image-size 8: expected an integer from 16 to 512'],
-      [['data', 'import', '--folds', '1', 'folder', dataset], '--folds 1: expected an integer from 2 to 10'],
-      [['data', 'import', '--seed', '-3', 'folder', dataset], '--seed -3: expected an integer from 0 to'],
+    const cases: [string[], string, number?][] = [
+      [['data', 'import', '--image-size', '8', 'folder', dataset], '--image-size 8: dataset.imageSize: expected an integer from 16 to 512', 2],
+      [['data', 'import', '--folds', '1', 'folder', dataset], '--folds 1: dataset.folds: expected an integer from 2 to 10', 2],
+      [['data', 'import', '--seed', '-3', 'folder', dataset], '--seed -3: seed: expected an integer from 0 to 2147483647', 2],
       [['data', 'import', '--scale', '0', 'folder', dataset], '--scale 0: expected a number greater than 0 and at most 1'],
       [['data', 'import', '--strict', 'folder', dataset], '--strict: applies to the paper\'s sizes; give --scale too'],
-      [['data', 'import', '--degrade-to', 'x', 'folder', dataset], '--degrade-to x: expected an integer from 8 to 512'],
-      [['data', 'import', '--on-corrupt', 'ignore', 'folder', dataset], '--on-corrupt ignore: expected one of fail, skip'],
+      [['data', 'import', '--degrade-to', 'x', 'folder', dataset], '--degrade-to x: dataset.degradeToPixels: expected an integer from 8 to 512', 2],
+      [['data', 'import', '--on-corrupt', 'ignore', 'folder', dataset], '--on-corrupt ignore: dataset.onCorruptImage: expected one of fail, skip', 2],
       [['data', 'import', '--on-missing', 'maybe', 'folder', dataset], '--on-missing maybe: expected one of fail, skip'],
       [['data', 'import', '--exclude-source', '', 'folder', dataset], '--exclude-source: expected a source name'],
       [['data', 'import', 'folder'], 'source 1 (folder): expected the dataset folder after "folder"'],

@@ -11,6 +11,7 @@ import type {
 } from '@detl/data';
 import { InvalidObjectKeyError, parseManifestKey, validateObjectKey, type ObjectStore } from '@detl/storage';
 import { CliError } from '../cli-error';
+import { configFlagValue } from '../config-options';
 import { openRuntime } from '../runtime';
 
 // @detl/data (sharp, importers) is imported when a data command runs, so that other commands do not
@@ -68,20 +69,21 @@ const SOURCE_OPTIONS: Record<SourceKind, { options: string[]; required: string[]
  * the manifest key. Every flag and path is checked before any service starts.
  */
 export async function dataImportCommand(tokens: string[], flags: DataImportFlags): Promise<void> {
-  const imageSize = integerFlag('--image-size', flags.imageSize, 16, 512);
-  const folds = integerFlag('--folds', flags.folds, 2, 10);
-  const seed = integerFlag('--seed', flags.seed, 0, 2 ** 31 - 1);
+  // The flags that set config values are checked by the config schema (bounds, messages naming the field).
+  const imageSize = configFlagValue('--image-size', 'dataset.imageSize', flags.imageSize);
+  const folds = configFlagValue('--folds', 'dataset.folds', flags.folds);
+  const seed = configFlagValue('--seed', 'seed', flags.seed);
   let scale: number | null = null;
   if (flags.scale !== undefined) {
     scale = Number(flags.scale);
     if (flags.scale.trim() === '' || !Number.isFinite(scale) || scale <= 0 || scale > 1) throw new CliError(`--scale ${flags.scale}: expected a number greater than 0 and at most 1`);
   }
   if (flags.strict && scale === null) throw new CliError("--strict: applies to the paper's sizes; give --scale too (--scale 1 for the full sizes)");
-  const degradeToPixels = flags.degradeTo === undefined ? null : integerFlag('--degrade-to', flags.degradeTo, 8, 512);
+  const degradeToPixels = flags.degradeTo === undefined ? null : configFlagValue('--degrade-to', 'dataset.degradeToPixels', flags.degradeTo);
   if (degradeToPixels !== null && degradeToPixels >= imageSize) {
     throw new CliError(`--degrade-to ${degradeToPixels}: must be smaller than --image-size ${imageSize}, or it changes nothing`);
   }
-  const onCorruptImage = choiceFlag('--on-corrupt', flags.onCorrupt, ['fail', 'skip'] as const);
+  const onCorruptImage = configFlagValue('--on-corrupt', 'dataset.onCorruptImage', flags.onCorrupt);
   const onMissingImage = choiceFlag('--on-missing', flags.onMissing, ['fail', 'skip'] as const);
   for (const source of flags.excludeSource) if (source.trim() === '') throw new CliError('--exclude-source: expected a source name, got an empty one');
   const sources = parseSources(tokens);
@@ -190,14 +192,6 @@ export async function dataCheckCommand(reference: string, flags: DataCheckFlags)
   } finally {
     await runtime.close();
   }
-}
-
-function integerFlag(name: string, value: string, min: number, max: number): number {
-  const number = Number(value);
-  if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(number) || number < min || number > max) {
-    throw new CliError(`${name} ${value}: expected an integer from ${min} to ${max}`);
-  }
-  return number;
 }
 
 function choiceFlag<T extends string>(name: string, value: string, choices: readonly T[]): T {

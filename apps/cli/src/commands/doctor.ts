@@ -2,8 +2,9 @@ import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import type * as Tf from '@tensorflow/tfjs-core';
 import { BACKEND_ENV_VARIABLE, checkInstalledNativeBuild, TFJS_NODE_PACKAGE, type NativeVariant } from '@detl/native-tensorflow';
-import type { BackendInfo, BackendPreference } from '@detl/ml';
+import type { BackendInfo } from '@detl/ml';
 import { CliError } from '../cli-error';
+import { configFlagValue } from '../config-options';
 
 /** Flags of `detl doctor`. */
 export interface DoctorFlags {
@@ -12,7 +13,6 @@ export interface DoctorFlags {
   json?: boolean;
 }
 
-const PREFERENCES: readonly BackendPreference[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
 
 /** State of one native build as `detl doctor` reports it. */
 interface NativeBuildReport {
@@ -58,16 +58,15 @@ function smokeTest(tf: typeof Tf): string {
  * Exit code 2 when the backend asked for (`--backend`, `DETL_TF_BACKEND`) cannot run.
  */
 export async function doctorCommand(flags: DoctorFlags): Promise<void> {
-  const preference = (flags.backend ?? 'auto') as BackendPreference;
-  if (!PREFERENCES.includes(preference)) throw new CliError(`--backend ${flags.backend}: expected one of ${PREFERENCES.join(', ')}`, 2);
-  const threads = flags.threads === undefined ? undefined : Number(flags.threads);
-  if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) throw new CliError(`--threads ${flags.threads}: expected a positive integer`, 2);
+  // Checked by the config schema's runtime.backend / runtime.threads, which these flags stand for.
+  const preference = flags.backend === undefined ? 'auto' : configFlagValue('--backend', 'runtime.backend', flags.backend);
+  const threads = flags.threads === undefined ? 'auto' : configFlagValue('--threads', 'runtime.threads', flags.threads, { numbersOnly: true });
   // tfjs loads only when a command needs it, so the other commands start fast.
   const { initBackend } = await import('@detl/ml');
   const tf = await import('@tensorflow/tfjs-core');
   let info: BackendInfo;
   try {
-    info = await initBackend(preference, threads === undefined ? {} : { threads });
+    info = await initBackend(preference, typeof threads === 'number' ? { threads } : {});
   } catch (error) {
     throw new CliError(`backend ${process.env[BACKEND_ENV_VARIABLE] ?? preference} cannot run here: ${error instanceof Error ? error.message : String(error)}`, 2);
   }

@@ -155,7 +155,7 @@ describe('detl evaluate', () => {
         `--dataset ${foreign}: has class folders covid, normal, tuberculosis, but the run's classes are normal, pneumonia, other_disease, covid; tuberculosis is not among them`,
       ],
       [['evaluate', '--model', experiment.id, '--dataset', path.join(work, 'nowhere')], 'not a folder'],
-      [['evaluate', '--model', experiment.id, '--dataset', external, '--on-corrupt', 'ignore'], '--on-corrupt ignore: expected fail or skip', 2],
+      [['evaluate', '--model', experiment.id, '--dataset', external, '--on-corrupt', 'ignore'], '--on-corrupt ignore: dataset.onCorruptImage: expected one of fail, skip', 2],
       [['evaluate', '--model', 'models/x', '--fold', '0', '--dataset', external], '--fold 0: applies to an experiment', 2],
       [['evaluate', '--model', experiment.id, '--dataset', external, '--out-dir', path.join(external, 'labels.csv')], 'is a file, not a folder', 2],
     ]);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { DATA_B_CLASSES } from '@detl/config';
 import type { CatalogEntry, ImportResult } from '@detl/data';
 import { CliError } from '../cli-error';
+import { configFlagValue } from '../config-options';
 import { formatMatrix } from '../report-format';
 import { openRuntime, type CliRuntime } from '../runtime';
 import {
@@ -58,8 +59,7 @@ export async function evaluateCommand(flags: EvaluateFlags): Promise<void> {
   if (fold !== null && reference.kind === 'prefix') {
     throw new CliError(`--fold ${flags.fold}: applies to an experiment; --model ${flags.model} already names one model`, 2);
   }
-  const onCorrupt = flags.onCorrupt;
-  if (onCorrupt !== undefined && onCorrupt !== 'fail' && onCorrupt !== 'skip') throw new CliError(`--on-corrupt ${onCorrupt}: expected fail or skip`, 2);
+  const onCorrupt = flags.onCorrupt === undefined ? undefined : configFlagValue('--on-corrupt', 'dataset.onCorruptImage', flags.onCorrupt);
   if (flags.outDir !== undefined && existsSync(flags.outDir) && !statSync(flags.outDir).isDirectory()) {
     throw new CliError(`--out-dir ${flags.outDir}: is a file, not a folder`, 2);
   }
@@ -73,7 +73,7 @@ export async function evaluateCommand(flags: EvaluateFlags): Promise<void> {
     let imported: ImportResult;
     try {
       // The run's own policy for images that do not decode, unless the command line says otherwise.
-      imported = await importFolderDataset(root, { onCorruptImage: (onCorrupt ?? resolved.experiment?.config.dataset.onCorruptImage ?? 'fail') as 'fail' | 'skip' });
+      imported = await importFolderDataset(root, { onCorruptImage: onCorrupt ?? resolved.experiment?.config.dataset.onCorruptImage ?? 'fail' });
     } catch (error) {
       if (error instanceof DatasetError) throw new CliError(`--dataset ${flags.dataset}: ${error.message}`);
       throw error;

@@ -1,6 +1,7 @@
 import { BACKEND_ENV_VARIABLE, nativeBackendProblem } from '@detl/native-tensorflow';
-import { parseTaskQueueList, TaskQueueNameError } from '@detl/config';
+import { BACKEND_PREFERENCES, parseTaskQueueList, TaskQueueNameError } from '@detl/config';
 import { CliError } from '../cli-error';
+import { configFlagValue } from '../config-options';
 import { openRuntime } from '../runtime';
 
 /** Flags of `detl worker`. */
@@ -12,7 +13,8 @@ export interface WorkerFlags {
   backend?: string;
 }
 
-const WORKER_BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+/** A worker forces one backend by name; `auto` is what it does without the flag. */
+const WORKER_BACKENDS = BACKEND_PREFERENCES.filter((backend) => backend !== 'auto');
 
 function positiveIntegerFlag(name: string, value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
@@ -36,11 +38,12 @@ export function workerEnvironment(flags: WorkerFlags): NodeJS.ProcessEnv {
     }
   }
   const slots = positiveIntegerFlag('--max-trainings', flags.maxTrainings);
-  const threads = positiveIntegerFlag('--threads', flags.threads);
+  // --threads stands for runtime.threads (its numeric range; `auto` is the default without it).
+  const threads = flags.threads === undefined ? undefined : configFlagValue('--threads', 'runtime.threads', flags.threads, { numbersOnly: true });
   if (slots) env['DETL_WORKER_SLOTS'] = slots;
-  if (threads) env['DETL_TRAINING_THREADS'] = threads;
+  if (threads !== undefined) env['DETL_TRAINING_THREADS'] = String(threads);
   if (flags.backend !== undefined) {
-    if (!WORKER_BACKENDS.includes(flags.backend)) throw new CliError(`--backend ${flags.backend}: expected one of ${WORKER_BACKENDS.join(', ')}`, 2);
+    if (!(WORKER_BACKENDS as readonly string[]).includes(flags.backend)) throw new CliError(`--backend ${flags.backend}: runtime.backend: expected one of ${WORKER_BACKENDS.join(', ')}`, 2);
     env[BACKEND_ENV_VARIABLE] = flags.backend;
     const problem = nativeBackendProblem(flags.backend);
     if (problem) throw new CliError(`--backend ${flags.backend} cannot run here: ${problem}`, 2);
