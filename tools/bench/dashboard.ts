@@ -70,6 +70,14 @@ function stats(values: number[]): LatencyStats {
 }
 
 const BATCH_EXPERIMENTS = 5_000;
+/** Experiments per seeded sweep (a 3 x 3 grid plus one). */
+const SWEEP_SIZE = 10;
+/** Share of the experiments that belong to a sweep. */
+const SWEEP_SHARE = 0.1;
+
+function sweepCount(options: Options): number {
+  return Math.max(1, Math.floor((options.experiments * SWEEP_SHARE) / SWEEP_SIZE));
+}
 
 /**
  * Seeds `options.experiments` runs (and their epoch, attempt, fold and artifact rows) into a migrated
@@ -163,6 +171,26 @@ export async function seed(client: pg.Client, options: Options, now: Date): Prom
     process.stderr.write(`\rseeded ${last} / ${options.experiments} experiments`);
   }
   process.stderr.write('\n');
+  // Sweeps: one per SWEEP_SIZE consecutive experiments of the first SWEEP_SHARE of the history, each
+  // experiment linked at its plan index, as sweepWorkflow's children record themselves.
+  await timed('sweeps', async () => {
+    await client.query(
+      `INSERT INTO sweeps (id, name, workflow_id, status, spec, plan, concurrency, created_at, started_at, finished_at)
+       SELECT gen_random_uuid(), 'bench-sweep-' || s, 'bench-sweep-wf-' || s, 'succeeded', '{}'::jsonb,
+              (SELECT jsonb_agg(jsonb_build_object('index', k, 'workflowId', 'bench-wf-' || ((s - 1) * $2::int + k + 1), 'overrides', jsonb_build_object('seed', k)))
+                 FROM generate_series(0, $2::int - 1) k),
+              2, $3::timestamptz - make_interval(mins => s * $2::int), $3::timestamptz - make_interval(mins => s * $2::int), $3::timestamptz
+       FROM generate_series(1, $1::int) s`,
+      [sweepCount(options), SWEEP_SIZE, now],
+    );
+    await client.query(
+      `UPDATE experiments e SET sweep_id = w.id, sweep_index = (substring(e.workflow_id from 10)::int - 1) % $1::int
+       FROM sweeps w
+       WHERE e.workflow_id LIKE 'bench-wf-%' AND substring(e.workflow_id from 10)::int <= $2::int
+         AND w.workflow_id = 'bench-sweep-wf-' || ((substring(e.workflow_id from 10)::int - 1) / $1::int + 1)`,
+      [SWEEP_SIZE, sweepCount(options) * SWEEP_SIZE],
+    );
+  });
   // VACUUM sets the visibility map, as autovacuum does on a live database, so counts can use index-only scans.
   await timed('vacuumAnalyze', () => client.query('VACUUM ANALYZE'));
   return Object.fromEntries(Object.entries(timings).map(([key, seconds]) => [key, Math.round(seconds * 10) / 10]));
@@ -236,11 +264,13 @@ export default async function benchDashboard(args: string[]): Promise<Record<str
       )
     ).rows[0];
     const ids = (await client.query<{ id: string }>('SELECT id::text AS id FROM experiments ORDER BY random() LIMIT 500')).rows.map((row) => row.id);
+    const sweepIds = (await client.query<{ id: string }>('SELECT id::text AS id FROM sweeps ORDER BY random() LIMIT 200')).rows.map((row) => row.id);
     const version = (await client.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version;
     const queries = createRunHistoryQueries(database.url);
     const dashboard = await startDashboard({ queries, store: new MemoryObjectStore(), port: 0 });
     let pick = 0;
     const nextId = () => ids[(pick += 1) % ids.length] ?? '';
+    const nextSweep = () => sweepIds[(pick += 1) % sweepIds.length] ?? '';
     const pages = Math.max(1, Math.floor(options.experiments / 25));
     const day = (offsetDays: number) => new Date(now.getTime() - offsetDays * 86_400_000).toISOString().slice(0, 10);
     try {
@@ -256,6 +286,9 @@ export default async function benchDashboard(args: string[]): Promise<Record<str
         'filter: status+architecture+text': () => '/api/runs?status=succeeded&architecture=vgg16&q=paper',
         'detail: one run': () => `/api/runs/${nextId()}`,
         'compare: two runs': () => `/api/compare?ids=${nextId()},${nextId()}`,
+        'filter: sweep': () => `/api/runs?sweep=${nextSweep()}`,
+        'sweeps: list page 1': () => '/api/sweeps',
+        'compare: whole sweep (10 runs)': () => `/api/sweeps/${nextSweep()}/compare`,
       };
       const latenciesMs: Record<string, LatencyStats> = {};
       for (const [name, call] of Object.entries(calls)) {
@@ -265,10 +298,12 @@ export default async function benchDashboard(args: string[]): Promise<Record<str
       const render = options.browser ? await firstRender(dashboard.url, 5) : { skipped: '--no-browser' };
       const indexes = (
         await client.query<{ indexname: string; indexdef: string }>(
-          `SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename IN ('experiments','epoch_metrics','stage_attempts','folds','artifacts') ORDER BY tablename, indexname`,
+          `SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename IN ('experiments','sweeps','epoch_metrics','stage_attempts','folds','artifacts') ORDER BY tablename, indexname`,
         )
       ).rows.map((row) => row.indexdef);
       const worstP95 = Math.max(...Object.values(latenciesMs).map((value) => value.p95));
+      // Whole-sweep comparison loads 10 full runs (1,000 epoch rows); it is a page, not a list call, and is reported beside the goal.
+      const listAndDetailP95 = Math.max(...Object.entries(latenciesMs).filter(([name]) => !name.startsWith('compare: whole sweep')).map(([, value]) => value.p95));
       return {
         scale: {
           experiments: counts?.experiments,
@@ -281,7 +316,10 @@ export default async function benchDashboard(args: string[]): Promise<Record<str
         method: 'sequential HTTP requests to the real dashboard server on 127.0.0.1 (5 warm-up requests per call not counted)',
         latenciesMs,
         firstRenderOfRunsPageMs: render,
-        goal: { p95Ms: 50, worstP95Ms: worstP95, met: worstP95 < 50 },
+        goal: { p95Ms: 50, worstP95Ms: worstP95, met: worstP95 < 50, listFilterDetailWorstP95Ms: listAndDetailP95, listFilterDetailMet: listAndDetailP95 < 50 },
+        // Other sessions share the 2 cores; the load during the measurement says how much to trust absolute numbers.
+        loadAverageAfterMeasuring: os.loadavg(),
+        sweeps: { count: sweepCount(options), experimentsEach: SWEEP_SIZE },
         indexes,
       };
     } finally {
