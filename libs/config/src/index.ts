@@ -7,3 +7,4 @@ export * from './seeded-random';
 export * from './stage-table';
 export * from './config-fields';
 export * from './training-contracts';
+export * from './stored-sampling';

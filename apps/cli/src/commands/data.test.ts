@@ -1,5 +1,7 @@
 import { serviceEnvironment } from '@detl/config';
 import { expectCliErrors, runDetl } from '../test-support/run-detl';
+import { resolveRunConfig } from '../experiment-input';
+import { ConfigError } from '@detl/config';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -185,5 +187,20 @@ describe('detl data import / check', () => {
     const missing = await runDetl(['data', 'check', `manifests/${'0'.repeat(64)}.json`], { env });
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('no such object');
+  });
+
+  it('runs on a stored manifest with its image size and folds, and refuses a configuration that contradicts them', async () => {
+    const imported = await runDetl(['data', 'import', 'folder', dataset, '--image-size', '32', '--folds', '3', '--seed', '7', '--no-source-check', '--json'], { env });
+    expect(imported.code, imported.stderr).toBe(0);
+    const key = (JSON.parse(imported.stdout) as ImportJson).manifestKey;
+    // No --set for them: the defaults (64 px, 5 folds) give way to the manifest's.
+    const config = await resolveRunConfig({ manifest: key }, {}, store);
+    expect(config.dataset).toMatchObject({ imageSize: 32, folds: 3, source: { kind: 'manifest', key } });
+    expect((await resolveRunConfig({ manifest: key, set: ['dataset.folds=3'] }, {}, store)).dataset.folds).toBe(3);
+    const conflict = await resolveRunConfig({ manifest: key, set: ['dataset.imageSize=64'] }, {}, store).catch((error: unknown) => error);
+    expect(conflict).toBeInstanceOf(ConfigError);
+    expect((conflict as ConfigError).fields).toEqual(['dataset.imageSize']);
+    expect((conflict as ConfigError).message).toContain(`dataset.imageSize: 64 conflicts with the stored sampling ${key}, which has 32`);
+    await expect(resolveRunConfig({ manifest: `manifests/${'0'.repeat(64)}.json` }, {}, store)).rejects.toThrow(/no such manifest/);
   });
 });

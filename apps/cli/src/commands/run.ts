@@ -7,7 +7,7 @@ import { gradCamFolder, parseExperimentKey } from '@detl/storage';
 import { experimentWorkflow, progressQuery, type ExperimentWorkflowResult } from '@detl/workflows';
 import { BACKEND_ENV_VARIABLE, nativeBackendProblem } from '@detl/native-tensorflow';
 import { CliError } from '../cli-error';
-import { resolveExperimentConfig, type ExperimentFlags } from '../experiment-input';
+import { resolveExperimentConfig, resolveRunConfig, type ExperimentFlags } from '../experiment-input';
 import { ProgressView, type TaskRecord } from '../progress-view';
 import { formatSummary } from '../report-format';
 import { openRuntime, type CliRuntime } from '../runtime';
@@ -25,12 +25,15 @@ const POLL_INTERVAL_MS = 1000;
  * `--no-worker`, the workflow started and followed live, the results printed and copied locally.
  */
 export async function runExperimentCommand(flags: RunFlags, preset: Record<string, unknown> = {}): Promise<void> {
-  const config = resolveExperimentConfig(flags, preset);
+  // Validated before anything starts; a run on a stored manifest is completed from it below.
+  const requested = resolveExperimentConfig(flags, preset);
   // The local worker's trainings would each fail on it; say so before anything starts.
-  const backendProblem = flags.worker ? nativeBackendProblem(process.env[BACKEND_ENV_VARIABLE]?.trim() || config.runtime.backend) : null;
-  if (backendProblem) throw new CliError(`runtime.backend=${config.runtime.backend} cannot run on this machine: ${backendProblem}`, 2);
+  const backendProblem = flags.worker ? nativeBackendProblem(process.env[BACKEND_ENV_VARIABLE]?.trim() || requested.runtime.backend) : null;
+  if (backendProblem) throw new CliError(`runtime.backend=${requested.runtime.backend} cannot run on this machine: ${backendProblem}`, 2);
   const runtime = await openRuntime({ temporal: true, s3: true });
   try {
+    // Image size and folds of a stored sampling come from its manifest (S3), before the workflow starts.
+    const config = await resolveRunConfig(flags, preset, runtime.store);
     if (flags.worker) runtime.startLocalWorker();
     const client = await runtime.temporal();
     const workflowId = `detl-${slug(config.name)}-${randomUUID().slice(0, 8)}`;
