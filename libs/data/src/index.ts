@@ -25,8 +25,24 @@ export {
   type PublicImportOptions,
 } from './public-import';
 export { sampleCatalog, sampleDataset, type SampleCatalogOptions, type SampleDatasetOptions, type SampleProgress, type SampleResult } from './sample';
-export { assignFolds, assignSets, capPerClass, checkSplitIntegrity, splitDataA, type SetAssignment, type SetAssignmentRule, type SplitItem } from './split';
+export { assignFolds, assignSets, capPerClass, checkSplitIntegrity, splitDataA, type SetAssignment, type SetAssignmentOptions, type SetAssignmentRule, type SplitItem } from './split';
 export { generateSyntheticDataset, type SyntheticDatasetOptions, type SyntheticDatasetResult } from './synthetic';
 export { PAPER_OTHER_DISEASE_FINDINGS, PAPER_SIZES, paperSizes, selectPaperSubsets, type PaperSelection, type PaperSizes } from './paper-sizes';
+export {
+  checkNearDuplicateLeakage,
+  compareFingerprints,
+  detectNearDuplicates,
+  findNearDuplicatePairs,
+  fingerprintImage,
+  fingerprintPixels,
+  mergeNearDuplicatePatients,
+  NEAR_DUPLICATE_METHOD,
+  NEAR_DUPLICATE_THRESHOLDS,
+  SYNTHETIC_SOURCE,
+  type ImageFingerprint,
+  type MergedPatientGroup,
+  type NearDuplicatePair,
+  type PlacedImage,
+} from './near-duplicates';
 export { manifestSummary, measurePreprocessing, type ManifestSummary } from './summary';
 export { importSources, sampleSources, type ImportSpec, type SampleSourcesOptions } from './import-sources';

@@ -59,6 +59,17 @@ export const datasetManifestSchema = z.strictObject({
   shards: z.array(shardSchema),
   skipped: z.array(z.strictObject({ path: z.string(), reason: z.string() })),
   duplicates: z.array(z.strictObject({ sha256: z.string(), kept: z.string(), dropped: z.array(z.string()), conflictingLabels: z.boolean() })),
+  /**
+   * Near-duplicate images (the same picture with other bytes: re-encoded, re-contrasted, cropped,
+   * slightly rotated) found after preprocessing, and the patient groups merged because of them so
+   * no pair spans a split. Absent in manifests written before the detector existed.
+   */
+  nearDuplicates: z
+    .strictObject({
+      pairs: z.array(z.strictObject({ a: z.string(), b: z.string(), hammingDistance: z.number().int().min(0), correlation: z.number() })),
+      mergedPatients: z.array(z.strictObject({ patientId: z.string(), members: z.array(z.string()) })),
+    })
+    .default({ pairs: [], mergedPatients: [] }),
 });
 
 /** A parsed, validated sampling manifest. */

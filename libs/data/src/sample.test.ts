@@ -7,7 +7,8 @@ import { importFolderDataset } from './folder-import';
 import { loadImages, loadManifest, loadMasks, verifyManifest } from './load';
 import { sampleCatalog, sampleDataset } from './sample';
 import { generateSyntheticDataset } from './synthetic';
-import { temporaryFolder } from './test-support/fixtures';
+import { temporaryFolder, texturedPng, writeTree } from './test-support/fixtures';
+import sharp from 'sharp';
 import { MemoryObjectStore } from '@detl/storage/testing';
 
 function config(dataset: ExperimentConfigInput['dataset'] = {}, seed = 5) {
@@ -281,4 +282,80 @@ describe('sampleDataset (stored manifest)', () => {
     await store.putObject(shard.key, new Uint8Array(shard.sizeBytes));
     await expect(sampleDataset({ config: fromManifest, store, workDir })).rejects.toThrow(/failed verification/);
   }, 60_000);
+});
+
+describe('sampleCatalog dataset.dataB', () => {
+  async function unmarkedCatalog() {
+    const root = await temporaryFolder();
+    await generateSyntheticDataset({ root, seed: 8, imageSize: 32, dataB: { normal: 12, pneumonia: 6, other_disease: 12, covid: 6 }, dataA: { normal: 0, diseased: 0 } });
+    const { catalog } = await importFolderDataset(root, { onCorruptImage: 'fail' });
+    // No subset column: the pretrainPatientShare rule decides who is held out for Data-A.
+    return { root, catalog: catalog.map(({ subset: _subset, ...rest }) => rest) };
+  }
+
+  it('holds a share of normal / other_disease patients out of Data-B by default, and none with dataB all', async () => {
+    const { root, catalog } = await unmarkedCatalog();
+    const store = new MemoryObjectStore();
+    const excluded = await sampleCatalog({ catalog, config: config({ source: { kind: 'folder', root } }), store });
+    const all = await sampleCatalog({ catalog, config: parseExperimentConfig({ seed: 5, dataset: { source: { kind: 'folder', root }, imageSize: 32, dataB: 'all' }, fineTune: { freeze: 'scratch' } }), store });
+    const inB = (result: typeof all) => result.manifest.items.filter((item) => item.set === 'B').length;
+    expect(excluded.counts.dataA.train + excluded.counts.dataA.validation).toBeGreaterThan(0);
+    expect(inB(excluded) + excluded.counts.dataA.train + excluded.counts.dataA.validation).toBe(catalog.length);
+    expect(inB(all)).toBe(catalog.length);
+    expect(all.counts.dataA).toEqual({ train: 0, validation: 0 });
+    expect(all.manifest.options).toMatchObject({ dataB: 'all', setAssignment: 'all-to-data-b' });
+    expect(excluded.manifest.options).toMatchObject({ dataB: 'exclude-data-a', setAssignment: 'patient-share' });
+    expect((await verifyManifest(store, all.manifestKey)).problems).toEqual([]);
+  });
+
+  it('is refused by the configuration unless the recipe trains from scratch', () => {
+    expect(() => parseExperimentConfig({ dataset: { dataB: 'all' } })).toThrow(/dataset\.dataB: 'all' leaves no patients for pretraining; it needs fineTune\.freeze 'scratch' \(got 'below-last-conv-block'\)/);
+    expect(parseExperimentConfig({ dataset: { dataB: 'all' }, fineTune: { freeze: 'scratch' } }).dataset.dataB).toBe('all');
+    expect(parseExperimentConfig({}).dataset.dataB).toBe('exclude-data-a');
+  });
+});
+
+describe('sampleCatalog near-duplicates', () => {
+  it('merges the patient groups of a rotated, re-contrasted copy, keeps the pair in one fold and records it', { timeout: 120_000 }, async () => {
+    const root = await temporaryFolder();
+    const files: Record<string, Uint8Array | string> = {};
+    const rows: string[] = [];
+    let seed = 100;
+    for (const label of ['normal', 'pneumonia', 'other_disease', 'covid']) {
+      for (let patient = 0; patient < 7; patient += 1) {
+        files[`${label}/p${patient}.png`] = await texturedPng((seed += 1));
+        rows.push(`${label}/p${patient}.png,${label},${label}-${patient},B,hospital-${patient % 2}`);
+      }
+    }
+    // The same covid picture again, from another collection: turned 4°, another gamma, other patient id.
+    const copy = await sharp(await sharp(files['covid/p0.png'] as Buffer).gamma(1.8, 1).png().toBuffer()).rotate(4, { background: 'black' }).resize(160, 160).png().toBuffer();
+    files['covid/copy-of-p0.png'] = copy;
+    rows.push('covid/copy-of-p0.png,covid,other-collection-9,B,collection-b');
+    files['labels.csv'] = `file,label,patient_id,subset,source\n${rows.join('\n')}\n`;
+    await writeTree(root, files);
+    const { catalog } = await importFolderDataset(root, { onCorruptImage: 'fail' });
+    const store = new MemoryObjectStore();
+    const result = await sampleCatalog({ catalog, config: parseExperimentConfig({ seed: 3, dataset: { source: { kind: 'folder', root }, imageSize: 32, dataB: 'all' }, fineTune: { freeze: 'scratch' } }), store });
+    expect(result.manifest.nearDuplicates.pairs).toEqual([expect.objectContaining({ a: 'covid/copy-of-p0', b: 'covid/p0' })]);
+    expect(result.manifest.nearDuplicates.mergedPatients).toEqual([{ patientId: 'covid-0', members: ['covid-0', 'other-collection-9'] }]);
+    expect(result.warnings.join('\n')).toMatch(/1 near-duplicate image pair\(s\)/);
+    const [original, duplicate] = ['covid/p0', 'covid/copy-of-p0'].map((id) => result.manifest.items.find((item) => item.imageId === id));
+    expect(duplicate?.patientId).toBe('covid-0');
+    expect(duplicate?.fold).toBe(original?.fold);
+    expect(result.stored.map((object) => object.key).filter((key) => key.startsWith('manifests/near-duplicates/'))).toHaveLength(1);
+    // A second sampling of the same images finds the stored search instead of decoding them again.
+    const phases = new Set<string>();
+    const again = await sampleCatalog({ catalog, config: parseExperimentConfig({ seed: 3, dataset: { source: { kind: 'folder', root }, imageSize: 32, dataB: 'all' }, fineTune: { freeze: 'scratch' } }), store, onProgress: (p) => phases.add(p.phase) });
+    expect(phases.has('near-duplicates')).toBe(false);
+    expect(again.manifestKey).toBe(result.manifestKey);
+    const verification = await verifyManifest(store, result.manifestKey);
+    expect(verification.problems).toEqual([]);
+    expect(verification.nearDuplicates.pairs).toHaveLength(1);
+
+    // A stored sampling whose pair spans two folds (e.g. written before the detector) fails the check.
+    const moved = { ...result.manifest, items: result.manifest.items.map((item) => (item.imageId === 'covid/copy-of-p0' ? { ...item, patientId: 'other-collection-9', fold: ((item.fold ?? 0) + 1) % 5 } : item)) };
+    const key = `manifests/${'e'.repeat(64)}.json`;
+    await store.putObject(key, JSON.stringify(moved), 'application/json');
+    expect((await verifyManifest(store, key)).problems.join('\n')).toMatch(/near-duplicate images on two sides of a split: covid\/copy-of-p0 \(Data-B fold \d\) and covid\/p0 \(Data-B fold \d\)/);
+  });
 });

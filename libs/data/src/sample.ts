@@ -12,6 +12,7 @@ import { loadManifest, verifyManifest } from './load';
 import { manifestSummary } from './summary';
 import { datasetManifestSchema, MANIFEST_CLASSES, MANIFEST_VERSION, MAX_SHARD_BYTES, type DatasetManifest, type ManifestItem, type ManifestShard } from './manifest';
 import { CROP_POLICY, DEGRADE_KERNELS, preprocessImage, preprocessMask, RESIZE_KERNEL } from './preprocess';
+import { checkNearDuplicateLeakage, detectNearDuplicates, mergeNearDuplicatePatients, NEAR_DUPLICATE_METHOD, SYNTHETIC_SOURCE, type NearDuplicatePair } from './near-duplicates';
 import { compareStrings, sha256Hex } from './random';
 import { assignFolds, assignSets, capPerClass, checkSplitIntegrity, splitDataA } from './split';
 import { SYNTHETIC_GENERATOR_VERSION, generateSyntheticDataset } from './synthetic';
@@ -129,6 +130,8 @@ async function useStoredManifest(config: ExperimentConfig, store: ObjectStore, k
   const mismatches: string[] = [];
   if (manifest.imageSize !== config.dataset.imageSize) mismatches.push(`image size ${manifest.imageSize} px, the experiment's dataset.imageSize is ${config.dataset.imageSize}`);
   if (summary.dataB.length !== config.dataset.folds) mismatches.push(`${summary.dataB.length} folds, the experiment's dataset.folds is ${config.dataset.folds}`);
+  const dataAImages = manifest.items.filter((item) => item.set === 'A').length;
+  if (dataAImages === 0 && config.fineTune.freeze !== 'scratch') mismatches.push(`no Data-A images (sampled with dataset.dataB 'all'), and fineTune.freeze '${config.fineTune.freeze}' needs pretraining`);
   if (mismatches.length > 0) throw new DatasetError(`${store.uri(key)} has ${mismatches.join('; ')}`, { file: key });
   const dataB: Record<string, number> = {};
   for (const fold of summary.dataB) for (const [className, count] of Object.entries(fold)) dataB[className] = (dataB[className] ?? 0) + count;
@@ -179,34 +182,95 @@ interface PlannedItem {
   partition: string;
 }
 
+/** Everything decided before a single shard is written: which image goes where, and under which options. */
+interface SamplingPlan {
+  items: PlannedItem[];
+  /** Recorded as the manifest's `options`. */
+  manifestOptions: Record<string, unknown>;
+  nearDuplicates: NearDuplicateReport;
+  /** `manifests/inputs/<fingerprint>.txt`: where an identical earlier sampling left its manifest key. */
+  pointerKey: string;
+  warnings: string[];
+  skipped: SkippedFile[];
+  /** Objects planning wrote (the stored near-duplicate search, when it ran). */
+  stored: StoredObject[];
+}
+
+/** What the sampler found and did about near-duplicate images (recorded in the manifest). */
+type NearDuplicateReport = DatasetManifest['nearDuplicates'];
+
+/** Shards written (or found) for a plan, and the manifest items pointing into them. */
+interface WrittenShards {
+  items: ManifestItem[];
+  shards: ManifestShard[];
+  stored: StoredObject[];
+  shardsWritten: number;
+  shardsReused: number;
+  /** Images that failed preprocessing under `onCorruptImage: 'skip'`, added to the plan's skipped list. */
+  skipped: SkippedFile[];
+  /** Preprocess-and-store steps taken (one per chunk), for the upload progress. */
+  chunks: number;
+}
+
 /**
  * Samples Data-B (4 classes, at most `maxImagesPerClass` each, `folds` patient-grouped folds
  * stratified by class) and Data-A (normal vs diseased = other_disease, split into training and
  * validation by patient) from a catalog, preprocesses every image with sharp, and writes
- * content-addressed shards, then the manifest, to the store. Shards already in the store (same
- * key, same size) are not uploaded again. Same catalog + config → byte-identical manifest.
- * @throws DatasetError on a leak (patient in two folds / in both sets), a class with fewer patients
- *   than folds, an empty Data-A class, or an unreadable image under `onCorruptImage: 'fail'`.
+ * content-addressed shards, then the manifest, to the store. Near-duplicate images (same picture,
+ * other bytes) get one patient group before any split. Shards already in the store (same key,
+ * same size) are not uploaded again. Same catalog + config → byte-identical manifest.
+ *
+ * Four steps: {@link planSampling} (sets, folds, leak checks, input fingerprint) →
+ * {@link reuseEarlierSampling} (same fingerprint: done) → {@link writeShards} → {@link writeManifest}.
+ * @throws DatasetError on a leak (patient in two folds / in both sets, a near-duplicate across a
+ *   split), a class with fewer patients than folds, an empty Data-A class when Data-A is needed, or
+ *   an unreadable image under `onCorruptImage: 'fail'`.
  */
 export async function sampleCatalog(options: SampleCatalogOptions): Promise<SampleResult> {
-  const { config, store, onProgress } = options;
+  const plan = await planSampling(options);
+  const cached = await reuseEarlierSampling(options.store, plan.pointerKey);
+  if (cached) {
+    options.onProgress?.({ phase: 'preprocess', done: plan.items.length, total: plan.items.length });
+    const warnings = [...plan.warnings, `same inputs as ${cached.manifestKey}: all ${cached.manifest.shards.length} shards reused, nothing preprocessed`];
+    return { ...cached, ...summarise(cached.manifest), shardsWritten: 0, shardsReused: cached.manifest.shards.length, stored: plan.stored, skipped: cached.manifest.skipped, warnings };
+  }
+  const written = await writeShards(plan, options);
+  return writeManifest(plan, written, options);
+}
+
+/**
+ * Decides where every image goes: source / resolution filters, near-duplicate merging, Data-A /
+ * Data-B assignment, the per-class cap, folds and the Data-A split, each checked for leaks; then
+ * fingerprints every input so an identical earlier sampling can be found.
+ */
+async function planSampling(options: SampleCatalogOptions): Promise<SamplingPlan> {
+  const { config } = options;
   const { seed } = config;
   const dataset = config.dataset;
   const warnings = [...(options.warnings ?? [])];
-  const skipped = [...(options.skipped ?? [])];
   const excludeSources = [...(options.confounds?.excludeSources ?? [])].sort(compareStrings);
   const excludeLowResolution = options.confounds?.excludeLowResolution ?? false;
-  const catalog = options.catalog.filter((entry) => !excludeSources.includes(entry.source) && !(excludeLowResolution && entry.lowResolution === true));
-  if (catalog.length < options.catalog.length) {
-    warnings.push(`${options.catalog.length - catalog.length} images left out by source / resolution filters (${excludeSources.length} sources excluded, low resolution ${excludeLowResolution ? 'excluded' : 'kept'})`);
+  const filtered = options.catalog.filter((entry) => !excludeSources.includes(entry.source) && !(excludeLowResolution && entry.lowResolution === true));
+  if (filtered.length < options.catalog.length) {
+    warnings.push(`${options.catalog.length - filtered.length} images left out by source / resolution filters (${excludeSources.length} sources excluded, low resolution ${excludeLowResolution ? 'excluded' : 'kept'})`);
   }
   const ids = new Set<string>();
-  for (const entry of catalog) {
+  for (const entry of filtered) {
     if (ids.has(entry.imageId)) throw new DatasetError(`image id "${entry.imageId}" occurs twice in the catalog (${entry.file})`, { file: entry.file });
     ids.add(entry.imageId);
   }
 
-  const { dataA, dataB, rule } = assignSets(catalog, seed, dataset.pretrainPatientShare);
+  // Before any split: a near-duplicate pair must share a patient group, or folds could separate it.
+  const { pairs, stored } = await nearDuplicatePairs(filtered, options);
+  const { catalog, merged } = mergeNearDuplicatePatients(filtered, pairs);
+  if (pairs.length > 0) {
+    warnings.push(
+      `${pairs.length} near-duplicate image pair(s) (same picture, other bytes) found after preprocessing; ${merged.length} patient group(s) merged so no pair spans a split (listed in the manifest's nearDuplicates)`,
+    );
+  }
+
+  const dataBRule = dataset.dataB;
+  const { dataA, dataB, rule } = assignSets(catalog, seed, dataset.pretrainPatientShare, { dataB: dataBRule });
   const sampledB = capPerClass(dataB, dataset.maxImagesPerClass, seed);
   if (sampledB.length < dataB.length) warnings.push(`Data-B capped at ${dataset.maxImagesPerClass} images per class: ${dataB.length - sampledB.length} images left out`);
   for (const label of DATA_B_CLASSES) {
@@ -215,42 +279,32 @@ export async function sampleCatalog(options: SampleCatalogOptions): Promise<Samp
       warnings.push(`Data-B class "${label}": ${have} images available, fewer than maxImagesPerClass ${dataset.maxImagesPerClass}; using what exists`);
     }
   }
-  // Checked here as well as in assignFolds because only here the full story can be told: how many
-  // patients the class has in total and how many went to Data-A.
-  for (const label of DATA_B_CLASSES) {
-    const inB = new Set(sampledB.filter((e) => e.label === label).map((e) => e.patientId));
-    if (inB.size >= dataset.folds) continue;
-    const imagesInB = sampledB.filter((e) => e.label === label).length;
-    const all = catalog.filter((e) => e.label === label);
-    const inA = new Set(dataA.filter((e) => e.label === label).map((e) => e.patientId));
-    throw new DatasetError(
-      `class "${label}" has ${inB.size} patient(s) (${imagesInB} images) in Data-B, fewer than the ${dataset.folds} folds` +
-        ` (the source has ${all.length} ${label} images of ${new Set(all.map((e) => e.patientId)).size} patients` +
-        (inA.size > 0 ? `; ${inA.size} of those patients went to Data-A (dataset.pretrainPatientShare ${dataset.pretrainPatientShare})` : '') +
-        `): every fold needs at least one patient of every class`,
-    );
-  }
+  checkPatientsPerClass(catalog, dataA, sampledB, config);
   const stratifyBySource = options.confounds?.stratifyBySource ?? false;
   const folds = assignFolds(sampledB, dataset.folds, seed, { stratifyBySource });
   warnings.push(...confoundWarnings(sampledB, dataset.degradeToPixels));
   const sortedA = dataA.slice().sort((a, b) => compareStrings(a.imageId, b.imageId));
-  if (!sortedA.some((e) => e.label === 'normal') || !sortedA.some((e) => e.label === 'other_disease')) {
+  // With `dataB: 'all'` nothing is held back for pretraining (the config allows it only for scratch
+  // training), so an empty Data-A is expected; an explicit `subset` A in labels.csv still fills it.
+  const needsDataA = dataBRule === 'exclude-data-a' || sortedA.length > 0;
+  if (needsDataA && (!sortedA.some((e) => e.label === 'normal') || !sortedA.some((e) => e.label === 'other_disease'))) {
     throw new DatasetError(
       `Data-A needs normal and diseased (other_disease) images; it has ${sortedA.filter((e) => e.label === 'normal').length} normal and ${sortedA.filter((e) => e.label === 'other_disease').length} diseased`,
     );
   }
-  const splits = splitDataA(sortedA, dataset.pretrainValidationShare, seed, options.dataAValidation);
+  const splits = needsDataA ? splitDataA(sortedA, dataset.pretrainValidationShare, seed, options.dataAValidation) : new Map<string, 'train' | 'validation'>();
 
-  const planned: PlannedItem[] = [];
+  const items: PlannedItem[] = [];
   for (let k = 0; k < dataset.folds; k += 1) {
-    for (const entry of sampledB) if (folds.get(entry.imageId) === k) planned.push({ entry, set: 'B', fold: k, partition: `B/fold-${k}` });
+    for (const entry of sampledB) if (folds.get(entry.imageId) === k) items.push({ entry, set: 'B', fold: k, partition: `B/fold-${k}` });
   }
   for (const split of ['train', 'validation'] as const) {
-    for (const entry of sortedA) if (splits.get(entry.imageId) === split) planned.push({ entry, set: 'A', split, partition: `A/${split}` });
+    for (const entry of sortedA) if (splits.get(entry.imageId) === split) items.push({ entry, set: 'A', split, partition: `A/${split}` });
   }
-  checkSplitIntegrity(planned.map((p) => ({ set: p.set, imageId: p.entry.imageId, patientId: p.entry.patientId, fold: p.fold, split: p.split })));
+  const placed = items.map((p) => ({ set: p.set, imageId: p.entry.imageId, patientId: p.entry.patientId, fold: p.fold, split: p.split }));
+  checkSplitIntegrity(placed);
+  checkNearDuplicateLeakage(placed, pairs);
 
-  const maxShardBytes = options.maxShardBytes ?? MAX_SHARD_BYTES;
   const manifestOptions = {
     source: options.sourceDescription ?? dataset.source,
     excludeSources,
@@ -260,6 +314,7 @@ export async function sampleCatalog(options: SampleCatalogOptions): Promise<Samp
     maxImagesPerClass: dataset.maxImagesPerClass,
     pretrainPatientShare: dataset.pretrainPatientShare,
     pretrainValidationShare: dataset.pretrainValidationShare,
+    dataB: dataBRule,
     dataAValidation: options.dataAValidation ?? null,
     onCorruptImage: dataset.onCorruptImage,
     degradeToPixels: dataset.degradeToPixels,
@@ -267,14 +322,19 @@ export async function sampleCatalog(options: SampleCatalogOptions): Promise<Samp
     resizeKernel: RESIZE_KERNEL,
     degradeKernels: DEGRADE_KERNELS,
     setAssignment: rule,
+    nearDuplicates: NEAR_DUPLICATE_METHOD,
     shardFormat: 'uint8 NxHxW row-major, no header',
-    maxShardBytes,
+    maxShardBytes: options.maxShardBytes ?? MAX_SHARD_BYTES,
+  };
+  const nearDuplicates: NearDuplicateReport = {
+    pairs: pairs.map((pair) => ({ ...pair, correlation: Math.round(pair.correlation * 1000) / 1000 })),
+    mergedPatients: merged,
   };
 
-  // Same inputs as an earlier sampling → its manifest and shards are reused without decoding a
+  // Same inputs as an earlier sampling → its manifest and shards are reused without preprocessing a
   // single image. The fingerprint covers every input byte (file and mask hashes), the plan, the
   // options and the preprocessing code version, so any change recomputes.
-  const maskHashes = await mapLimit(planned, 8, async (item) => (item.entry.maskPath ? sha256Hex(await readFile(item.entry.maskPath)) : null));
+  const maskHashes = await mapLimit(items, 8, async (item) => (item.entry.maskPath ? sha256Hex(await readFile(item.entry.maskPath)) : null));
   const fingerprint = sha256Hex(
     JSON.stringify({
       preprocessing: PREPROCESSING_VERSION,
@@ -282,43 +342,100 @@ export async function sampleCatalog(options: SampleCatalogOptions): Promise<Samp
       seed,
       size: dataset.imageSize,
       options: manifestOptions,
-      items: planned.map((p, i) => [p.partition, p.entry.imageId, p.entry.sha256, p.entry.patientId, p.entry.source, p.entry.file, p.entry.label, maskHashes[i]]),
+      items: items.map((p, i) => [p.partition, p.entry.imageId, p.entry.sha256, p.entry.patientId, p.entry.source, p.entry.file, p.entry.label, maskHashes[i]]),
       skipped: options.skipped ?? [],
       duplicates: options.duplicates ?? [],
+      nearDuplicates,
     }),
   );
-  const pointerKey = samplingInputsKey(fingerprint);
-  const cached = await reuseEarlierSampling(store, pointerKey);
-  if (cached) {
-    onProgress?.({ phase: 'preprocess', done: planned.length, total: planned.length });
-    warnings.push(`same inputs as ${cached.manifestKey}: all ${cached.manifest.shards.length} shards reused, nothing preprocessed`);
-    return { ...cached, ...summarise(cached.manifest), shardsWritten: 0, shardsReused: cached.manifest.shards.length, stored: [], skipped: cached.manifest.skipped, warnings };
-  }
+  return { items, manifestOptions, nearDuplicates, pointerKey: samplingInputsKey(fingerprint), warnings, skipped: [...(options.skipped ?? [])], stored };
+}
 
-  // Partition by partition, shard by shard: preprocess a chunk, store it, let it go. Memory stays
-  // at one shard (≤ 64 MiB) however large the sets are; the manifest still comes last.
+/** Stored near-duplicate searches: `manifests/near-duplicates/<sha256 of the method and the images' ids and hashes>.json`. */
+const NEAR_DUPLICATES_PREFIX = 'manifests/near-duplicates/';
+
+const storedPairsSchema = datasetManifestSchema.shape.nearDuplicates.unwrap().shape.pairs;
+
+/**
+ * The near-duplicate pairs of a catalog's real images. The search decodes every image, so its
+ * result is stored under a key derived from the detector version and every image's id and file
+ * hash: the experiments of a sweep, and re-runs, find it instead of searching again (cxr-real:
+ * minutes on two busy cores). Synthetic-only catalogs need no search and store nothing.
+ */
+async function nearDuplicatePairs(catalog: readonly CatalogEntry[], options: SampleCatalogOptions): Promise<{ pairs: NearDuplicatePair[]; stored: StoredObject[] }> {
+  const { store, onProgress, config } = options;
+  const real = catalog.filter((entry) => entry.source !== SYNTHETIC_SOURCE);
+  if (real.length === 0) return { pairs: [], stored: [] };
+  const images = real.map((entry) => [entry.imageId, entry.sha256]).sort((a, b) => compareStrings(a[0] as string, b[0] as string));
+  const key = `${NEAR_DUPLICATES_PREFIX}${sha256Hex(JSON.stringify({ method: NEAR_DUPLICATE_METHOD, images }))}.json`;
+  if (await store.headObject(key)) {
+    let raw: unknown = null;
+    try {
+      raw = JSON.parse(new TextDecoder().decode(await store.getObject(key)));
+    } catch {
+      raw = null;
+    }
+    const parsed = storedPairsSchema.safeParse(raw);
+    // A damaged object is searched again and overwritten rather than trusted.
+    if (parsed.success) return { pairs: parsed.data, stored: [] };
+  }
+  const pairs = await detectNearDuplicates(real, {
+    onCorruptImage: config.dataset.onCorruptImage,
+    readFile: (file) => readFile(file),
+    ...(onProgress ? { onProgress: (done: number, total: number) => onProgress({ phase: 'near-duplicates', done, total }) } : {}),
+  });
+  return { pairs, stored: [await store.putObject(key, JSON.stringify(pairs), 'application/json')] };
+}
+
+/**
+ * Every class needs at least one Data-B patient per fold. Checked here as well as in assignFolds
+ * because only here the full story can be told: how many patients the class has in total and how
+ * many went to Data-A.
+ * @throws DatasetError naming the class and the counts.
+ */
+function checkPatientsPerClass(catalog: readonly CatalogEntry[], dataA: readonly CatalogEntry[], sampledB: readonly CatalogEntry[], config: ExperimentConfig): void {
+  const { folds, pretrainPatientShare } = config.dataset;
+  for (const label of DATA_B_CLASSES) {
+    const inB = new Set(sampledB.filter((e) => e.label === label).map((e) => e.patientId));
+    if (inB.size >= folds) continue;
+    const imagesInB = sampledB.filter((e) => e.label === label).length;
+    const all = catalog.filter((e) => e.label === label);
+    const inA = new Set(dataA.filter((e) => e.label === label).map((e) => e.patientId));
+    throw new DatasetError(
+      `class "${label}" has ${inB.size} patient(s) (${imagesInB} images) in Data-B, fewer than the ${folds} folds` +
+        ` (the source has ${all.length} ${label} images of ${new Set(all.map((e) => e.patientId)).size} patients` +
+        (inA.size > 0 ? `; ${inA.size} of those patients went to Data-A (dataset.pretrainPatientShare ${pretrainPatientShare})` : '') +
+        `): every fold needs at least one patient of every class`,
+    );
+  }
+}
+
+/**
+ * Preprocesses the plan partition by partition, shard by shard, and stores each shard (unless the
+ * store already has it): memory stays at one shard (≤ 64 MiB) however large the sets are.
+ */
+async function writeShards(plan: SamplingPlan, options: SampleCatalogOptions): Promise<WrittenShards> {
+  const { config, store, onProgress } = options;
+  const dataset = config.dataset;
   const size = dataset.imageSize;
+  const maxShardBytes = options.maxShardBytes ?? MAX_SHARD_BYTES;
   const perShard = Math.max(1, Math.floor(maxShardBytes / (size * size)));
   const chunks: PlannedItem[][] = [];
-  for (const partition of [...new Set(planned.map((p) => p.partition))]) {
-    const members = planned.filter((p) => p.partition === partition);
+  for (const partition of [...new Set(plan.items.map((p) => p.partition))]) {
+    const members = plan.items.filter((p) => p.partition === partition);
     for (let start = 0; start < members.length; start += perShard) chunks.push(members.slice(start, start + perShard));
   }
-  const items: ManifestItem[] = [];
-  const shards: ManifestShard[] = [];
-  const stored: StoredObject[] = [];
-  let shardsWritten = 0;
-  let shardsReused = 0;
+  const written: WrittenShards = { items: [], shards: [], stored: [], shardsWritten: 0, shardsReused: 0, skipped: [], chunks: chunks.length };
   let done = 0;
   const storeShard = async (images: readonly Uint8Array[], kind: 'images' | 'masks', partition: string): Promise<ManifestShard> => {
     const { meta, bytes } = packShard(images, size, kind, partition);
-    if (shards.some((known) => known.key === meta.key)) return meta;
-    shards.push(meta);
+    if (written.shards.some((known) => known.key === meta.key)) return meta;
+    written.shards.push(meta);
     const existing = await store.headObject(meta.key);
-    if (existing && existing.sizeBytes === meta.sizeBytes) shardsReused += 1;
+    if (existing && existing.sizeBytes === meta.sizeBytes) written.shardsReused += 1;
     else {
-      stored.push(await store.putObject(meta.key, bytes, 'application/octet-stream'));
-      shardsWritten += 1;
+      written.stored.push(await store.putObject(meta.key, bytes, 'application/octet-stream'));
+      written.shardsWritten += 1;
     }
     return meta;
   };
@@ -333,10 +450,10 @@ export async function sampleCatalog(options: SampleCatalogOptions): Promise<Samp
       } catch (error) {
         const reason = `${item.entry.path}: preprocessing failed (${(error as Error).message})`;
         if (dataset.onCorruptImage === 'fail') throw new DatasetError(reason, { file: item.entry.path });
-        skipped.push({ path: item.entry.file, reason });
+        written.skipped.push({ path: item.entry.file, reason });
         return null;
       } finally {
-        onProgress?.({ phase: 'preprocess', done: (done += 1), total: planned.length });
+        onProgress?.({ phase: 'preprocess', done: (done += 1), total: plan.items.length });
       }
     });
     const kept = pixels.filter((p): p is { item: PlannedItem; image: Uint8Array; mask: Uint8Array | null } => p !== null);
@@ -348,54 +465,68 @@ export async function sampleCatalog(options: SampleCatalogOptions): Promise<Samp
     onProgress?.({ phase: 'upload', done: chunkIndex + 1, total: chunks.length + 1 });
     let maskIndex = 0;
     kept.forEach((k, index) => {
-      const entry = k.item.entry;
-      const className = k.item.set === 'B' ? entry.label : entry.label === 'normal' ? 'normal' : 'diseased';
-      const classList: readonly string[] = k.item.set === 'B' ? DATA_B_CLASSES : DATA_A_CLASSES;
-      items.push({
-        set: k.item.set,
-        imageId: entry.imageId,
-        className,
-        label: classList.indexOf(className),
-        patientId: entry.patientId,
-        source: entry.source,
-        file: entry.file,
-        sourceSha256: entry.sha256,
-        ...(k.item.fold !== undefined ? { fold: k.item.fold } : {}),
-        ...(k.item.split !== undefined ? { split: k.item.split } : {}),
-        shardKey: imageShard.key,
-        index,
-        ...(maskShard && k.mask ? { maskShardKey: maskShard.key, maskIndex: maskIndex++ } : {}),
-      });
+      written.items.push(manifestItemOf(k.item, imageShard.key, index, maskShard && k.mask ? { maskShardKey: maskShard.key, maskIndex: maskIndex++ } : null));
     });
   }
+  return written;
+}
 
+/** The manifest's record of one preprocessed image (Data-A labels are normal / diseased). */
+function manifestItemOf(item: PlannedItem, shardKey: string, index: number, mask: { maskShardKey: string; maskIndex: number } | null): ManifestItem {
+  const entry = item.entry;
+  const className = item.set === 'B' ? entry.label : entry.label === 'normal' ? 'normal' : 'diseased';
+  const classList: readonly string[] = item.set === 'B' ? DATA_B_CLASSES : DATA_A_CLASSES;
+  return {
+    set: item.set,
+    imageId: entry.imageId,
+    className,
+    label: classList.indexOf(className),
+    patientId: entry.patientId,
+    source: entry.source,
+    file: entry.file,
+    sourceSha256: entry.sha256,
+    ...(item.fold !== undefined ? { fold: item.fold } : {}),
+    ...(item.split !== undefined ? { split: item.split } : {}),
+    shardKey,
+    index,
+    ...(mask ?? {}),
+  };
+}
+
+/**
+ * Writes the manifest, then the input pointer. The manifest goes after every shard, so once it
+ * exists every shard it names exists too; the pointer after the manifest, so it only ever points
+ * at complete samplings.
+ */
+async function writeManifest(plan: SamplingPlan, written: WrittenShards, options: SampleCatalogOptions): Promise<SampleResult> {
+  const { config, store, onProgress } = options;
+  const warnings = [...plan.warnings];
   const manifest: DatasetManifest = datasetManifestSchema.parse({
     format: 'detl-dataset-manifest',
     version: MANIFEST_VERSION,
-    seed,
-    imageSize: size,
+    seed: config.seed,
+    imageSize: config.dataset.imageSize,
     classes: MANIFEST_CLASSES,
-    options: manifestOptions,
-    items,
-    shards,
-    skipped: skipped.sort((a, b) => compareStrings(a.path, b.path)),
+    options: plan.manifestOptions,
+    items: written.items,
+    shards: written.shards,
+    skipped: [...plan.skipped, ...written.skipped].sort((a, b) => compareStrings(a.path, b.path)),
     duplicates: [...(options.duplicates ?? [])],
+    nearDuplicates: plan.nearDuplicates,
   });
-  if (shardsReused > 0) warnings.push(`${shardsReused} of ${shards.length} shards were already stored and reused`);
-  // The manifest goes last: once it exists, every shard it names exists too.
+  if (written.shardsReused > 0) warnings.push(`${written.shardsReused} of ${written.shards.length} shards were already stored and reused`);
   const manifestBytes = JSON.stringify(manifest);
   const manifestKey = manifestKeyOf(sha256Hex(manifestBytes));
+  const stored = [...plan.stored, ...written.stored];
   stored.push(await store.putObject(manifestKey, manifestBytes, 'application/json'));
-  // The input pointer after the manifest: it may only ever point at complete samplings.
-  stored.push(await store.putObject(pointerKey, manifestKey, 'text/plain'));
-  onProgress?.({ phase: 'upload', done: chunks.length + 1, total: chunks.length + 1 });
-
+  stored.push(await store.putObject(plan.pointerKey, manifestKey, 'text/plain'));
+  onProgress?.({ phase: 'upload', done: written.chunks + 1, total: written.chunks + 1 });
   return {
     manifestKey,
     manifest,
     ...summarise(manifest),
-    shardsWritten,
-    shardsReused,
+    shardsWritten: written.shardsWritten,
+    shardsReused: written.shardsReused,
     stored,
     skipped: manifest.skipped,
     warnings,

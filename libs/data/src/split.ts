@@ -3,8 +3,22 @@ import type { CatalogEntry } from './catalog';
 import { DatasetError } from './errors';
 import { compareStrings, createRandom, shuffled } from './random';
 
-/** How images were divided between Data-A and Data-B, as recorded in manifests. */
-export type SetAssignmentRule = 'subset-column' | 'patient-share' | 'subset-column+patient-share';
+/**
+ * How images were divided between Data-A and Data-B, as recorded in manifests: by the source's
+ * `subset` column, by `pretrainPatientShare`, both, or (`dataset.dataB: 'all'`) every patient the
+ * source does not reserve for Data-A goes to Data-B.
+ */
+export type SetAssignmentRule = 'subset-column' | 'patient-share' | 'subset-column+patient-share' | 'all-to-data-b' | 'subset-column+all-to-data-b';
+
+/** Options of {@link assignSets}. */
+export interface SetAssignmentOptions {
+  /**
+   * `exclude-data-a` (default): a `pretrainPatientShare` of the unmarked normal / other_disease
+   * patients is held out of Data-B for pretraining. `all`: none is; only images the source marks
+   * `subset` A stay out (what a recipe without pretraining wants: every image in the folds).
+   */
+  dataB?: 'exclude-data-a' | 'all';
+}
 
 /** Result of {@link assignSets}. */
 export interface SetAssignment {
@@ -20,12 +34,13 @@ export interface SetAssignment {
  * with no `subset` anywhere go to Data-B when they have any pneumonia or covid image (those classes
  * are never in Data-A); the rest — patients with only normal / other_disease images — are shuffled
  * (seeded) within their main class (other_disease when they have any, else normal) and the first
- * `pretrainPatientShare` of each class go to Data-A. Patients, not images, are split, so Data-A and
- * Data-B never share a person.
+ * `pretrainPatientShare` of each class go to Data-A — unless `options.dataB` is `all`, which sends
+ * them all to Data-B. Patients, not images, are split, so Data-A and Data-B never share a person.
  * @throws DatasetError when a pneumonia / covid image is marked subset A, or one patient is marked
  *   both A and B.
  */
-export function assignSets(catalog: readonly CatalogEntry[], seed: number, pretrainPatientShare: number): SetAssignment {
+export function assignSets(catalog: readonly CatalogEntry[], seed: number, pretrainPatientShare: number, options: SetAssignmentOptions = {}): SetAssignment {
+  const all = options.dataB === 'all';
   const byPatient = groupBy(catalog, (entry) => entry.patientId);
   const patientSet = new Map<string, 'A' | 'B'>();
   let explicit = 0;
@@ -53,7 +68,7 @@ export function assignSets(catalog: readonly CatalogEntry[], seed: number, pretr
   let shared = 0;
   for (const [label, patients] of candidates) {
     const order = shuffled(patients, createRandom(seed, 'data-a-patients', label));
-    const toA = Math.round(order.length * pretrainPatientShare);
+    const toA = all ? 0 : Math.round(order.length * pretrainPatientShare);
     order.forEach((patient, index) => patientSet.set(patient, index < toA ? 'A' : 'B'));
     shared += patients.length;
   }
@@ -73,7 +88,8 @@ export function assignSets(catalog: readonly CatalogEntry[], seed: number, pretr
       dataB.push(entry);
     }
   }
-  const rule: SetAssignmentRule = explicit === 0 ? 'patient-share' : shared === 0 ? 'subset-column' : 'subset-column+patient-share';
+  const share = all ? 'all-to-data-b' : 'patient-share';
+  const rule: SetAssignmentRule = explicit === 0 ? share : shared === 0 ? 'subset-column' : `subset-column+${share}`;
   return { dataA, dataB, rule };
 }
 
