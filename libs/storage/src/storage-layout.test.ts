@@ -10,6 +10,7 @@ import {
   gradCamIndexKey,
   gradCamOverlayKey,
   manifestKey,
+  modelFileKey,
   modelJsonKey,
   normalizeModelPrefix,
   parseExperimentKey,
@@ -36,6 +37,7 @@ describe('storage layout', () => {
     expect(foldModelPrefix(id, 2)).toBe(`experiments/${id}/folds/2/final`);
     expect(foldPredictionsKey(id, 4)).toBe(`experiments/${id}/folds/4/predictions.json`);
     expect(modelJsonKey(foldModelPrefix(id, 0))).toBe(`experiments/${id}/folds/0/final/model.json`);
+    expect(modelFileKey(pretrainedModelPrefix(id), 'weights.bin')).toBe(`experiments/${id}/pretrain/best/weights.bin`);
     expect(gradCamOverlayKey(id, { trueClass: 'covid', imageId: 'covid/p1 img#2', predictedClass: 'other_disease' })).toBe(
       `experiments/${id}/gradcam/covid/covid_p1_img_2-pred-other_disease.png`,
     );

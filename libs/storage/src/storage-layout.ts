@@ -29,8 +29,14 @@ export const REPORT_FILES = {
 /** One of {@link REPORT_FILES}. */
 export type ReportFile = (typeof REPORT_FILES)[keyof typeof REPORT_FILES];
 
-/** The file that makes a key prefix a model (the tfjs layers format's topology + weights manifest). */
-export const MODEL_JSON_FILE = 'model.json';
+/**
+ * The files of a stored model (the tfjs layers format): `model.json`, the topology and weights
+ * manifest that makes a key prefix a model, and the `weights.bin` it names.
+ */
+export const MODEL_FILES = ['model.json', 'weights.bin'] as const;
+
+/** One of {@link MODEL_FILES}. */
+export type ModelFile = (typeof MODEL_FILES)[number];
 
 const SHA256 = /^[0-9a-f]{64}$/;
 // Experiment ids are UUIDs from PostgreSQL; anything else in that place is not one of our keys.
@@ -126,9 +132,14 @@ export function foldPredictionsKey(experimentId: string, fold: number): string {
   return `${trainingPrefix(experimentId, { kind: 'fold', fold })}/predictions.json`;
 }
 
+/** Key of one file of a stored model: `<prefix>/model.json` or `<prefix>/weights.bin`. */
+export function modelFileKey(modelPrefix: string, file: ModelFile): string {
+  return `${modelPrefix}/${file}`;
+}
+
 /** Key of the model file under a model prefix (`<prefix>/model.json`): what makes the prefix a model. */
 export function modelJsonKey(modelPrefix: string): string {
-  return `${modelPrefix}/${MODEL_JSON_FILE}`;
+  return modelFileKey(modelPrefix, 'model.json');
 }
 
 /**
@@ -136,7 +147,7 @@ export function modelJsonKey(modelPrefix: string): string {
  * prefix itself.
  */
 export function normalizeModelPrefix(text: string): string {
-  return text.replace(new RegExp(`/${MODEL_JSON_FILE.replace('.', '\\.')}$`), '').replace(/\/+$/, '');
+  return text.replace(/\/model\.json$/, '').replace(/\/+$/, '');
 }
 
 /** Folder of an experiment's Grad-CAM overlays, with its trailing `/` (a listing prefix). */

@@ -6,7 +6,17 @@ import { Readable } from 'node:stream';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { zValidator } from '@hono/zod-validator';
-import { GradCamGalleryError, ObjectNotFoundError, readGradCamGallery, S3ObjectStore, type GradCamGallery, type ObjectStore } from '@detl/storage';
+import {
+  GradCamGalleryError,
+  ObjectNotFoundError,
+  gradCamIndexKey,
+  modelFileKey,
+  parseGradCamOverlayKey,
+  readGradCamGallery,
+  S3ObjectStore,
+  type GradCamGallery,
+  type ObjectStore,
+} from '@detl/storage';
 import { EXPERIMENT_STATUSES, RUN_SORT_FIELDS, TrackingError, type ExperimentDetail, type RunHistoryQueries, type SweepSummaryItem } from '@detl/tracking';
 import { Hono, type Context } from 'hono';
 import sharp from 'sharp';
@@ -61,18 +71,16 @@ function artifactUrl(runId: string, key: string): string {
   return `/api/runs/${runId}/artifact?key=${encodeURIComponent(key)}`;
 }
 
-/** `…/gradcam/<true class>/<image>-pred-<predicted>.png`, as generateGradCams names overlays. */
+/** An overlay artifact with what its key says (the storage layout's overlay key: true class, image, predicted class). */
 function parseGradCam(runId: string, key: string): GradCamJson {
-  const parts = key.split('/');
-  const file = parts[parts.length - 1] ?? key;
-  const trueClass = parts[parts.length - 2] ?? 'unknown';
-  const match = /^(.*)-pred-([a-z_]+)\.png$/.exec(file);
+  const overlay = parseGradCamOverlayKey(key);
   return {
     key,
     url: artifactUrl(runId, key),
-    image: match?.[1] ?? file.replace(/\.png$/, ''),
-    trueClass,
-    predictedClass: match?.[2] ?? null,
+    // A key outside the layout (none is written so) shows whole rather than cut up by guesswork.
+    image: overlay?.imageId ?? key,
+    trueClass: overlay?.trueClass ?? 'unknown',
+    predictedClass: overlay?.predictedClass ?? null,
   };
 }
 
@@ -343,7 +351,7 @@ export function createDashboardApp(options: DashboardAppOptions): Hono {
   async function galleryOf(runId: string): Promise<GradCamGallery | null> {
     const run = await queries.getRun(runId);
     if (!run) return null;
-    const indexKey = `experiments/${run.id}/gradcam/index.json`;
+    const indexKey = gradCamIndexKey(run.id);
     if (!run.artifacts.some((artifact) => artifact.key === indexKey)) return null;
     return readGradCamGallery(store, run.id);
   }
@@ -434,7 +442,7 @@ export function createDashboardApp(options: DashboardAppOptions): Hono {
     // Only the model of a fold row of this run: the bucket holds every run's objects and more.
     const prefix = await queries.findFoldModel(id, fold);
     if (prefix === null) return c.json<ErrorResponse>({ error: `run ${id} has no trained model for fold ${fold}` }, 404);
-    const key = `${prefix}/${file}`;
+    const key = modelFileKey(prefix, file);
     try {
       const body = await objectBody(store, key);
       return c.body(body, 200, {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MODEL_FILES } from '@detl/storage';
 import { EXPERIMENT_STATUSES, MAX_COMPARED_RUNS, MAX_RUN_PAGE_SIZE, MAX_SWEEP_PAGE_SIZE, RUN_SORT_FIELDS } from '@detl/tracking';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -50,12 +51,8 @@ export const sweepListQuerySchema = z.strictObject({
 /** The `:id` of sweep routes. */
 export const sweepIdParamSchema = z.strictObject({ id: z.string().regex(UUID, 'expected a sweep id (UUID)') });
 
-/**
- * The model files of one fold that the browser's tfjs loads: `model.json` (topology and weights
- * manifest) and the `weights.bin` it points at — never optimizer state or anything else under the
- * prefix.
- */
-export const MODEL_FILES = ['model.json', 'weights.bin'] as const;
+// The model files of one fold that the browser's tfjs loads (the storage layout's MODEL_FILES:
+// model.json and the weights.bin it points at) — never optimizer state or anything else under the prefix.
 
 /** Path of `GET /api/runs/:id/models/:fold/:file`. */
 export const modelFileParamSchema = z.strictObject({

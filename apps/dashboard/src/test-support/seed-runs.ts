@@ -1,5 +1,5 @@
-import { DATA_B_CLASSES, parseExperimentConfig } from '@detl/config';
-import type { ObjectStore } from '@detl/storage';
+import { DATA_B_CLASSES, STAGES, foldOfTask, foldTask, parseExperimentConfig, taskOf } from '@detl/config';
+import { epochCheckpointPrefix, foldModelPrefix, gradCamOverlayKey, modelJsonKey, type ObjectStore } from '@detl/storage';
 import type { ResultSummary, SweepStore, TrackingStore } from '@detl/tracking';
 import sharp from 'sharp';
 
@@ -76,6 +76,8 @@ function foldMatrix(fold: number): number[][] {
 }
 
 async function recordTraining(tracking: TrackingStore, experimentId: string, task: string, attempt: number, epochs: number, ceiling: number): Promise<void> {
+  const fold = foldOfTask(task);
+  const target = fold === null ? { kind: 'pretrain' as const } : { kind: 'fold' as const, fold };
   for (let epoch = 0; epoch < epochs; epoch += 1) {
     const progress = (epoch + 1) / epochs;
     await tracking.recordEpoch({
@@ -90,7 +92,7 @@ async function recordTraining(tracking: TrackingStore, experimentId: string, tas
       learningRate: 1e-3,
       durationMs: 1200,
       imagesPerSecond: 48,
-      checkpointKey: `experiments/${experimentId}/${task}/epoch-${epoch}/model.json`,
+      checkpointKey: modelJsonKey(epochCheckpointPrefix(experimentId, target, epoch)),
     });
   }
 }
@@ -117,19 +119,20 @@ export async function seedRuns(tracking: TrackingStore, store: ObjectStore, swee
 
   const baseline = await create('baseline small-vgg', { pretrain: { epochs: 4 }, fineTune: { epochs: 3 } });
   await tracking.markExperimentRunning(baseline, { backend: 'wasm' });
-  await tracking.startStageAttempt({ experimentId: baseline, stage: 'sample_dataset', task: 'sample', attempt: 1, workerIdentity: 'worker-1' });
-  await tracking.finishStageAttempt({ experimentId: baseline, task: 'sample', attempt: 1, status: 'succeeded' });
-  await tracking.startStageAttempt({ experimentId: baseline, stage: 'pretrain', task: 'pretrain', attempt: 1, workerIdentity: 'worker-1' });
-  await recordTraining(tracking, baseline, 'pretrain', 1, 2, 0.8);
-  await tracking.finishStageAttempt({ experimentId: baseline, task: 'pretrain', attempt: 1, status: 'failed', error: 'worker lost (SIGKILL) during epoch 2' });
-  await tracking.startStageAttempt({ experimentId: baseline, stage: 'pretrain', task: 'pretrain', attempt: 2, workerIdentity: 'worker-2' });
-  await recordTraining(tracking, baseline, 'pretrain', 2, 4, 0.85);
-  await tracking.finishStageAttempt({ experimentId: baseline, task: 'pretrain', attempt: 2, status: 'succeeded' });
+  const [sample, pretrain] = [taskOf('sampleDataset'), taskOf('pretrainFromScratch')];
+  await tracking.startStageAttempt({ experimentId: baseline, stage: STAGES.sampleDataset.trackingStage, task: sample, attempt: 1, workerIdentity: 'worker-1' });
+  await tracking.finishStageAttempt({ experimentId: baseline, task: sample, attempt: 1, status: 'succeeded' });
+  await tracking.startStageAttempt({ experimentId: baseline, stage: STAGES.pretrainFromScratch.trackingStage, task: pretrain, attempt: 1, workerIdentity: 'worker-1' });
+  await recordTraining(tracking, baseline, pretrain, 1, 2, 0.8);
+  await tracking.finishStageAttempt({ experimentId: baseline, task: pretrain, attempt: 1, status: 'failed', error: 'worker lost (SIGKILL) during epoch 2' });
+  await tracking.startStageAttempt({ experimentId: baseline, stage: STAGES.pretrainFromScratch.trackingStage, task: pretrain, attempt: 2, workerIdentity: 'worker-2' });
+  await recordTraining(tracking, baseline, pretrain, 2, 4, 0.85);
+  await tracking.finishStageAttempt({ experimentId: baseline, task: pretrain, attempt: 2, status: 'succeeded' });
   const foldAccuracies: number[] = [];
   const summed = DATA_B_CLASSES.map(() => DATA_B_CLASSES.map(() => 0));
   for (let fold = 0; fold < 5; fold += 1) {
-    const task = `fold-${fold}`;
-    await tracking.startStageAttempt({ experimentId: baseline, stage: 'fine_tune_fold', task, attempt: 1, workerIdentity: 'worker-2' });
+    const task = foldTask(fold);
+    await tracking.startStageAttempt({ experimentId: baseline, stage: STAGES.fineTuneFold.trackingStage, task, attempt: 1, workerIdentity: 'worker-2' });
     await recordTraining(tracking, baseline, task, 1, 3, 0.6 + fold * 0.03);
     const matrix = foldMatrix(fold);
     matrix.forEach((row, r) => row.forEach((cell, c) => ((summed[r] as number[])[c] = (summed[r]?.[c] ?? 0) + cell)));
@@ -144,14 +147,15 @@ export async function seedRuns(tracking: TrackingStore, store: ObjectStore, swee
       accuracy: correct / 32,
       confusionMatrix: matrix,
       report: summaryOf(matrix, [0.5, 0.6]).perClass,
-      modelKey: `experiments/${baseline}/folds/${fold}/final`,
+      modelKey: foldModelPrefix(baseline, fold),
     });
     await tracking.finishStageAttempt({ experimentId: baseline, task, attempt: 1, status: 'succeeded' });
   }
   const overlays = [];
   for (const [index, className] of DATA_B_CLASSES.entries()) {
     const predicted = index === 1 ? 'normal' : className;
-    overlays.push(await store.putObject(`experiments/${baseline}/gradcam/${className}/img-${index}-pred-${predicted}.png`, await overlayPng(60 * index), 'image/png'));
+    const key = gradCamOverlayKey(baseline, { trueClass: className, imageId: `img-${index}`, predictedClass: predicted });
+    overlays.push(await store.putObject(key, await overlayPng(60 * index), 'image/png'));
   }
   await tracking.recordArtifacts(baseline, overlays.map((object) => ({ ...object, kind: 'grad_cam' as const })));
   // A shard of the shared bucket that the run did not record: the API must refuse to serve it.
@@ -162,22 +166,22 @@ export async function seedRuns(tracking: TrackingStore, store: ObjectStore, swee
   await tracking.markExperimentRunning(scratch, { backend: 'tensorflow' });
   const scratchAccuracies = [0.5, 0.55, 0.45, 0.6, 0.52];
   for (let fold = 0; fold < 5; fold += 1) {
-    await tracking.startStageAttempt({ experimentId: scratch, stage: 'fine_tune_fold', task: `fold-${fold}`, attempt: 1, workerIdentity: 'worker-3' });
-    await recordTraining(tracking, scratch, `fold-${fold}`, 1, 3, 0.55);
-    await tracking.finishStageAttempt({ experimentId: scratch, task: `fold-${fold}`, attempt: 1, status: 'succeeded' });
+    await tracking.startStageAttempt({ experimentId: scratch, stage: STAGES.fineTuneFold.trackingStage, task: foldTask(fold), attempt: 1, workerIdentity: 'worker-3' });
+    await recordTraining(tracking, scratch, foldTask(fold), 1, 3, 0.55);
+    await tracking.finishStageAttempt({ experimentId: scratch, task: foldTask(fold), attempt: 1, status: 'succeeded' });
   }
   await tracking.markExperimentFinished(scratch, { status: 'succeeded', summary: summaryOf(foldMatrix(1), scratchAccuracies) });
 
   const broken = await create('broken folder run', { dataset: { source: { kind: 'folder', root: '/data/cxr' } } });
   await tracking.markExperimentRunning(broken, { backend: 'wasm' });
-  await tracking.startStageAttempt({ experimentId: broken, stage: 'sample_dataset', task: 'sample', attempt: 1, workerIdentity: 'worker-1' });
-  await tracking.finishStageAttempt({ experimentId: broken, task: 'sample', attempt: 1, status: 'failed', error: 'no images under /data/cxr/covid' });
+  await tracking.startStageAttempt({ experimentId: broken, stage: STAGES.sampleDataset.trackingStage, task: sample, attempt: 1, workerIdentity: 'worker-1' });
+  await tracking.finishStageAttempt({ experimentId: broken, task: sample, attempt: 1, status: 'failed', error: 'no images under /data/cxr/covid' });
   await tracking.markExperimentFinished(broken, { status: 'failed', error: 'sampleDataset failed: no images under /data/cxr/covid' });
 
   const running = await create('running resnet', { model: { architecture: 'resnet50' } });
   await tracking.markExperimentRunning(running, { backend: 'wasm' });
-  await tracking.startStageAttempt({ experimentId: running, stage: 'pretrain', task: 'pretrain', attempt: 1, workerIdentity: 'worker-4' });
-  await recordTraining(tracking, running, 'pretrain', 1, 2, 0.7);
+  await tracking.startStageAttempt({ experimentId: running, stage: STAGES.pretrainFromScratch.trackingStage, task: pretrain, attempt: 1, workerIdentity: 'worker-4' });
+  await recordTraining(tracking, running, pretrain, 1, 2, 0.7);
 
   await sweeps.finishSweep(sweep, { status: 'succeeded' });
   return { baseline, scratch, broken, running, sweep, overlayKeys: overlays.map((object) => object.key) };

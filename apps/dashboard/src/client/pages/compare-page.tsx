@@ -1,4 +1,5 @@
 import { useQuery } from '@tanstack/react-query';
+import { foldOfTask, taskOf } from '@detl/config/stages';
 import type { ConfigDifferenceJson, RunDetailResponse } from '../../api-types';
 import { fetchCompare } from '../api';
 import { ErrorNotice, Notice, StatusBadge } from '../app';
@@ -49,8 +50,8 @@ export function ComparePage({ ids }: { ids: string[] }) {
  * paths that differ, validation curves in one chart, and the confusion matrices.
  */
 export function CompareView({ runs, configDiff }: { runs: RunDetailResponse[]; configDiff: ConfigDifferenceJson[] }) {
-  const fineTune = runs.flatMap((run) => meanValidationCurve(run, (task) => task.startsWith('fold-')));
-  const pretrain = runs.flatMap((run) => meanValidationCurve(run, (task) => task === 'pretrain'));
+  const fineTune = runs.flatMap((run) => meanValidationCurve(run, (task) => foldOfTask(task) !== null));
+  const pretrain = runs.flatMap((run) => meanValidationCurve(run, (task) => task === taskOf('pretrainFromScratch')));
   const foldCount = Math.max(0, ...runs.map((run) => run.summary?.foldAccuracies.length ?? 0));
   // Many runs (a sweep) get smaller matrices so a row holds several.
   const matrixWidth = runs.length > 3 ? 260 : 340;

@@ -1,4 +1,5 @@
 import { useQuery } from '@tanstack/react-query';
+import { compareTasks } from '@detl/config/stages';
 import type { EpochJson, RunDetailResponse } from '../../api-types';
 import { fetchGallery, fetchRun } from '../api';
 import { ErrorNotice, Notice, StatusBadge } from '../app';
@@ -7,12 +8,11 @@ import { duration, meanStd, percent, timestamp } from '../format';
 import { Link } from '../router';
 import { ScreeningPanel } from './screening-panel';
 
-/** Epochs grouped by task, pretraining first, then folds in order. */
+/** Epochs grouped by task, in the workflow's order (the stage table's): pretraining first, then folds in order. */
 export function epochsByTask(epochs: EpochJson[]): [string, EpochJson[]][] {
   const groups = new Map<string, EpochJson[]>();
   for (const epoch of epochs) groups.set(epoch.task, [...(groups.get(epoch.task) ?? []), epoch]);
-  const rank = (task: string) => (task === 'pretrain' ? -1 : Number(/\d+$/.exec(task)?.[0] ?? 999));
-  return [...groups.entries()].sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b));
+  return [...groups.entries()].sort(([a], [b]) => compareTasks(a, b));
 }
 
 /** One run: everything recorded about it. */
