@@ -1,6 +1,6 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { DATA_B_CLASSES, type DataBClass } from '@detl/config';
+import { DATA_B_CLASSES, type DataBClass, type ExperimentConfig } from '@detl/config';
 import { catalogEntrySchema, type CatalogEntry, type DuplicateGroup, type ImportResult } from './catalog';
 import { checkImages } from './image-check';
 import { csvLocation, parseCsv } from './csv';
@@ -10,7 +10,7 @@ import { compareStrings } from './random';
 /** Options of {@link importFolderDataset}. */
 export interface FolderImportOptions {
   /** An unreadable image (non-image bytes, truncated, empty) stops the import, or is reported and left out. */
-  onCorruptImage: 'fail' | 'skip';
+  onCorruptImage: ExperimentConfig['dataset']['onCorruptImage'];
   /** Progress callback: `done` of `total` files read and decoded. */
   onProgress?: (progress: { phase: string; done: number; total: number }) => void;
   /** JSON file caching which files decoded (see `checkImages`); unchanged files are not decoded again. */

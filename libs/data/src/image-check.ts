@@ -1,6 +1,7 @@
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
+import type { ExperimentConfig } from '@detl/config';
 import type { SkippedFile } from './catalog';
 import { mapLimit } from './concurrency';
 import { DatasetError } from './errors';
@@ -24,7 +25,7 @@ export interface CheckedImage {
  */
 export async function checkImages(
   files: readonly { file: string; absolute: string }[],
-  onCorruptImage: 'fail' | 'skip',
+  onCorruptImage: ExperimentConfig['dataset']['onCorruptImage'],
   onProgress?: (progress: { phase: string; done: number; total: number }) => void,
   cacheFile?: string,
 ): Promise<{ checked: CheckedImage[]; skipped: SkippedFile[] }> {

@@ -19,7 +19,7 @@ export type ImportSpec =
  */
 export async function importSources(
   specs: readonly ImportSpec[],
-  options: { onCorruptImage: 'fail' | 'skip'; onMissingImage?: 'fail' | 'skip'; onProgress?: SampleProgress },
+  options: { onCorruptImage: ExperimentConfig['dataset']['onCorruptImage']; onMissingImage?: 'fail' | 'skip'; onProgress?: SampleProgress },
 ): Promise<ImportResult> {
   const results: ImportResult[] = [];
   const common = { onCorruptImage: options.onCorruptImage, ...(options.onProgress ? { onProgress: options.onProgress } : {}) };

@@ -1,6 +1,6 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { DataBClass } from '@detl/config';
+import type { DataBClass, ExperimentConfig } from '@detl/config';
 import { catalogEntrySchema, type CatalogEntry, type ImportResult } from './catalog';
 import { csvLocation, parseCsv, type CsvRow } from './csv';
 import { DatasetError } from './errors';
@@ -31,7 +31,7 @@ export const NIH_FINDINGS = [
 export interface PublicImportOptions {
   /** Folder the image file names are resolved under (searched recursively for NIH). */
   imagesRoot: string;
-  onCorruptImage: 'fail' | 'skip';
+  onCorruptImage: ExperimentConfig['dataset']['onCorruptImage'];
   /**
    * A row whose image file is not there: stop (default), or leave it out with a warning — useful
    * when only part of a large public set was downloaded.

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { installNativeTrainingKernels } from './native-training-kernels';
-import { createOptimizer, prepareBatchNormForTraining } from './train';
+import { createOptimizer, prepareBatchNormForTraining, type TrainingStage } from './train';
 
 /** Options of {@link measureThroughput}. */
 export interface ThroughputOptions {
@@ -10,7 +10,7 @@ export interface ThroughputOptions {
   warmup?: number;
   /** Timed batches; the median is reported. */
   iterations?: number;
-  optimizer?: 'adam' | 'sgd';
+  optimizer?: TrainingStage['optimizer'];
 }
 
 /** Images per second of one model on the active backend. */
