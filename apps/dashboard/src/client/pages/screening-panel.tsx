@@ -4,7 +4,8 @@ import type { ScreeningResponse } from '../../api-types';
 import { fetchScreening } from '../api';
 import { ErrorNotice } from '../app';
 import { percent } from '../format';
-import { decodeUpload, preprocessForRun, UploadError } from '../screening/preprocess';
+import { decodeUpload } from '../screening/decode-upload';
+import { preprocessForRun, UploadError } from '../screening/preprocess';
 
 type EnsembleModule = typeof import('../screening/ensemble');
 type Loaded = Awaited<ReturnType<EnsembleModule['loadFoldModels']>>;

@@ -4,12 +4,8 @@ import type { PreprocessingJson } from '../../api-types';
 // black, the shorter side scaled to the run's size with the manifest's kernel and the longer side
 // cropped around the centre, grey, and the optional degrade round trip. Sharp is native code and
 // cannot run in a page; the parameters come from the run's manifest (served by the dashboard), and
-// screening-preprocess.test.ts checks the result against sharp's pixel for pixel.
-
-/** Largest file the page decodes: a chest X-ray PNG is rarely above 10 MB; the limit keeps a stray file from exhausting the tab. */
-export const MAX_UPLOAD_BYTES = 40 * 1024 * 1024;
-/** Largest decoded image (width × height); 2 bytes short of what an RGBA canvas of it needs in memory. */
-export const MAX_UPLOAD_PIXELS = 40_000_000;
+// src/server/screening.test.ts checks the result against sharp's; this file is plain TypeScript
+// (no DOM) so that test can run it under Node. decode-upload.ts turns a dropped file into pixels.
 
 /** An upload the page refuses, with a message for the user. */
 export class UploadError extends Error {
@@ -61,7 +57,9 @@ function resampleAxis(source: Float32Array, lines: number, inLength: number, out
   const support = kernel.support * stretch;
   const out = new Float32Array(lines * outLength);
   for (let i = 0; i < outLength; i += 1) {
-    const centre = offset + (i + 0.5) * scale - 0.5;
+    // Shrinking samples pixel centres (libvips' reduce); enlarging goes through libvips' affine with an
+    // interpolator, which samples at i · scale − 0.5 (measured against sharp in screening.test.ts).
+    const centre = scale > 1 ? offset + (i + 0.5) * scale - 0.5 : offset + i * scale - 0.5;
     const first = Math.floor(centre - support) + 1;
     const last = Math.ceil(centre + support) - 1;
     const taps: number[] = [];
@@ -158,37 +156,4 @@ export function sniffImageType(bytes: Uint8Array): 'png' | 'jpeg' | null {
   if (PNG_SIGNATURE.every((byte, index) => bytes[index] === byte)) return 'png';
   if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg';
   return null;
-}
-
-/**
- * Reads and decodes a dropped file in the page: checks size and type first, decodes with the
- * browser's decoder (EXIF orientation applied), and refuses images too large to hold.
- * @throws UploadError with a message for the user; nothing else escapes.
- */
-export async function decodeUpload(file: File): Promise<RgbaImage> {
-  if (file.size === 0) throw new UploadError(`${file.name} is empty; drop a PNG or JPEG chest X-ray`);
-  if (file.size > MAX_UPLOAD_BYTES) {
-    throw new UploadError(`${file.name} is ${(file.size / 1024 / 1024).toFixed(1)} MB; the page screens images up to ${MAX_UPLOAD_BYTES / 1024 / 1024} MB`);
-  }
-  const head = new Uint8Array(await file.slice(0, 8).arrayBuffer());
-  if (!sniffImageType(head)) throw new UploadError(`${file.name} is not a PNG or JPEG image (its first bytes say otherwise); drop a chest X-ray as .png or .jpg`);
-  let bitmap: ImageBitmap;
-  try {
-    bitmap = await createImageBitmap(file, { imageOrientation: 'from-image', premultiplyAlpha: 'none', colorSpaceConversion: 'none' });
-  } catch {
-    throw new UploadError(`${file.name} could not be decoded; it may be truncated or corrupt. Export it again as PNG or JPEG`);
-  }
-  try {
-    if (bitmap.width * bitmap.height > MAX_UPLOAD_PIXELS) {
-      throw new UploadError(`${file.name} is ${bitmap.width}×${bitmap.height} pixels; the page screens images up to ${(MAX_UPLOAD_PIXELS / 1e6).toFixed(0)} megapixels`);
-    }
-    const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
-    const context = canvas.getContext('2d', { willReadFrequently: true });
-    if (!context) throw new UploadError('this browser cannot read image pixels (no 2D canvas)');
-    context.drawImage(bitmap, 0, 0);
-    const { data } = context.getImageData(0, 0, bitmap.width, bitmap.height, { colorSpace: 'srgb' });
-    return { width: bitmap.width, height: bitmap.height, data };
-  } finally {
-    bitmap.close();
-  }
 }
