@@ -45,8 +45,11 @@ export async function resolveRunConfig(flags: ExperimentFlags, preset: Record<st
   return parseExperimentConfig(applyStoredSamplingShape(input.raw, shape, source.key, input.origin), input.origin);
 }
 
-/** Image size and fold count of a stored manifest. */
-async function storedSamplingShape(store: ObjectStore, key: string): Promise<StoredSamplingShape> {
+/**
+ * Image size and fold count of a stored manifest.
+ * @throws CliError (exit 2) when the manifest is missing or not a valid manifest.
+ */
+export async function storedSamplingShape(store: ObjectStore, key: string): Promise<StoredSamplingShape> {
   // @detl/data (sharp) loads only for the commands that need it.
   const { DatasetError, loadManifest, manifestSummary } = await import('@detl/data');
   try {

@@ -57,4 +57,17 @@ describe('sweep specifications', () => {
     expect(() => parseSweepSpec({ name: 'x', grid: { seed: [1] }, gird: {} })).toThrow(ConfigError);
     expect(() => parseSweepSpec({ name: 'x', grid: { 'not a path': [1] } })).toThrow(/grid\.not a path: Invalid key/);
   });
+
+  it('takes image size and folds of experiments on a stored manifest from it, and names an experiment that contradicts it', () => {
+    const key = `manifests/${'b'.repeat(64)}.json`;
+    const shapes = new Map([[key, { imageSize: 32, folds: 3 }]]);
+    const base = { dataset: { source: { kind: 'manifest', key } } };
+    const spec = parseSweepSpec({ name: 'm', grid: { seed: [1, 2] } });
+    expect(resolveSweepExperiments(spec, base, shapes).map(({ config }) => [config.dataset.imageSize, config.dataset.folds])).toEqual([[32, 3], [32, 3]]);
+    // Without the manifest's shape (not read yet) the schema defaults stand.
+    expect(resolveSweepExperiments(spec, base)[0]?.config.dataset.imageSize).toBe(64);
+    const clash = parseSweepSpec({ name: 'c', grid: { 'dataset.imageSize': [32, 64] } });
+    expect(() => resolveSweepExperiments(clash, base, shapes)).toThrow(/experiment 1 \(dataset\.imageSize=64\):\n {2}dataset\.imageSize: 64 conflicts with the stored sampling/);
+  });
 });
+

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ConfigError, parseExperimentConfig, type ExperimentConfig } from './experiment-config';
 import { mulberry32 } from './seeded-random';
+import { applyStoredSamplingShape, type StoredSamplingShape } from './stored-sampling';
 
 const pathPattern = /^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z][A-Za-z0-9]*)*$/;
 const configPath = z.string().regex(pathPattern, 'expected a dotted config path such as fineTune.learningRate');
@@ -126,10 +127,12 @@ export function setConfigPath(raw: Record<string, unknown>, path: string, value:
 /**
  * Expands the sweep over `base` (the raw configuration every experiment starts from) and validates
  * every experiment before any of them runs. Each experiment is named `<sweep>-<index>`.
+ * @param storedSamplings image size and folds of the stored manifests experiments run on, by key:
+ * such an experiment takes them from its manifest (see {@link applyStoredSamplingShape}).
  * @throws ConfigError listing every bad experiment by index, with the overrides that made it and
- * the config path that is wrong.
+ * the config path that is wrong (a value its manifest contradicts included).
  */
-export function resolveSweepExperiments(spec: SweepSpec, base: Record<string, unknown>): SweepExperiment[] {
+export function resolveSweepExperiments(spec: SweepSpec, base: Record<string, unknown>, storedSamplings: ReadonlyMap<string, StoredSamplingShape> = new Map()): SweepExperiment[] {
   const problems: string[] = [];
   const fields: string[] = [];
   const experiments: SweepExperiment[] = [];
@@ -140,7 +143,12 @@ export function resolveSweepExperiments(spec: SweepSpec, base: Record<string, un
       .map(([path, value]) => `${path}=${JSON.stringify(value)}`)
       .join(', ');
     try {
-      experiments.push({ ...variant, config: parseExperimentConfig(raw, `experiment ${variant.index}`) });
+      const origin = `experiment ${variant.index}`;
+      let config = parseExperimentConfig(raw, origin);
+      const source = config.dataset.source;
+      const shape = source.kind === 'manifest' ? storedSamplings.get(source.key) : undefined;
+      if (source.kind === 'manifest' && shape) config = parseExperimentConfig(applyStoredSamplingShape(raw, shape, source.key, origin), origin);
+      experiments.push({ ...variant, config });
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       const detail = error.message.split('\n').slice(1).join('\n');

@@ -1,6 +1,7 @@
 import { serviceEnvironment } from '@detl/config';
 import { expectCliErrors, runDetl } from '../test-support/run-detl';
 import { resolveRunConfig } from '../experiment-input';
+import { loadSweep, withStoredSamplings } from './sweep';
 import { ConfigError } from '@detl/config';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
@@ -202,5 +203,10 @@ describe('detl data import / check', () => {
     expect((conflict as ConfigError).fields).toEqual(['dataset.imageSize']);
     expect((conflict as ConfigError).message).toContain(`dataset.imageSize: 64 conflicts with the stored sampling ${key}, which has 32`);
     await expect(resolveRunConfig({ manifest: `manifests/${'0'.repeat(64)}.json` }, {}, store)).rejects.toThrow(/no such manifest/);
+    // A sweep over the same manifest: every experiment gets the manifest's values.
+    const sweepFile = path.join(work, 'manifest-sweep.json');
+    await writeFile(sweepFile, JSON.stringify({ name: 'on-manifest', base: { dataset: { source: { kind: 'manifest', key } } }, grid: { seed: [1, 2] } }));
+    const experiments = await withStoredSamplings(loadSweep(sweepFile), store);
+    expect(experiments.map(({ config }) => [config.dataset.imageSize, config.dataset.folds])).toEqual([[32, 3], [32, 3]]);
   });
 });

@@ -6,9 +6,11 @@ import { parse as parseYaml } from 'yaml';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { foldOfTask, parseSweepSpec, resolveSweepExperiments, taskOf, trainingTaskQueueOf, type SweepExperiment, type SweepSpec } from '@detl/config';
 import { homeOwnedServices, startEmbeddedServices, usesEmbeddedServices } from '@detl/services';
+import type { ObjectStore } from '@detl/storage';
 import { createSweepStore, TrackingError, type SweepDetail, type SweepExperimentRow, type SweepStore } from '@detl/tracking';
 import type { sweepWorkflow, SweepWorkflowInput } from '@detl/workflows';
 import { CliError } from '../cli-error';
+import { storedSamplingShape } from '../experiment-input';
 import { loadCliSettings, openRuntime, type CliRuntime } from '../runtime';
 import { formatSweepReportTable, renderSweepReportPng, summariseSweep } from '../sweep-report';
 
@@ -29,6 +31,8 @@ const POLL_INTERVAL_MS = 2000;
 export interface LoadedSweep {
   spec: SweepSpec;
   experiments: SweepExperiment[];
+  /** The raw configuration every experiment starts from (to expand again with stored samplings). */
+  base: Record<string, unknown>;
 }
 
 /**
@@ -65,7 +69,19 @@ export function loadSweep(file: string): LoadedSweep {
     if (!existsSync(root) || !statSync(root).isDirectory()) throw new CliError(`${file}: dataset ${spec.dataset} is not a folder (looked at ${root})`, 2);
     base = mergeDeep(base, { dataset: { source: { kind: 'folder', root } } });
   }
-  return { spec, experiments: resolveSweepExperiments(spec, base) };
+  return { spec, experiments: resolveSweepExperiments(spec, base), base };
+}
+
+/**
+ * The sweep's experiments with the image size and folds of the stored manifests they run on
+ * (`dataset.source.kind: 'manifest'`), read from the object store.
+ * @throws ConfigError (exit 2) naming an experiment whose configuration contradicts its manifest.
+ */
+export async function withStoredSamplings(loaded: LoadedSweep, store: ObjectStore): Promise<SweepExperiment[]> {
+  const keys = new Set(loaded.experiments.flatMap(({ config }) => (config.dataset.source.kind === 'manifest' ? [config.dataset.source.key] : [])));
+  if (keys.size === 0) return loaded.experiments;
+  const shapes = new Map(await Promise.all([...keys].map(async (key) => [key, await storedSamplingShape(store, key)] as const)));
+  return resolveSweepExperiments(loaded.spec, loaded.base, shapes);
 }
 
 function mergeDeep(base: Record<string, unknown>, patch: Record<string, unknown>): Record<string, unknown> {
@@ -110,7 +126,8 @@ async function findSweep(sweeps: SweepStore, ref: string): Promise<SweepDetail> 
  */
 export async function launchSweepCommand(flags: SweepLaunchFlags): Promise<void> {
   if (!flags.config) throw new CliError('sweep launch needs -c <sweep.json|sweep.yaml>', 2);
-  const { spec, experiments } = loadSweep(flags.config);
+  const loaded = loadSweep(flags.config);
+  const { spec } = loaded;
   if (flags.detach) {
     // The sweep outlives this command, so the embedded services it needs must too.
     const settings = loadCliSettings();
@@ -118,6 +135,8 @@ export async function launchSweepCommand(flags: SweepLaunchFlags): Promise<void>
   }
   const runtime = await openRuntime({ temporal: true, s3: true });
   try {
+    // Experiments on a stored manifest take its image size and folds (S3), before anything starts.
+    const experiments = await withStoredSamplings(loaded, runtime.store);
     if (!flags.detach && flags.worker !== false) runtime.startLocalWorker();
     const sweepId = randomUUID();
     const workflowId = `sweep-${sweepId}`;
