@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DATA_B_CLASSES, serviceEnvironment } from '@detl/config';
 import { generateSyntheticDataset, preprocessImage } from '@detl/data';
+import { createGradCamExplainer, ensembleGradCam, initBackend, loadModelFromStore } from '@detl/ml';
 import { startTestMinio, type TestMinio } from '@detl/services/testing';
-import { createObjectStore } from '@detl/storage';
+import { createObjectStore, type S3ObjectStore } from '@detl/storage';
 import { createRunHistoryQueries, createSweepStore, createTrackingStore, type RunHistoryQueries, type SweepStore, type TrackingStore } from '@detl/tracking';
 import { createTestDatabase, type TestDatabase } from '@detl/tracking/testing';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -52,6 +53,7 @@ describe.skipIf(!hasChromium)('dashboard in Chromium', () => {
   let profile: string;
   let work: string;
   let env: NodeJS.ProcessEnv;
+  let store: S3ObjectStore;
   const pageErrors: string[] = [];
 
   beforeAll(async () => {
@@ -61,7 +63,7 @@ describe.skipIf(!hasChromium)('dashboard in Chromium', () => {
     sweeps = createSweepStore(database.url);
     queries = createRunHistoryQueries(database.url);
     // Real S3 (MinIO): the dashboard streams models and images from it, and `detl predict` reads the same bucket.
-    const store = createObjectStore(minio.settings);
+    store = createObjectStore(minio.settings);
     await store.ensureBucket();
     runs = await seedRuns(tracking, store, sweeps);
     work = mkdtempSync(path.join(tmpdir(), 'detl-dashboard-browser-'));
@@ -176,7 +178,7 @@ describe.skipIf(!hasChromium)('dashboard in Chromium', () => {
     expect(pageErrors).toEqual([]);
   });
 
-  it('screens an image in the browser: the run’s preprocessing, and probabilities matching detl predict within 1e-3', async () => {
+  it('screens an image in the browser: the run’s preprocessing, probabilities matching detl predict within 1e-3, libs/ml’s Grad-CAM', async () => {
     const synthetic = path.join(work, 'fresh');
     await generateSyntheticDataset({ root: synthetic, seed: 99, imageSize: 96, dataB: { normal: 0, pneumonia: 0, other_disease: 0, covid: 1 }, dataA: { normal: 0, diseased: 0 } });
     const image = path.join(work, 'scan-covid.png');
@@ -214,16 +216,32 @@ describe.skipIf(!hasChromium)('dashboard in Chromium', () => {
     for (const difference of differences) expect(difference).toBeLessThan(1e-3);
 
     // The network input the page made equals libs/data's (sharp) preprocessing of the same file.
-    const reference = await preprocessImage(bytes, { imageSize: SCREENING_IMAGE_SIZE, degradeToPixels: null });
+    const sharpInput = await preprocessImage(bytes, { imageSize: SCREENING_IMAGE_SIZE, degradeToPixels: null });
     const drawn = await page.locator('[data-testid=screening-input]').evaluate((canvas) => {
       const element = canvas as unknown as { width: number; height: number; getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: ArrayLike<number> } } };
       const data = element.getContext('2d').getImageData(0, 0, element.width, element.height).data;
       return Array.from({ length: element.width * element.height }, (_, p) => data[p * 4] as number);
     });
-    expect(drawn).toHaveLength(reference.length);
-    const pixelDifferences = drawn.map((value, p) => Math.abs(value - (reference[p] as number)));
+    expect(drawn).toHaveLength(sharpInput.length);
+    const pixelDifferences = drawn.map((value, p) => Math.abs(value - (sharpInput[p] as number)));
     console.info(`screening: network input vs sharp: max |difference| ${Math.max(...pixelDifferences)} grey levels, mean ${(pixelDifferences.reduce((a, b) => a + b, 0) / pixelDifferences.length).toFixed(3)}`);
     expect(Math.max(...pixelDifferences)).toBeLessThanOrEqual(2);
+    // The page's Grad-CAM is libs/ml's ensemble map (what detl predict draws) of the same input and class,
+    // computed on the page's backend: tfjs' wasm and cpu gradients differ by a few per cent on these
+    // untrained nets (measured: heat sum 631.6 vs 651.0 for the same model and image in libs/ml alone).
+    await initBackend('cpu');
+    const models = await Promise.all([0, 1, 2, 3, 4].map((fold) => loadModelFromStore(store, `experiments/${runs.baseline}/folds/${fold}/final`)));
+    const explainers = models.map((model) => createGradCamExplainer(model));
+    const predictedClass = DATA_B_CLASSES.indexOf(Object.entries(browserProbabilities).sort((a, b) => b[1] - a[1])[0]?.[0] as (typeof DATA_B_CLASSES)[number]);
+    const reference = ensembleGradCam(explainers, Uint8Array.from(drawn), SCREENING_IMAGE_SIZE, predictedClass).heatmap;
+    explainers.forEach((explainer) => explainer.dispose());
+    models.forEach((model) => model.dispose());
+    const overlay = page.locator('[data-testid=screening-overlay]');
+    const heatSum = Number(await overlay.getAttribute('data-heat-sum'));
+    const referenceSum = reference.reduce((sum, value) => sum + value, 0);
+    console.info(`screening: Grad-CAM heat sum ${heatSum.toFixed(4)} in the page vs ${referenceSum.toFixed(4)} from libs/ml; peak ${await overlay.getAttribute('data-heat-peak')} vs ${reference.indexOf(1)}`);
+    expect(Number(await overlay.getAttribute('data-heat-peak'))).toBe(reference.indexOf(1));
+    expect(Math.abs(heatSum - referenceSum) / referenceSum).toBeLessThan(1e-3);
     // The overlay drew heat on the image.
     const overlayDiffers = await page.locator('[data-testid=screening-overlay]').evaluate((canvas) => {
       const element = canvas as unknown as { width: number; height: number; getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: ArrayLike<number> } } };

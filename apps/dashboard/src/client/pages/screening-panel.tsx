@@ -23,7 +23,7 @@ function jet(heat: number): [number, number, number] {
   return [channel(3), channel(2), channel(1)];
 }
 
-/** Draws grey pixels (and, when given, the heatmap over them with opacity 0.45 × heat, as `detl predict` does). */
+/** Draws grey pixels (and, when given, the heatmap over them with opacity 0.45 × heat, libs/ml's GRAD_CAM_OVERLAY_ALPHA, as `detl predict` does). */
 function draw(canvas: HTMLCanvasElement | null, pixels: Uint8Array, size: number, heatmap?: Float32Array): void {
   const context = canvas?.getContext('2d');
   if (!canvas || !context) return;
@@ -163,7 +163,16 @@ export function ScreeningPanel({ runId }: { runId: string }) {
               <figcaption>network input</figcaption>
             </figure>
             <figure>
-              <canvas ref={overlayCanvas} className="pixelated" data-testid="screening-overlay" width={preprocessing.imageSize} height={preprocessing.imageSize} />
+              <canvas
+                ref={overlayCanvas}
+                className="pixelated"
+                data-testid="screening-overlay"
+                // The map's peak (row-major index) and total heat, so a test can hold the map to libs/ml's.
+                data-heat-peak={state.result.heatmap.indexOf(1)}
+                data-heat-sum={state.result.heatmap.reduce((sum, value) => sum + value, 0)}
+                width={preprocessing.imageSize}
+                height={preprocessing.imageSize}
+              />
               <figcaption>Grad-CAM for “{info.classes[state.result.predicted]}” (mean of the folds' maps)</figcaption>
             </figure>
             <table className="metrics probabilities">
