@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseExperimentConfig, serviceEnvironment } from '@detl/config';
 import { startTestMinio, type TestMinio } from '@detl/services/testing';
-import { createObjectStore } from '@detl/storage';
+import { createObjectStore, gradCamOverlayKey } from '@detl/storage';
 import { createTrackingStore } from '@detl/tracking';
 import { createTestDatabase, type TestDatabase } from '@detl/tracking/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,7 +18,7 @@ let database: TestDatabase;
 let work: string;
 let env: NodeJS.ProcessEnv;
 let runId: string;
-const OVERLAY_KEY = (id: string) => `experiments/${id}/gradcam/covid/img-1-pred-covid.png`;
+const OVERLAY_KEY = (id: string) => gradCamOverlayKey(id, { trueClass: 'covid', imageId: 'img-1', predictedClass: 'covid' });
 
 beforeAll(async () => {
   [minio, database] = await Promise.all([startTestMinio(), createTestDatabase()]);
