@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
-import type { ExperimentConfig } from '@detl/config';
+import { epochMetricsSchema, type ExperimentConfig } from '@detl/config';
 import { runTrainingJob, type ModelSpec, type TrainingJob, type TrainingJobEpoch } from '@detl/ml';
 import { downloadPrefix, epochCheckpointPrefix, uploadDirectory, type TrainingTarget } from '@detl/storage';
 import type { ActivityDependencies, StageAttempt } from './stage-runner';
@@ -67,14 +67,8 @@ export function createCheckpointedTraining({ tracking, store }: Pick<ActivityDep
             experimentId,
             task,
             attempt,
-            epoch: metrics.epoch,
-            trainLoss: metrics.trainLoss,
-            trainAccuracy: metrics.trainAccuracy,
-            validationLoss: metrics.validationLoss,
-            validationAccuracy: metrics.validationAccuracy,
-            learningRate: metrics.learningRate,
-            durationMs: metrics.durationMs,
-            imagesPerSecond: metrics.imagesPerSecond,
+            // The epoch fields of the shared schema; the child's local checkpointDir stays here.
+            ...epochMetricsSchema.parse(metrics),
             checkpointKey,
           });
           lastHeartbeat = { epoch: metrics.epoch, checkpointKey };
