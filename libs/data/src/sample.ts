@@ -2,7 +2,7 @@ import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { DATA_A_CLASSES, DATA_B_CLASSES, type ExperimentConfig } from '@detl/config';
-import { manifestKey as manifestKeyOf, samplingInputsKey, shardKey, type ObjectStore, type StoredObject } from '@detl/storage';
+import { manifestKey as manifestKeyOf, nearDuplicatesKey, samplingInputsKey, shardKey, type ObjectStore, type StoredObject } from '@detl/storage';
 import type { CatalogEntry, DuplicateGroup, SkippedFile } from './catalog';
 import { mapLimit } from './concurrency';
 import { confoundWarnings } from './confounds';
@@ -351,9 +351,6 @@ async function planSampling(options: SampleCatalogOptions): Promise<SamplingPlan
   return { items, manifestOptions, nearDuplicates, pointerKey: samplingInputsKey(fingerprint), warnings, skipped: [...(options.skipped ?? [])], stored };
 }
 
-/** Stored near-duplicate searches: `manifests/near-duplicates/<sha256 of the method and the images' ids and hashes>.json`. */
-const NEAR_DUPLICATES_PREFIX = 'manifests/near-duplicates/';
-
 const storedPairsSchema = datasetManifestSchema.shape.nearDuplicates.unwrap().shape.pairs;
 
 /**
@@ -367,7 +364,8 @@ async function nearDuplicatePairs(catalog: readonly CatalogEntry[], options: Sam
   const real = catalog.filter((entry) => entry.source !== SYNTHETIC_SOURCE);
   if (real.length === 0) return { pairs: [], stored: [] };
   const images = real.map((entry) => [entry.imageId, entry.sha256]).sort((a, b) => compareStrings(a[0] as string, b[0] as string));
-  const key = `${NEAR_DUPLICATES_PREFIX}${sha256Hex(JSON.stringify({ method: NEAR_DUPLICATE_METHOD, images }))}.json`;
+  // Stored by the hash of the method and the images' ids and hashes, so an identical search is read back.
+  const key = nearDuplicatesKey(sha256Hex(JSON.stringify({ method: NEAR_DUPLICATE_METHOD, images })));
   if (await store.headObject(key)) {
     let raw: unknown = null;
     try {

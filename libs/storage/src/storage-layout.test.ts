@@ -12,6 +12,7 @@ import {
   manifestKey,
   modelFileKey,
   modelJsonKey,
+  nearDuplicatesKey,
   normalizeModelPrefix,
   parseExperimentKey,
   parseGradCamOverlayKey,
@@ -31,6 +32,7 @@ describe('storage layout', () => {
     expect(shardKey(sha)).toBe(`shards/${sha}.u8`);
     expect(manifestKey(sha)).toBe(`manifests/${sha}.json`);
     expect(samplingInputsKey('f00d')).toBe('manifests/inputs/f00d.txt');
+    expect(nearDuplicatesKey(sha)).toBe(`manifests/near-duplicates/${sha}.json`);
     expect(epochCheckpointPrefix(id, { kind: 'pretrain' }, 3)).toBe(`experiments/${id}/pretrain/epoch-3`);
     expect(pretrainedModelPrefix(id)).toBe(`experiments/${id}/pretrain/best`);
     expect(epochCheckpointPrefix(id, { kind: 'fold', fold: 2 }, 1)).toBe(`experiments/${id}/folds/2/epoch-1`);
@@ -69,6 +71,7 @@ describe('storage layout', () => {
     expect(parseManifestKey(shardKey(sha))).toBeNull();
     expect(parseManifestKey(`manifests/${sha}.json.bak`)).toBeNull();
     expect(parseManifestKey(samplingInputsKey('abc'))).toBeNull();
+    expect(parseManifestKey(nearDuplicatesKey(sha))).toBeNull();
   });
 
   it('round-trips experiment keys to the experiment and the path inside it', () => {
@@ -98,6 +101,7 @@ describe('storage layout', () => {
     expect(() => foldModelPrefix(id, -1)).toThrow(InvalidObjectKeyError);
     expect(() => epochCheckpointPrefix(id, { kind: 'pretrain' }, 1.5)).toThrow(InvalidObjectKeyError);
     expect(() => samplingInputsKey('a/b')).toThrow(InvalidObjectKeyError);
+    expect(() => nearDuplicatesKey('x')).toThrow(InvalidObjectKeyError);
     expect(() => gradCamOverlayKey(id, { trueClass: '..', imageId: 'x', predictedClass: 'normal' })).toThrow(InvalidObjectKeyError);
   });
 });

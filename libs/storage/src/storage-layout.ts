@@ -7,6 +7,7 @@
  * shards/<sha256>.u8                                  content-addressed image / mask shards
  * manifests/<sha256>.json                             content-addressed sampling manifests
  * manifests/inputs/<fingerprint>.txt                  sampling inputs → manifest key (re-run shortcut)
+ * manifests/near-duplicates/<sha256>.json            a stored near-duplicate search (by its inputs' hash)
  * experiments/<id>/pretrain/epoch-<n>/…               pretraining checkpoint per epoch
  * experiments/<id>/pretrain/best/…                    the kept pretrained weights
  * experiments/<id>/folds/<k>/epoch-<n>/…              fine-tuning checkpoint per epoch
@@ -88,6 +89,14 @@ export function parseManifestKey(key: string): { sha256: string } | null {
 /** Key of the pointer from a sampling's inputs (a fingerprint) to the manifest they produced. */
 export function samplingInputsKey(fingerprint: string): string {
   return `manifests/inputs/${checkSegment(fingerprint, 'sampling fingerprint')}.txt`;
+}
+
+/**
+ * Key of a stored near-duplicate search, content-addressed by the hash of its inputs (method, image
+ * ids and hashes): `manifests/near-duplicates/<sha256>.json`.
+ */
+export function nearDuplicatesKey(inputsSha256: string): string {
+  return `manifests/near-duplicates/${checkSha256(inputsSha256)}.json`;
 }
 
 /** Prefix of everything one experiment stores: `experiments/<id>`. */

@@ -1,7 +1,7 @@
 import { DATA_B_CLASSES, parseExperimentConfig } from '@detl/config';
 import { sampleDataset } from '@detl/data';
 import { buildModel, initBackend, saveModelToStore } from '@detl/ml';
-import { writeGradCamGallery, type ObjectStore } from '@detl/storage';
+import { foldModelPrefix, writeGradCamGallery, type ObjectStore } from '@detl/storage';
 import type { TrackingStore } from '@detl/tracking';
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -40,7 +40,7 @@ export async function seedScreening(options: {
     // probabilities, so a comparison within 1e-3 notices a difference in what reached the net.
     const head = model.layers[model.layers.length - 1];
     head?.setWeights(head.getWeights().map((weights) => tf.tidy(() => tf.mul(weights, LOGIT_SCALE))));
-    await saveModelToStore(model, store, `experiments/${runId}/folds/${fold}/final`);
+    await saveModelToStore(model, store, foldModelPrefix(runId, fold));
     model.dispose();
   }
   const overlays = DATA_B_CLASSES.map((trueClass, index) => {
