@@ -88,3 +88,33 @@ export function parseJsonColumn<S extends z.ZodType>(schema: S, value: unknown, 
 export function parseNullableJsonColumn<S extends z.ZodType>(schema: S, value: unknown, source: JsonColumnSource): z.output<S> | null {
   return value === null || value === undefined ? null : parseJsonColumn(schema, value, source);
 }
+
+/** The parsed JSON columns of an `experiments` row. */
+export function experimentColumns(row: { id: string; config: unknown; summary: unknown }) {
+  const source = { table: 'experiments', id: row.id };
+  return {
+    config: parseJsonColumn(experimentConfigColumnSchema, row.config, { ...source, column: 'config' }),
+    summary: parseNullableJsonColumn(resultSummarySchema, row.summary, { ...source, column: 'summary' }),
+  };
+}
+
+/** The parsed JSON columns of a `folds` row. */
+export function foldColumns(row: { id: string; confusionMatrix: unknown; report: unknown }) {
+  return {
+    confusionMatrix: parseNullableJsonColumn(confusionMatrixSchema, row.confusionMatrix, { table: 'folds', column: 'confusion_matrix', id: row.id }),
+    report: parseNullableJsonColumn(classificationReportSchema, row.report, { table: 'folds', column: 'report', id: row.id }),
+  };
+}
+
+/** The parsed `details` of a `stage_attempts` row (an empty object when none were recorded). */
+export function attemptDetails(row: { id: string; details: unknown }): Record<string, unknown> {
+  return parseNullableJsonColumn(attemptDetailsSchema, row.details, { table: 'stage_attempts', column: 'details', id: row.id }) ?? {};
+}
+
+/** The parsed JSON columns of a `sweeps` row. */
+export function sweepColumns(row: { id: string; spec: unknown; plan: unknown }) {
+  return {
+    spec: parseJsonColumn(sweepSpecColumnSchema, row.spec, { table: 'sweeps', column: 'spec', id: row.id }),
+    plan: parseJsonColumn(sweepPlanEntrySchema.array(), row.plan, { table: 'sweeps', column: 'plan', id: row.id }),
+  };
+}

@@ -1,16 +1,6 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import { Prisma, PrismaClient } from './generated/prisma/client';
-import {
-  attemptDetailsSchema,
-  classificationReportSchema,
-  confusionMatrixSchema,
-  experimentConfigColumnSchema,
-  parseJsonColumn,
-  parseNullableJsonColumn,
-  resultSummarySchema,
-  sweepPlanEntrySchema,
-  sweepSpecColumnSchema,
-} from './json-columns';
+import { attemptDetails, experimentColumns, foldColumns, sweepColumns } from './json-columns';
 import { toArtifact } from './tracking-store';
 import {
   EXPERIMENT_STATUSES,
@@ -312,12 +302,13 @@ const toDate = (value: string): Date => new Date(value);
 const toDateOrNull = (value: string | null): Date | null => (value === null ? null : new Date(value));
 
 function toDetail(row: DetailRow): ExperimentDetail {
+  const columns = experimentColumns(row);
   return {
     id: row.id,
     name: row.name,
     workflowId: row.workflow_id,
     status: row.status,
-    config: parseJsonColumn(experimentConfigColumnSchema, row.config, { table: 'experiments', column: 'config', id: row.id }),
+    config: columns.config,
     configHash: row.config_hash,
     seed: row.seed,
     backend: row.backend,
@@ -326,17 +317,16 @@ function toDetail(row: DetailRow): ExperimentDetail {
     startedAt: row.started_at,
     finishedAt: row.finished_at,
     error: row.error,
-    summary: parseNullableJsonColumn(resultSummarySchema, row.summary, { table: 'experiments', column: 'summary', id: row.id }),
+    summary: columns.summary,
     stageAttempts: row.stage_attempts.map((a) => ({
       ...a,
-      details: parseNullableJsonColumn(attemptDetailsSchema, a.details, { table: 'stage_attempts', column: 'details', id: a.id }) ?? {},
+      details: attemptDetails(a),
       startedAt: toDate(a.startedAt),
       finishedAt: toDateOrNull(a.finishedAt),
     })),
     folds: row.folds.map((f) => ({
       ...f,
-      confusionMatrix: parseNullableJsonColumn(confusionMatrixSchema, f.confusionMatrix, { table: 'folds', column: 'confusion_matrix', id: f.id }),
-      report: parseNullableJsonColumn(classificationReportSchema, f.report, { table: 'folds', column: 'report', id: f.id }),
+      ...foldColumns(f),
       updatedAt: toDate(f.updatedAt),
     })),
     epochMetrics: row.epoch_metrics.map((m) => ({ ...m, recordedAt: toDate(m.recordedAt) })),
@@ -551,8 +541,7 @@ export function createRunHistoryQueries(databaseUrl: string, options: { poolSize
       return {
         sweep: {
           ...toSweepItem(row),
-          spec: parseJsonColumn(sweepSpecColumnSchema, extra.spec, { table: 'sweeps', column: 'spec', id: sweepId }),
-          plan: parseJsonColumn(sweepPlanEntrySchema.array(), extra.plan, { table: 'sweeps', column: 'plan', id: sweepId }),
+          ...sweepColumns({ id: sweepId, ...extra }),
         },
         runs: ids.flatMap((runId) => byId.get(runId) ?? []),
         truncated: members.length > MAX_SWEEP_COMPARED_RUNS,

@@ -2,14 +2,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import { Prisma, PrismaClient } from './generated/prisma/client';
 import type { z } from 'zod';
 import type * as Models from './generated/prisma/models';
-import {
-  experimentConfigColumnSchema,
-  parseJsonColumn,
-  parseNullableJsonColumn,
-  resultSummarySchema,
-  sweepPlanEntrySchema,
-  sweepSpecColumnSchema,
-} from './json-columns';
+import { experimentColumns, sweepColumns, type sweepPlanEntrySchema } from './json-columns';
 import { TrackingError, type ExperimentStatus, type FinishedExperimentStatus, type ResultSummary } from './tracking-types';
 
 /** One planned experiment of a sweep, fixed when the sweep is launched (schema: `sweepPlanEntrySchema`). */
@@ -92,8 +85,7 @@ function toSweep(row: Models.SweepModel): SweepRecord {
     name: row.name,
     workflowId: row.workflowId,
     status: row.status,
-    spec: parseJsonColumn(sweepSpecColumnSchema, row.spec, { table: 'sweeps', column: 'spec', id: row.id }),
-    plan: parseJsonColumn(sweepPlanEntrySchema.array(), row.plan, { table: 'sweeps', column: 'plan', id: row.id }),
+    ...sweepColumns(row),
     concurrency: row.concurrency,
     createdAt: row.createdAt,
     startedAt: row.startedAt,
@@ -120,18 +112,19 @@ export function createSweepStore(databaseUrl: string, options: { poolSize?: numb
       ...sweep,
       experiments: sweep.plan.map((entry) => {
         const experiment = byIndex.get(entry.index);
+        const columns = experiment && experimentColumns(experiment);
         return {
           index: entry.index,
           workflowId: entry.workflowId,
           overrides: entry.overrides,
           experimentId: experiment?.id ?? null,
           status: experiment?.status ?? 'pending',
-          summary: experiment ? parseNullableJsonColumn(resultSummarySchema, experiment.summary, { table: 'experiments', column: 'summary', id: experiment.id }) : null,
+          summary: columns?.summary ?? null,
           error: experiment?.error ?? null,
           startedAt: experiment?.startedAt ?? null,
           finishedAt: experiment?.finishedAt ?? null,
           tasks: [...new Set(experiment?.stageAttempts.map((attempt) => attempt.task) ?? [])].sort(),
-          freeze: experiment ? parseJsonColumn(experimentConfigColumnSchema, experiment.config, { table: 'experiments', column: 'config', id: experiment.id }).fineTune.freeze : null,
+          freeze: columns?.config.fineTune.freeze ?? null,
         };
       }),
     };

@@ -1,15 +1,7 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import { Prisma, PrismaClient } from './generated/prisma/client';
 import type * as Models from './generated/prisma/models';
-import {
-  attemptDetailsSchema,
-  classificationReportSchema,
-  confusionMatrixSchema,
-  experimentConfigColumnSchema,
-  parseJsonColumn,
-  parseNullableJsonColumn,
-  resultSummarySchema,
-} from './json-columns';
+import { attemptDetails, experimentColumns, foldColumns } from './json-columns';
 import {
   ARTIFACT_KINDS,
   ATTEMPT_STATUSES,
@@ -103,12 +95,13 @@ function isKnownError(error: unknown, code: string): error is Prisma.PrismaClien
 
 /** @internal Row mapper shared with the read-only run-history queries. */
 export function toExperiment(row: Models.ExperimentModel): ExperimentRecord {
+  const columns = experimentColumns(row);
   return {
     id: row.id,
     name: row.name,
     workflowId: row.workflowId,
     status: row.status,
-    config: parseJsonColumn(experimentConfigColumnSchema, row.config, { table: 'experiments', column: 'config', id: row.id }),
+    config: columns.config,
     configHash: row.configHash,
     seed: row.seed,
     backend: row.backend,
@@ -117,13 +110,13 @@ export function toExperiment(row: Models.ExperimentModel): ExperimentRecord {
     startedAt: row.startedAt,
     finishedAt: row.finishedAt,
     error: row.error,
-    summary: parseNullableJsonColumn(resultSummarySchema, row.summary, { table: 'experiments', column: 'summary', id: row.id }),
+    summary: columns.summary,
   };
 }
 
 /** @internal Row mapper shared with the read-only run-history queries. */
 export function toStageAttempt(row: Models.StageAttemptModel): StageAttemptRecord {
-  return { ...row, details: parseNullableJsonColumn(attemptDetailsSchema, row.details, { table: 'stage_attempts', column: 'details', id: row.id }) ?? {} };
+  return { ...row, details: attemptDetails(row) };
 }
 
 /** @internal Row mapper shared with the read-only run-history queries. */
@@ -135,8 +128,7 @@ export function toEpoch(row: Models.EpochMetricModel): EpochMetricRecord {
 export function toFold(row: Models.FoldModel): FoldRecord {
   return {
     ...row,
-    confusionMatrix: parseNullableJsonColumn(confusionMatrixSchema, row.confusionMatrix, { table: 'folds', column: 'confusion_matrix', id: row.id }),
-    report: parseNullableJsonColumn(classificationReportSchema, row.report, { table: 'folds', column: 'report', id: row.id }),
+    ...foldColumns(row),
   };
 }
 
