@@ -24,6 +24,23 @@ export function formatSummary(summary: ExperimentSummary): string {
       `${className.padEnd(14)} ${percent(row.precision).padStart(9)} ${percent(row.recall).padStart(9)} ${percent(row.f1).padStart(9)} ${(auc == null ? '–' : auc.toFixed(3)).padStart(9)} ${String(row.support).padStart(5)}`,
     );
   }
+  if (summary.perClassSource) {
+    const { cells, worst, minImages } = summary.perClassSource;
+    lines.push('');
+    lines.push(`Accuracy per (class, source), pooled held-out predictions`);
+    const width = Math.max(8, ...cells.map((cell) => cell.source.length + 1));
+    lines.push(`${'class'.padEnd(14)} ${'source'.padEnd(width)} ${'accuracy'.padStart(9)} ${'n'.padStart(5)}`);
+    for (const cell of cells) lines.push(`${cell.className.padEnd(14)} ${cell.source.padEnd(width)} ${percent(cell.accuracy).padStart(9)} ${String(cell.total).padStart(5)}`);
+    lines.push(worst ? `Worst cell (≥ ${minImages} images): ${worst.className} from ${worst.source}, ${percent(worst.accuracy)} of ${worst.total}` : `Worst cell: none has ${minImages} or more images`);
+  }
+  if (summary.pointingGame) {
+    const game = summary.pointingGame;
+    const perClass = Object.entries(game.perClass).map(([name, rates]) => `${name} ${percent(rates.rate)} (n ${rates.scored})`);
+    lines.push('');
+    lines.push(
+      `Grad-CAM pointing game: ${percent(game.rate)} of ${game.scored} correctly classified lesion images within ${game.tolerancePx.toFixed(1)} px (15 px at 224 px, Zhang et al.), ${percent(game.strictRate)} exactly on the lesion; ${perClass.join(', ')}`,
+    );
+  }
   return lines.join('\n');
 }
 

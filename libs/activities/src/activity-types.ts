@@ -1,4 +1,4 @@
-import type { TrainingRuntime } from '@detl/ml';
+import type { PointingGameReport, TrainingRuntime } from '@detl/ml';
 import type { ExperimentConfig } from '@detl/config';
 import type { ResultSummary } from '@detl/tracking';
 
@@ -70,8 +70,13 @@ export interface GradCamResult {
   overlayKeys: string[];
   /** The gallery index saying what each overlay shows (`readGradCamGallery` of `@detl/storage` reads it). */
   galleryKey: string;
-  /** Share of correctly classified lesion images whose heatmap peak falls inside the lesion mask (when masks exist). */
+  /**
+   * Share of correctly classified lesion images whose heatmap peak falls on the lesion mask within
+   * Zhang et al.'s tolerance (15 px at 224 px, scaled; see `pointing-game-report` in `@detl/ml`), when masks exist.
+   */
   pointingGameRate: number | null;
+  /** The same trials in detail: tolerant and exact rates, overall and per class; null without masks. */
+  pointingGame: PointingGameReport | null;
 }
 
 /** Final state written to the run record. */

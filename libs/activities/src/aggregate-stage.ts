@@ -1,5 +1,6 @@
 import { DATA_B_CLASSES, type ExperimentConfig } from '@detl/config';
-import { renderConfusionMatrixPng, renderLearningCurvesPng, summarizeCrossValidation } from '@detl/ml';
+import { loadManifest } from '@detl/data';
+import { accuracyByClassAndSource, renderConfusionMatrixPng, renderLearningCurvesPng, summarizeCrossValidation } from '@detl/ml';
 import { REPORT_FILES, reportKey, type StoredObject } from '@detl/storage';
 import type { EpochMetricRecord } from '@detl/tracking';
 import type { ExperimentRef, ExperimentSummary, FoldResult } from './activity-types';
@@ -11,7 +12,7 @@ import type { ActivityDependencies, StageRunner } from './stage-runner';
  * accuracy, per-class metrics, ROC-AUC, a bootstrap interval and the report's figures.
  */
 export function createAggregateStage({ tracking, store }: ActivityDependencies, runner: StageRunner) {
-  return {
+  const stage = {
     /** Sums the fold confusion matrices and reports per-fold and mean ± std accuracy, per-class metrics and figures. */
     async aggregateResults({ experimentId, folds }: ExperimentRef & { config: ExperimentConfig; folds: FoldResult[] }): Promise<ExperimentSummary> {
       return runner.tracked(experimentId, 'aggregateResults', undefined, async () => {
@@ -23,6 +24,7 @@ export function createAggregateStage({ tracking, store }: ActivityDependencies, 
         const figures: StoredObject[] = [];
         figures.push(await store.putObject(reportKey(experimentId, REPORT_FILES.confusionMatrix), await renderConfusionMatrixPng(cv.confusionMatrix, classNames), 'image/png'));
         const history = await tracking.getExperiment(experimentId);
+        const perClassSource = await classSourceAccuracy(history?.datasetManifestKey ?? null, predictions, classNames);
         const curves = learningCurveSeries(history?.epochMetrics ?? []);
         if (curves.length > 0) {
           const png = await renderLearningCurvesPng(curves, { title: 'Accuracy per epoch (validation for pretraining, training for folds)', yLabel: 'accuracy', yMin: 0, yMax: 1 });
@@ -39,6 +41,7 @@ export function createAggregateStage({ tracking, store }: ActivityDependencies, 
           accuracyInterval: { lower: cv.accuracyInterval.lower, upper: cv.accuracyInterval.upper, level: cv.accuracyInterval.level },
           rocAuc: Object.fromEntries(classNames.map((name, index) => [name, finiteOrNull(cv.rocAuc?.perClass[index])])),
           figureKeys: figures.map((figure) => figure.key),
+          ...(perClassSource ? { perClassSource } : {}),
         };
         const reportObject = await store.putObject(
           reportKey(experimentId, REPORT_FILES.summary),
@@ -53,6 +56,32 @@ export function createAggregateStage({ tracking, store }: ActivityDependencies, 
       });
     },
   };
+
+  /**
+   * Pooled held-out accuracy per (true class, source), the sources read from the run's manifest
+   * (labels.csv `source`, or the importer's). Null for a run with no recorded manifest.
+   * @throws Error naming the image when a prediction's image is not a Data-B item of the manifest
+   */
+  async function classSourceAccuracy(manifestKey: string | null, predictions: readonly FoldPredictionsFile[], classNames: readonly string[]) {
+    if (manifestKey === null) return null;
+    const manifest = await loadManifest(store, manifestKey);
+    const sourceOf = new Map(manifest.items.filter((item) => item.set === 'B').map((item) => [item.imageId, item.source]));
+    const sources = predictions.flatMap((fold) =>
+      fold.imageIds.map((imageId) => {
+        const source = sourceOf.get(imageId);
+        if (source === undefined) throw new Error(`fold ${fold.fold} predicted ${imageId}, which is no Data-B image of ${store.uri(manifestKey)}`);
+        return source;
+      }),
+    );
+    return accuracyByClassAndSource(
+      predictions.flatMap((fold) => fold.actual),
+      predictions.flatMap((fold) => fold.predicted),
+      sources,
+      classNames,
+    );
+  }
+
+  return stage;
 }
 
 /** One accuracy curve per training task, from each task's newest attempt. */

@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { DATA_B_CLASSES, type ExperimentConfig } from '@detl/config';
 import { loadImages, loadManifest, loadMasks, selectItems } from '@detl/data';
-import { createGradCamExplainer, createGradCamTally, initBackend, loadModelFromStore, surveyGradCams, tallyPointingGameRate } from '@detl/ml';
+import { createGradCamExplainer, createGradCamTally, initBackend, loadModelFromStore, pointingGameReport, surveyGradCams, tallyPointingGameRate } from '@detl/ml';
 import { gradCamOverlayKey, writeGradCamGallery, type GradCamGalleryEntry, type StoredObject } from '@detl/storage';
 import type { ExperimentRef, FoldResult, GradCamResult } from './activity-types';
 import type { ActivityDependencies, StageRunner } from './stage-runner';
@@ -69,7 +69,7 @@ export function createGradCamStage({ tracking, store }: ActivityDependencies, ru
         const pointingGameRate = tallyPointingGameRate(tally);
         const index = await writeGradCamGallery(store, { experimentId, classes: [...DATA_B_CLASSES], pointingGameRate, overlays: gallery });
         await tracking.recordArtifacts(experimentId, [...stored.map((object) => ({ ...object, kind: 'grad_cam' as const })), { ...index, kind: 'report' as const }]);
-        return { overlayKeys: stored.map((object) => object.key), galleryKey: index.key, pointingGameRate };
+        return { overlayKeys: stored.map((object) => object.key), galleryKey: index.key, pointingGameRate, pointingGame: pointingGameReport(tally.pointing, [...DATA_B_CLASSES]) };
       });
     },
   };

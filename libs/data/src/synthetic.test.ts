@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { generateSyntheticDataset } from './synthetic';
+import { generateSyntheticDataset, renderImage } from './synthetic';
 import { temporaryFolder } from './test-support/fixtures';
 
 const options = { seed: 7, imageSize: 64, dataB: { normal: 6, pneumonia: 6, other_disease: 9, covid: 6 }, dataA: { normal: 5, diseased: 5 } };
@@ -60,6 +60,26 @@ describe('generateSyntheticDataset', () => {
         expect(inside / marked, file).toBeGreaterThan(outside / (image.length - marked));
       }
     }
+  });
+
+  it('marks the whole enlarged heart of a cardiomegaly image, not only the ring beyond a normal heart', () => {
+    // Other_disease is cardiomegaly in about 30% of Data-B images; its heart sits near (0.56, 0.64)
+    // give or take the pose jitter, and no other lesion of the class reaches the heart's centre.
+    const size = 64;
+    const centre = Math.round(0.64 * size) * size + Math.round(0.56 * size);
+    const plans = Array.from({ length: 20 }, (_, i) => ({ file: `other_disease/b-x-${i}.png`, label: 'other_disease' as const, patientId: `p${i}`, subset: 'B' as const }));
+    const filledHearts = plans
+      .map((plan) => renderImage(7, plan, size).mask)
+      .filter((mask) => {
+        if (mask[centre] !== 255) return false;
+        // A filled ellipse covers π/4 of its bounding box; the old ring (and an effusion) far less.
+        const marked = [...mask.keys()].filter((i) => mask[i] === 255);
+        const xs = marked.map((i) => i % size);
+        const ys = marked.map((i) => Math.floor(i / size));
+        const box = (Math.max(...xs) - Math.min(...xs) + 1) * (Math.max(...ys) - Math.min(...ys) + 1);
+        return marked.length > 150 && marked.length / box > 0.7;
+      });
+    expect(filledHearts.length).toBeGreaterThanOrEqual(2);
   });
 
   it('refuses a non-empty folder', async () => {

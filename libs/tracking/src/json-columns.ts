@@ -23,6 +23,9 @@ export const classificationReportSchema = z.record(z.string(), classMetricsSchem
 /** A confusion matrix: rows are true classes, columns predictions (`folds.confusion_matrix`). */
 export const confusionMatrixSchema = z.array(z.array(z.number().int().min(0)));
 
+/** Held-out accuracy of one (class, source) cell. */
+const groupAccuracySchema = z.object({ className: z.string(), source: z.string(), total: z.number().int().min(0), correct: z.number().int().min(0), accuracy: z.number() });
+
 /** Aggregated result of an experiment (`experiments.summary`). */
 export const resultSummarySchema = z.object({
   /** Class names in confusion-matrix order. */
@@ -45,6 +48,33 @@ export const resultSummarySchema = z.object({
   reportKey: z.string(),
   /** Object-store keys of the figures (confusion-matrix heatmap, learning curves). */
   figureKeys: z.array(z.string()),
+  /**
+   * Pooled held-out accuracy of each (true class, source) cell, and the worst cell of at least
+   * `minImages` images: where a source shortcut shows. Absent in runs recorded before it existed.
+   */
+  perClassSource: z
+    .object({
+      cells: z.array(groupAccuracySchema),
+      worst: groupAccuracySchema.nullable(),
+      minImages: z.number().int().min(1),
+    })
+    .optional(),
+  /**
+   * Grad-CAM pointing game over the correctly classified lesion images (runs whose data has
+   * masks): hits within Zhang et al.'s tolerance (15 px at 224 px, scaled) and exact hits, overall
+   * and per class. Null when nothing could be scored; absent in older runs.
+   */
+  pointingGame: z
+    .object({
+      scored: z.number().int().min(0),
+      rate: z.number(),
+      strictRate: z.number(),
+      tolerancePx: z.number(),
+      imageSize: z.number().int().positive(),
+      perClass: z.record(z.string(), z.object({ scored: z.number().int().min(0), rate: z.number(), strictRate: z.number() })),
+    })
+    .nullable()
+    .optional(),
 });
 
 /** Free-form facts about a stage attempt (`stage_attempts.details`): an object, whatever its keys. */

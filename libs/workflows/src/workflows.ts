@@ -159,8 +159,11 @@ export async function experimentWorkflow(input: ExperimentWorkflowInput): Promis
     const gradCams = await stage('generateGradCams', () =>
       analysis.generateGradCams({ experimentId, config, manifestKey: sample.manifestKey, folds }),
     );
-    await bookkeeping.finishExperiment({ experimentId, status: 'succeeded', summary });
-    return { experimentId, manifestKey: sample.manifestKey, pretrainedModelPrefix, folds, summary, gradCams };
+    // The run record's summary also carries the pointing game (null for data without lesion masks),
+    // which only the Grad-CAM stage after aggregation can measure.
+    const finished = { ...summary, pointingGame: gradCams.pointingGame };
+    await bookkeeping.finishExperiment({ experimentId, status: 'succeeded', summary: finished });
+    return { experimentId, manifestKey: sample.manifestKey, pretrainedModelPrefix, folds, summary: finished, gradCams };
   } catch (error) {
     const cancelled = isCancellation(error);
     const message = describeFailure(error);

@@ -128,6 +128,7 @@ export async function dataImportCommand(tokens: string[], flags: DataImportFlags
             shardsReused: result.shardsReused,
             skipped: result.skipped,
             duplicates: result.manifest.duplicates.length,
+            nearDuplicates: result.manifest.nearDuplicates,
             warnings: result.warnings,
             sourceCheck,
           },
@@ -145,6 +146,7 @@ export async function dataImportCommand(tokens: string[], flags: DataImportFlags
       if (result.skipped.length > 20) console.log(`  … and ${result.skipped.length - 20} more (--json lists all)`);
     }
     if (result.manifest.duplicates.length > 0) console.log(`\n${result.manifest.duplicates.length} group(s) of identical files: the first of each kept`);
+    printNearDuplicates(result.manifest.nearDuplicates);
     if (result.warnings.length > 0) {
       console.log('\nwarnings');
       for (const warning of result.warnings) console.log(`  - ${warning}`);
@@ -179,6 +181,7 @@ export async function dataCheckCommand(reference: string, flags: DataCheckFlags)
       console.log(JSON.stringify({ ...verification, ok: verification.problems.length === 0, summary, sourceCheck }, null, 2));
     } else {
       if (manifest && summary) printSummary(manifest, summary);
+      printNearDuplicates(verification.nearDuplicates);
       printSourceCheck(sourceCheck, flags.sourceCheck ?? false);
       if (verification.problems.length === 0) {
         console.log(`\n${runtime.store.uri(key)}: intact — ${verification.items} images in ${verification.shards} shards, hashes and leak rules checked`);
@@ -192,6 +195,14 @@ export async function dataCheckCommand(reference: string, flags: DataCheckFlags)
   } finally {
     await runtime.close();
   }
+}
+
+/** The near-duplicate pairs a sampling found (same picture, other bytes) and the patient groups it merged for them. */
+function printNearDuplicates(found: { pairs: { a: string; b: string; hammingDistance: number; correlation: number }[]; mergedPatients: { patientId: string; members: string[] }[] }): void {
+  console.log(`\nnear-duplicates: ${found.pairs.length} pair(s) after preprocessing, ${found.mergedPatients.length} patient group(s) merged so no pair spans a split`);
+  for (const pair of found.pairs.slice(0, 10)) console.log(`  ${pair.a} ~ ${pair.b} (hash distance ${pair.hammingDistance}, detail correlation ${pair.correlation.toFixed(3)})`);
+  if (found.pairs.length > 10) console.log(`  … and ${found.pairs.length - 10} more (--json lists all)`);
+  for (const group of found.mergedPatients.slice(0, 10)) console.log(`  patient group ${group.patientId} = ${group.members.join(' + ')}`);
 }
 
 function choiceFlag<T extends string>(name: string, value: string, choices: readonly T[]): T {

@@ -71,9 +71,6 @@ export async function runExperimentCommand(flags: RunFlags, preset: Record<strin
     } else {
       console.log(formatSummary(result.summary));
       console.log(`\nGrad-CAM overlays: ${runtime.store.uri(gradCamFolder(result.experimentId))} (${result.gradCams.overlayKeys.length} images)`);
-      if (result.gradCams.pointingGameRate !== null) {
-        console.log(`Grad-CAM pointing game (peak inside the lesion, correctly classified lesion images): ${(result.gradCams.pointingGameRate * 100).toFixed(1)}%`);
-      }
       console.log(`Local copy of figures and overlays: ${localCopy}`);
       console.log(`Run record: experiment ${result.experimentId} in PostgreSQL — detl runs show ${result.experimentId}`);
       console.log(`Experiment time: ${elapsedSeconds.toFixed(0)} s`);

@@ -5,7 +5,7 @@
  * the maps and pictures they produce are made the same way.
  */
 import type { GradCamExplainer } from './grad-cam';
-import { pointingGame } from './localization';
+import { createPointingGameTally, scorePointingGame, type PointingGameTally } from './pointing-game-report';
 import { renderGradCamOverlay } from './rendering';
 
 /** Opacity of the colour map where the heat is 1, in every overlay detl writes. */
@@ -92,18 +92,21 @@ export interface GradCamPick {
 
 /**
  * What a survey has done so far, across folds: overlays taken per class, and the pointing game's
- * hits among the correctly classified lesion images. Made by {@link createGradCamTally}.
+ * hits (within Zhang et al.'s tolerance, see `pointing-game-report`) among the correctly
+ * classified lesion images, in all and per class. Made by {@link createGradCamTally}.
  */
 export interface GradCamTally {
   readonly imagesPerClass: number;
   readonly taken: Map<number, number>;
   hits: number;
   scored: number;
+  /** The same trials per class, with exact (zero-tolerance) hits too: `pointingGameReport` reads it. */
+  readonly pointing: PointingGameTally;
 }
 
 /** An empty tally wanting `imagesPerClass` overlays of every class. */
 export function createGradCamTally(imagesPerClass: number): GradCamTally {
-  return { imagesPerClass, taken: new Map(), hits: 0, scored: 0 };
+  return { imagesPerClass, taken: new Map(), hits: 0, scored: 0, pointing: createPointingGameTally() };
 }
 
 /** Share of scored images whose map peaks inside the lesion; null when no image could be scored. */
@@ -153,7 +156,7 @@ export async function surveyGradCams(options: {
     const explanation = ensembleGradCam([explainer], pixels, images.size);
     if (mask && explanation.classIndex === label && label !== NO_LESION_CLASS) {
       tally.scored += 1;
-      if (pointingGame(explanation.heatmap, mask, images.size).hit) tally.hits += 1;
+      if (scorePointingGame(tally.pointing, explanation.heatmap, mask, images.size, label).hit) tally.hits += 1;
     }
     if (needOverlay) {
       const png = await gradCamOverlayPng(pixels, images.size, explanation.heatmap);

@@ -4,3 +4,5 @@ export * from './grad-cam';
 export * from './grad-cam-survey';
 export * from './localization';
 export * from './rendering';
+export * from './group-metrics';
+export * from './pointing-game-report';
