@@ -13,7 +13,8 @@ const present = existsSync(path.join(root, 'labels.csv'));
 if (!present) console.warn(`skipping cxr-real tests: ${root} not found (set DETL_SHARED_DATASETS to the folder holding cxr-real)`);
 
 describe.skipIf(!present)('cxr-real (real chest X-rays, read in place)', () => {
-  it('imports every image with patient groups and sources, then samples leak-free folds', { timeout: 120_000 }, async () => {
+  // The near-duplicate search decodes and compares all 2,156 images (minutes on two busy cores).
+  it('imports every image with patient groups and sources, then samples leak-free folds', { timeout: 600_000 }, async () => {
     const imported = await importFolderDataset(root, { onCorruptImage: 'fail' });
     expect(imported.catalog).toHaveLength(2156);
     expect(imported.skipped).toEqual([]);
@@ -36,6 +37,11 @@ describe.skipIf(!present)('cxr-real (real chest X-rays, read in place)', () => {
       expect(place.get(item.patientId) ?? where, item.patientId).toBe(where);
       place.set(item.patientId, where);
     }
+    // The measured near-duplicates of cxr-real (README, data section): 4 pairs, each within one patient group.
+    const patientOf = new Map(imported.catalog.map((e) => [e.imageId, e.patientId]));
+    expect(result.manifest.nearDuplicates.pairs).toHaveLength(4);
+    expect(result.manifest.nearDuplicates.pairs.every((pair) => patientOf.get(pair.a) === patientOf.get(pair.b))).toBe(true);
+    expect(result.manifest.nearDuplicates.mergedPatients).toEqual([]);
     expect(result.counts.dataB.covid).toBe(321);
     expect(result.counts.dataB.pneumonia).toBe(600);
     const fold = await loadImages(store, result.manifest, { set: 'B', folds: [2] });
