@@ -46,7 +46,8 @@ describe('a worker killed with SIGKILL mid-pretraining', () => {
     const handle = await services.env.client.workflow.start(experimentWorkflow, { taskQueue: settings.temporal.taskQueue, workflowId, args: [{ config }] });
 
     const pretrainEpochs = async () => (await tracking.getExperiment(workflowId))?.epochMetrics.filter((row) => row.task === 'pretrain') ?? [];
-    await until('two pretraining epochs', 180_000, async () => ((await pretrainEpochs()).length >= 2 ? true : null));
+    // Generous: on a loaded machine the worker's start (workflow bundle) alone took 67 s.
+    await until('two pretraining epochs', 300_000, async () => ((await pretrainEpochs()).length >= 2 ? true : null));
     first.kill('SIGKILL');
     await new Promise<void>((resolve) => (first.exitCode !== null || first.signalCode !== null ? resolve() : first.once('exit', () => resolve())));
     // What survived the kill: every epoch whose checkpoint and row were stored.
@@ -60,7 +61,8 @@ describe('a worker killed with SIGKILL mid-pretraining', () => {
 
     const record = await tracking.getExperiment(workflowId);
     const attempts = record?.stageAttempts.filter((row) => row.task === 'pretrain') ?? [];
-    expect(attempts.map((row) => [row.attempt, row.status])).toEqual([
+    // The message names why an unexpected attempt failed (e.g. a heartbeat timeout on a loaded machine).
+    expect(attempts.map((row) => [row.attempt, row.status]), JSON.stringify(attempts.map((row) => [row.attempt, row.error]))).toEqual([
       [1, 'failed'],
       [2, 'succeeded'],
     ]);
@@ -74,5 +76,5 @@ describe('a worker killed with SIGKILL mid-pretraining', () => {
     const firstResumedEpoch = record?.epochMetrics.find((row) => row.task === 'pretrain' && row.attempt === 2);
     // Bounded by the heartbeat timeout (15 s) plus Temporal's first retry interval (5 s) and start-up.
     expect((firstResumedEpoch?.recordedAt.getTime() ?? Infinity) - restartedAt).toBeLessThan(90_000);
-  }, 420_000);
+  }, 600_000);
 });

@@ -5,7 +5,7 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { initBackend } from './backend';
 import { prepareForFineTuning } from './fine-tune';
 import { readLabelledImages, type LabelledImages } from './labelled-images';
-import { CHECKPOINT_FILES, loadModel, loadOptimizer, saveModel } from './model-io';
+import { CHECKPOINT_FILES, loadModel, loadOptimizer, modelToFiles, saveModel } from './model-io';
 import { buildModel } from './models';
 import { createOptimizer, evaluateModel, outputClasses, snapshotWeights, trainModel, type BestWeights } from './train';
 import type { TestEvaluation, TrainingJob, TrainingJobEpoch, TrainingJobResult } from './training-job';
@@ -104,6 +104,11 @@ export async function runTrainingJobInProcess(job: TrainingJob, onEpoch: (metric
   }
 
   const activeOptimizer = optimizer ?? createOptimizer(job.stage);
+  // Epoch n's checkpoint is serialised before epoch n+1 changes the weights, then written to disk
+  // and announced (onEpoch: the worker uploads it) while epoch n+1 computes: the disk writes and
+  // best-so-far copies (tens of ms a checkpoint) leave the training's critical path. The writes
+  // stay in epoch order, one chain, and a failed one fails the job at the next epoch end.
+  let checkpointWrites: Promise<void> = Promise.resolve();
   const result = await trainModel({
     model,
     train,
@@ -116,19 +121,30 @@ export async function runTrainingJobInProcess(job: TrainingJob, onEpoch: (metric
     ...(signal ? { signal } : {}),
     onEpochEnd: async (metrics) => {
       const checkpointDir = join(job.outputDir, `epoch-${metrics.epoch}`);
-      await saveModel(model, checkpointDir, { optimizer: activeOptimizer });
-      await writeFile(join(checkpointDir, 'metrics.json'), JSON.stringify(metrics));
+      const files = await modelToFiles(model, { optimizer: activeOptimizer });
       // Same rule as trainModel: strictly better validation accuracy replaces the best.
-      if (metrics.validationAccuracy !== null && (bestRecord === null || metrics.validationAccuracy > bestRecord.validationAccuracy)) {
-        bestRecord = { epoch: metrics.epoch, validationAccuracy: metrics.validationAccuracy };
-        await copyModelFiles(checkpointDir, bestSoFarDir);
-      }
-      if (bestRecord && bestRecord.epoch !== metrics.epoch) await copyModelFiles(bestSoFarDir, join(checkpointDir, 'best'));
+      const improved = metrics.validationAccuracy !== null && (bestRecord === null || metrics.validationAccuracy > bestRecord.validationAccuracy);
+      if (improved && metrics.validationAccuracy !== null) bestRecord = { epoch: metrics.epoch, validationAccuracy: metrics.validationAccuracy };
       const state: TrainingState = { epoch: metrics.epoch, best: bestRecord };
-      await writeFile(join(checkpointDir, STATE_FILE), JSON.stringify(state));
-      await onEpoch({ ...metrics, checkpointDir });
+      const previousWrites = checkpointWrites;
+      checkpointWrites = (async () => {
+        await previousWrites;
+        await mkdir(checkpointDir, { recursive: true });
+        for (const [name, bytes] of files) await writeFile(join(checkpointDir, name), bytes);
+        await writeFile(join(checkpointDir, 'metrics.json'), JSON.stringify(metrics));
+        if (improved) await copyModelFiles(checkpointDir, bestSoFarDir);
+        if (state.best && state.best.epoch !== metrics.epoch) await copyModelFiles(bestSoFarDir, join(checkpointDir, 'best'));
+        await writeFile(join(checkpointDir, STATE_FILE), JSON.stringify(state));
+        await onEpoch({ ...metrics, checkpointDir });
+      })();
+      // Handled: a failure is rethrown by the await below (next epoch end) or after training.
+      checkpointWrites.catch(() => undefined);
+      // The previous epoch's writes had a whole epoch to finish; one that failed stops training here.
+      await previousWrites;
     },
   });
+  // The last epoch's checkpoint is on disk and announced before the job reports its result.
+  await checkpointWrites;
   const bestEpoch = result.best?.epoch ?? job.stage.epochs;
   const bestValidationAccuracy = result.best?.validationAccuracy ?? null;
   await saveModel(model, bestDir);
