@@ -306,6 +306,11 @@ describe('sampleCatalog dataset.dataB', () => {
     expect(all.manifest.options).toMatchObject({ dataB: 'all', setAssignment: 'all-to-data-b' });
     expect(excluded.manifest.options).toMatchObject({ dataB: 'exclude-data-a', setAssignment: 'patient-share' });
     expect((await verifyManifest(store, all.manifestKey)).problems).toEqual([]);
+    // That sampling has nothing to pretrain on: a run on it must train from scratch.
+    const onStored = (freeze: 'scratch' | 'none') =>
+      sampleDataset({ config: parseExperimentConfig({ seed: 5, dataset: { source: { kind: 'manifest', key: all.manifestKey }, imageSize: 32 }, fineTune: { freeze } }), store, workDir: root });
+    await expect(onStored('none')).rejects.toThrow(/no Data-A images \(sampled with dataset\.dataB 'all'\), and fineTune\.freeze 'none' needs pretraining/);
+    expect((await onStored('scratch')).manifestKey).toBe(all.manifestKey);
   });
 
   it('is refused by the configuration unless the recipe trains from scratch', () => {
