@@ -7,6 +7,7 @@ import path from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import sharp from 'sharp';
 import { CROP_POLICY, mapLimit, measurePreprocessing, preprocessImage, RESIZE_KERNEL, type PreprocessOptions } from '@detl/data';
+import { parseBenchArgs } from './support/bench-args';
 
 /**
  * `npm run bench -- data [--repeats=5] [--sizes=64,128,224] [--sample=200] [--limit=N] [--no-parallel]`:
@@ -58,13 +59,7 @@ interface CaseSpec {
 
 function parseArgs(args: readonly string[]): Options {
   const options: Options = { repeats: 5, sizes: [64, 128, 224], sample: 200, limit: null, parallel: true };
-  for (const arg of args) {
-    const [key, value = ''] = arg.replace(/^--/, '').split('=', 2) as [string, string?];
-    const int = (): number => {
-      const n = Number(value);
-      if (!Number.isInteger(n) || n < 1) throw new Error(`--${key} needs a positive integer, got "${value}"`);
-      return n;
-    };
+  for (const { arg, key, value, int } of parseBenchArgs(args)) {
     if (key === 'repeats') options.repeats = int();
     else if (key === 'sample') options.sample = int();
     else if (key === 'limit') options.limit = int();

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRunHistoryQueries, type RunHistoryQueries } from './run-history-queries';
 import { createSweepStore, type SweepStore } from './sweep-store';
 import { createTestDatabase, type TestDatabase } from './test-database';
+import { testResultSummary } from './test-result-summary';
 import { createTrackingStore } from './tracking-store';
 import type { ResultSummary, TrackingStore } from './tracking-types';
 
@@ -19,24 +20,7 @@ const ids: Record<'low' | 'high' | 'running' | 'lone', string> = { low: '', high
 const sweepId = randomUUID();
 
 function summary(meanAccuracy: number): ResultSummary {
-  return {
-    classes: ['normal', 'pneumonia', 'other_disease', 'covid'],
-    foldAccuracies: [meanAccuracy - 0.01, meanAccuracy + 0.01],
-    meanAccuracy,
-    stdAccuracy: 0.014,
-    perClass: { normal: { precision: 1, recall: 0.5, f1: 0.667, support: 2 } },
-    confusionMatrix: [
-      [1, 1, 0, 0],
-      [0, 2, 0, 0],
-      [0, 0, 2, 0],
-      [0, 0, 0, 2],
-    ],
-    macroF1: 0.8,
-    accuracyInterval: { lower: 0.6, upper: 1, level: 0.95 },
-    rocAuc: { normal: 0.9, pneumonia: null },
-    reportKey: 'report/summary.json',
-    figureKeys: [],
-  };
+  return testResultSummary({ foldAccuracies: [meanAccuracy - 0.01, meanAccuracy + 0.01], meanAccuracy, stdAccuracy: 0.014 });
 }
 
 beforeAll(async () => {

@@ -3,3 +3,4 @@
  * importable from tests, test-support code and tools only (eslint.config.mjs bans it elsewhere).
  */
 export { createTestDatabase, type TestDatabase } from './test-database';
+export { testResultSummary } from './test-result-summary';

@@ -2,6 +2,7 @@ import { parseExperimentConfig } from '@detl/config';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './test-database';
+import { testResultSummary } from './test-result-summary';
 import { createTrackingStore } from './tracking-store';
 import { TrackingError, type ExperimentRecord, type RecordEpochInput, type TrackingStore } from './tracking-types';
 
@@ -69,24 +70,7 @@ describe('experiments', () => {
     expect(again.startedAt).toEqual(running.startedAt);
     expect(again.backend).toBe('wasm');
     await store.setDatasetManifest(experiment.id, 'manifests/abc.json');
-    const summary = {
-      classes: ['normal', 'pneumonia', 'other_disease', 'covid'],
-      foldAccuracies: [0.8, 0.9],
-      meanAccuracy: 0.85,
-      stdAccuracy: 0.05,
-      perClass: { normal: { precision: 1, recall: 0.5, f1: 0.667, support: 2 } },
-      confusionMatrix: [
-        [1, 1, 0, 0],
-        [0, 2, 0, 0],
-        [0, 0, 2, 0],
-        [0, 0, 0, 2],
-      ],
-      macroF1: 0.8,
-      accuracyInterval: { lower: 0.6, upper: 1, level: 0.95 },
-      rocAuc: { normal: 0.9, pneumonia: null },
-      reportKey: 'experiments/x/report/summary.json',
-      figureKeys: ['experiments/x/report/confusion-matrix.png'],
-    };
+    const summary = testResultSummary({ reportKey: 'experiments/x/report/summary.json', figureKeys: ['experiments/x/report/confusion-matrix.png'] });
     const finished = await store.markExperimentFinished(experiment.id, { status: 'succeeded', summary });
     expect(finished).toMatchObject({ status: 'succeeded', summary, datasetManifestKey: 'manifests/abc.json', error: null });
     const finishedAgain = await store.markExperimentFinished(experiment.id, { status: 'succeeded', summary });

@@ -82,6 +82,9 @@ function installReluGradient(): void {
   });
 }
 
+/** What `FusedBatchNormV3` returns in training mode: y, batch mean, variance and the three reserve tensors its gradient takes. */
+type BatchNormTrainingOutputs = [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+
 const batchNormTraining: KernelFunc = (args) => {
   const { x, scale, offset } = args.inputs as { x: TensorInfo; scale: TensorInfo; offset: TensorInfo };
   const epsilon = (args.attrs as NamedAttrMap)['epsilon'] as number;
@@ -90,14 +93,7 @@ const batchNormTraining: KernelFunc = (args) => {
   // Running mean/variance inputs are ignored in training mode (exponential_avg_factor 1) but must
   // have the channel shape.
   const unused = tf.zeros([channels]);
-  const [y, mean, besselVariance, reserve1, reserve2, reserve3] = b.executeMultipleOutputs('FusedBatchNormV3', batchNormAttrs(b, epsilon), [x, scale, offset, unused, unused], 6) as [
-    tf.Tensor,
-    tf.Tensor,
-    tf.Tensor,
-    tf.Tensor,
-    tf.Tensor,
-    tf.Tensor,
-  ];
+  const [y, mean, besselVariance, reserve1, reserve2, reserve3] = b.executeMultipleOutputs('FusedBatchNormV3', batchNormAttrs(b, epsilon), [x, scale, offset, unused, unused], 6) as BatchNormTrainingOutputs;
   unused.dispose();
   // TF reports the Bessel-corrected variance for the running average; tfjs-layers (and the
   // normalisation itself) use the biased one, so scale it back to keep the moving statistics as before.
@@ -169,14 +165,7 @@ export function batchNormInTraining(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Ten
   let stats: [tf.Tensor, tf.Tensor] | null = null;
   const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [xs, scale, offset, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-    const [y, mean, variance, r1, r2, r3] = tf.engine().runKernel(BATCH_NORM_TRAINING_KERNEL, { x: xs, scale, offset }, { epsilon }) as tf.Tensor[] as [
-      tf.Tensor,
-      tf.Tensor,
-      tf.Tensor,
-      tf.Tensor,
-      tf.Tensor,
-      tf.Tensor,
-    ];
+    const [y, mean, variance, r1, r2, r3] = tf.engine().runKernel(BATCH_NORM_TRAINING_KERNEL, { x: xs, scale, offset }, { epsilon }) as tf.Tensor[] as BatchNormTrainingOutputs;
     save([xs, scale, r1, r2, r3]);
     // The forward runs inside an engine tidy that would dispose the statistics.
     stats = [tf.keep(mean), tf.keep(variance)];

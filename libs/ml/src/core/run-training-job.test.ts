@@ -9,20 +9,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeLabelledImages } from './labelled-images';
 import { loadModel } from './model-io';
 import { runTrainingJob, TRAINING_CHILD_ENTRY, TrainingJobError } from './run-training-job';
-import { quadrantImages } from './test-data';
-import type { TrainingStage } from './train';
+import { quadrantImages, testTrainingStage } from './test-data';
 import type { FineTuneJob, PretrainJob, TrainingJobEpoch } from './training-job';
 import { BACKEND_UNDER_TEST, initBackendUnderTest } from '../test-support/backend-under-test';
 
-const stage: TrainingStage = {
-  epochs: 2,
-  batchSize: 16,
-  optimizer: 'adam',
-  learningRate: 3e-3,
-  momentum: 0.9,
-  schedule: 'cosine',
-  augmentation: { rotationDegrees: 5, scale: 0.05, horizontalFlip: false },
-};
+const stage = testTrainingStage();
 
 describe('runTrainingJob (forked child)', () => {
   let dir: string;

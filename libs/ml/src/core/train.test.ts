@@ -3,19 +3,11 @@ import { parseExperimentConfig } from '@detl/config';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildModel } from './models';
 import { SeededRandom } from './random';
-import { quadrantImages } from './test-data';
+import { quadrantImages, testTrainingStage } from './test-data';
 import { augmentBatch, createOptimizer, evaluateModel, imagesToTensor, learningRateAt, predictProbabilities, trainModel, type TrainingStage } from './train';
 import { initBackendUnderTest } from '../test-support/backend-under-test';
 
-const stage: TrainingStage = {
-  epochs: 4,
-  batchSize: 16,
-  optimizer: 'adam',
-  learningRate: 3e-3,
-  momentum: 0.9,
-  schedule: 'cosine',
-  augmentation: { rotationDegrees: 5, scale: 0.05, horizontalFlip: false },
-};
+const stage = testTrainingStage({ epochs: 4 });
 
 const tiny = (seed = 1) => buildModel({ architecture: 'small-vgg', widthMultiplier: 0.5, imageSize: 16, channels: 1, numClasses: 4, seed });
 
