@@ -126,6 +126,9 @@ describe('training activities', () => {
     expect(summary.reportKey).toBe(reportKey(experimentId, REPORT_FILES.summary));
     expect(summary.figureKeys).toEqual([reportKey(experimentId, REPORT_FILES.confusionMatrix), reportKey(experimentId, REPORT_FILES.learningCurves)]);
     expect(summary.confusionMatrix.flat().reduce((a, b) => a + b, 0)).toBe(folds[0]!.testCount + folds[1]!.testCount);
+    // Every held-out image is in one (class, source) cell; the synthetic set has one source.
+    expect(summary.perClassSource?.cells.reduce((total, cell) => total + cell.total, 0)).toBe(folds[0]!.testCount + folds[1]!.testCount);
+    expect(new Set(summary.perClassSource?.cells.map((cell) => cell.source))).toEqual(new Set(['synthetic']));
 
     const gradCams = await runIn(new MockActivityEnvironment(), activities.generateGradCams, { experimentId, config: twoFolds, manifestKey: sample.manifestKey, folds });
     expect(gradCams.galleryKey).toBe(gradCamIndexKey(experimentId));
@@ -133,6 +136,8 @@ describe('training activities', () => {
     if (!gallery) throw new Error('no gallery written');
     expect(gallery.overlays.map((entry) => entry.overlayKey)).toEqual(gradCams.overlayKeys);
     expect(gallery.pointingGameRate).toBe(gradCams.pointingGameRate);
+    // The detailed pointing game agrees with the rate (both null when nothing could be scored).
+    expect(gradCams.pointingGame?.rate ?? null).toBe(gradCams.pointingGameRate);
     // Two per class: every class has held-out images in the two folds.
     expect(gallery.overlays).toHaveLength(2 * DATA_B_CLASSES.length);
     const manifest = await loadManifest(store, sample.manifestKey);
