@@ -50,6 +50,14 @@ describe('sweep specifications', () => {
     expect((error as ConfigError).fields).toContain('2:fineTune.freeze');
   });
 
+  it('refuses a sweep whose experiments would be tested on different Data-B, naming the experiments', () => {
+    const scratch = { 'fineTune.freeze': 'scratch', 'dataset.dataB': 'all' };
+    const mixed = parseSweepSpec({ name: 'mixed', list: [{ 'fineTune.freeze': 'none' }, scratch] });
+    expect(() => resolveSweepExperiments(mixed, {})).toThrow(/dataset\.dataB differs between experiments: 'exclude-data-a' \(experiments 0\) vs 'all' \(experiments 1\)/);
+    const allScratch = parseSweepSpec({ name: 'scratch-only', list: [scratch], grid: { seed: [1, 2] } });
+    expect(resolveSweepExperiments(allScratch, {}).map((e) => e.config.dataset.dataB)).toEqual(['all', 'all']);
+  });
+
   it('names each experiment after the sweep and rejects specs without any expansion or with unknown keys', () => {
     const experiments = resolveSweepExperiments(parseSweepSpec({ name: 'ok', list: [{ seed: 4 }] }), { pretrain: { epochs: 2 } });
     expect(experiments[0]?.config).toMatchObject({ name: 'ok-0', seed: 4, pretrain: { epochs: 2 } });

@@ -159,5 +159,12 @@ export function resolveSweepExperiments(spec: SweepSpec, base: Record<string, un
   if (problems.length > 0) {
     throw new ConfigError(`sweep ${spec.name}: ${problems.length} of ${expandSweep(spec).length} experiments are invalid; nothing was started\n${problems.join('\n')}`, fields);
   }
+  // A sweep compares its experiments, so they are tested on one Data-B: `dataset.dataB: 'all'` for
+  // some (scratch) recipes only would give them a quarter more, other patients to learn from.
+  const dataBRules = [...new Set(experiments.map((experiment) => experiment.config.dataset.dataB))];
+  if (dataBRules.length > 1) {
+    const which = dataBRules.map((rule) => `'${rule}' (experiments ${experiments.filter((e) => e.config.dataset.dataB === rule).map((e) => e.index).join(', ')})`);
+    throw new ConfigError(`sweep ${spec.name}: dataset.dataB differs between experiments: ${which.join(' vs ')}; set it once for the whole sweep so every experiment is tested on one Data-B; nothing was started`, ['dataset.dataB']);
+  }
   return experiments;
 }
