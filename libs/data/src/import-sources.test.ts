@@ -2,7 +2,7 @@ import path from 'node:path';
 import { parseExperimentConfig } from '@detl/config';
 import { describe, expect, it } from 'vitest';
 import { sampleSources } from './import-sources';
-import { greyPng, temporaryFolder, writeTree } from './test-support/fixtures';
+import { temporaryFolder, texturedPng, writeTree } from './test-support/fixtures';
 import { MemoryObjectStore } from '@detl/storage/testing';
 
 describe('sampleSources', () => {
@@ -18,10 +18,11 @@ describe('sampleSources', () => {
     for (let i = 0; i < 30; i += 1) add(`n${i}.png`, 'No Finding', i);
     for (let i = 0; i < 36; i += 1) add(`d${i}.png`, findings[i % 6] ?? 'Mass', 100 + i);
     for (let i = 0; i < 8; i += 1) add(`p${i}.png`, 'Pneumonia', 200 + i);
-    for (const key of Object.keys(files)) files[key] = await greyPng(Object.keys(files).indexOf(key) + 1);
+    // Distinct pictures: the sampler merges near-duplicates, and greyPng's patterns are shifted copies of one another.
+    for (const key of Object.keys(files)) files[key] = await texturedPng(Object.keys(files).indexOf(key) + 1);
     files['nih/Data_Entry_2017.csv'] = `Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,W,H,X,Y,\n${nihRows.join('\n')}\n`;
     const cohenRows = Array.from({ length: 8 }, (_, i) => `${i},COVID-19,PA,X-ray,c${i}.png`);
-    for (let i = 0; i < 8; i += 1) files[`cohen/images/c${i}.png`] = await greyPng(500 + i);
+    for (let i = 0; i < 8; i += 1) files[`cohen/images/c${i}.png`] = await texturedPng(500 + i);
     files['cohen/metadata.csv'] = `patientid,finding,view,modality,filename\n${cohenRows.join('\n')}\n`;
     await writeTree(root, files);
     expect(nihRows).toHaveLength(74);

@@ -363,4 +363,28 @@ describe('sampleCatalog near-duplicates', () => {
     await store.putObject(key, JSON.stringify(moved), 'application/json');
     expect((await verifyManifest(store, key)).problems.join('\n')).toMatch(/near-duplicate images on two sides of a split: covid\/copy-of-p0 \(Data-B fold \d\) and covid\/p0 \(Data-B fold \d\)/);
   });
+
+  it('leaves out a subset-A image that is a copy of a Data-B image, and says so', { timeout: 120_000 }, async () => {
+    const root = await temporaryFolder();
+    const files: Record<string, Uint8Array | string> = {};
+    const rows: string[] = [];
+    let seed = 300;
+    const add = async (file: string, label: string, patient: string, subset: 'A' | 'B', bytes?: Buffer): Promise<void> => {
+      files[file] = bytes ?? (await texturedPng((seed += 1)));
+      rows.push(`${file},${label},${patient},${subset},hospital`);
+    };
+    for (const label of ['normal', 'pneumonia', 'other_disease', 'covid']) for (let p = 0; p < 6; p += 1) await add(`${label}/b${p}.png`, label, `${label}-b${p}`, 'B');
+    for (const label of ['normal', 'other_disease']) for (let p = 0; p < 3; p += 1) await add(`${label}/a${p}.png`, label, `${label}-a${p}`, 'A');
+    // The pretraining set got a re-contrasted copy of a covid test image, labelled normal.
+    await add('normal/a-copy.png', 'normal', 'normal-a9', 'A', await sharp(files['covid/b0.png'] as Buffer).gamma(1.6, 1).png().toBuffer());
+    files['labels.csv'] = `file,label,patient_id,subset,source\n${rows.join('\n')}\n`;
+    await writeTree(root, files);
+    const { catalog } = await importFolderDataset(root, { onCorruptImage: 'fail' });
+    const result = await sampleCatalog({ catalog, config: config({ source: { kind: 'folder', root } }), store: new MemoryObjectStore() });
+    expect(result.manifest.nearDuplicates.pairs.map((pair) => [pair.a, pair.b])).toEqual([['covid/b0', 'normal/a-copy']]);
+    expect(result.manifest.items.some((item) => item.imageId === 'normal/a-copy')).toBe(false);
+    expect(result.manifest.items.find((item) => item.imageId === 'covid/b0')?.set).toBe('B');
+    expect(result.skipped).toEqual([{ path: 'normal/a-copy.png', reason: expect.stringMatching(/marked subset A, but a near-duplicate of a Data-B image/) as unknown as string }]);
+    expect(result.warnings.join('\n')).toMatch(/1 image\(s\) the source marks subset A left out/);
+  });
 });

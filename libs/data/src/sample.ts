@@ -12,7 +12,7 @@ import { loadManifest, verifyManifest } from './load';
 import { manifestSummary } from './summary';
 import { datasetManifestSchema, MANIFEST_CLASSES, MANIFEST_VERSION, MAX_SHARD_BYTES, type DatasetManifest, type ManifestItem, type ManifestShard } from './manifest';
 import { CROP_POLICY, DEGRADE_KERNELS, preprocessImage, preprocessMask, RESIZE_KERNEL } from './preprocess';
-import { checkNearDuplicateLeakage, detectNearDuplicates, mergeNearDuplicatePatients, NEAR_DUPLICATE_METHOD, SYNTHETIC_SOURCE, type NearDuplicatePair } from './near-duplicates';
+import { checkNearDuplicateLeakage, detectNearDuplicates, mergeNearDuplicatePatients, NEAR_DUPLICATE_METHOD, SYNTHETIC_SOURCE, type MergedPatientGroup, type NearDuplicatePair } from './near-duplicates';
 import { compareStrings, sha256Hex } from './random';
 import { assignFolds, assignSets, capPerClass, checkSplitIntegrity, splitDataA } from './split';
 import { SYNTHETIC_GENERATOR_VERSION, generateSyntheticDataset } from './synthetic';
@@ -262,12 +262,15 @@ async function planSampling(options: SampleCatalogOptions): Promise<SamplingPlan
 
   // Before any split: a near-duplicate pair must share a patient group, or folds could separate it.
   const { pairs, stored } = await nearDuplicatePairs(filtered, options);
-  const { catalog, merged } = mergeNearDuplicatePatients(filtered, pairs);
+  const merging = mergeNearDuplicatePatients(filtered, pairs);
+  const { merged } = merging;
   if (pairs.length > 0) {
     warnings.push(
       `${pairs.length} near-duplicate image pair(s) (same picture, other bytes) found after preprocessing; ${merged.length} patient group(s) merged so no pair spans a split (listed in the manifest's nearDuplicates)`,
     );
   }
+  const { catalog, leftOut } = dropDataACopiesOfDataB(merging.catalog, merged);
+  if (leftOut.length > 0) warnings.push(`${leftOut.length} image(s) the source marks subset A left out: near-duplicates of Data-B images (skipped lists them)`);
 
   const dataBRule = dataset.dataB;
   const { dataA, dataB, rule } = assignSets(catalog, seed, dataset.pretrainPatientShare, { dataB: dataBRule });
@@ -348,7 +351,29 @@ async function planSampling(options: SampleCatalogOptions): Promise<SamplingPlan
       nearDuplicates,
     }),
   );
-  return { items, manifestOptions, nearDuplicates, pointerKey: samplingInputsKey(fingerprint), warnings, skipped: [...(options.skipped ?? [])], stored };
+  return { items, manifestOptions, nearDuplicates, pointerKey: samplingInputsKey(fingerprint), warnings, skipped: [...(options.skipped ?? []), ...leftOut], stored };
+}
+
+/**
+ * A merged near-duplicate group whose images the source puts on both sides (some marked subset A,
+ * others subset B or of a Data-B-only class) cannot be kept whole on either: its subset-A images
+ * are left out, so pretraining never learns from a copy of an image the folds test on.
+ */
+function dropDataACopiesOfDataB(catalog: readonly CatalogEntry[], merged: readonly MergedPatientGroup[]): { catalog: CatalogEntry[]; leftOut: SkippedFile[] } {
+  const mergedIds = new Set(merged.map((group) => group.patientId));
+  const conflicting = new Set<string>();
+  for (const patientId of mergedIds) {
+    const group = catalog.filter((entry) => entry.patientId === patientId);
+    const inB = group.some((entry) => entry.subset === 'B' || entry.label === 'pneumonia' || entry.label === 'covid');
+    if (inB && group.some((entry) => entry.subset === 'A')) conflicting.add(patientId);
+  }
+  const leftOut: SkippedFile[] = [];
+  const kept = catalog.filter((entry) => {
+    if (!(conflicting.has(entry.patientId) && entry.subset === 'A')) return true;
+    leftOut.push({ path: entry.file, reason: `marked subset A, but a near-duplicate of a Data-B image (patient group ${entry.patientId}): left out so pretraining never sees a copy of a test image` });
+    return false;
+  });
+  return { catalog: kept, leftOut };
 }
 
 const storedPairsSchema = datasetManifestSchema.shape.nearDuplicates.unwrap().shape.pairs;
