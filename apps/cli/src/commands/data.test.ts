@@ -105,9 +105,15 @@ describe('detl data import / check', () => {
 
   it('combines NIH and Cohen sources at scaled paper sizes and reports how well the source alone predicts', async () => {
     const root = path.join(work, 'public');
+    // Seeded random pixels: distinct pictures. (Shifted copies of one pattern are near-duplicates,
+    // which the sampler merges into one patient group and keeps out of Data-A.)
     const png = (variant: number) => {
+      let state = Math.imul(variant, 2654435761) >>> 0;
       const pixels = new Uint8Array(24 * 24);
-      for (let i = 0; i < pixels.length; i += 1) pixels[i] = (i * 7 + variant * 31) % 256;
+      for (let i = 0; i < pixels.length; i += 1) {
+        state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+        pixels[i] = state >>> 24;
+      }
       return sharp(pixels, { raw: { width: 24, height: 24, channels: 1 } }).png().toBuffer();
     };
     const findings = ['Atelectasis', 'Cardiomegaly', 'Infiltration', 'Effusion', 'Nodule', 'Mass'];
