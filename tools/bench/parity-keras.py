@@ -85,6 +85,54 @@ if pixels.size != len(labels) * size * size:
 images = (pixels.reshape(len(labels), size, size, 1).astype(np.float32)) / 255.0
 
 fold = job["fold"]
+
+
+def lockstep():
+    """Same start, same batches: detl's initial weights and batch order (tools/bench/parity.ts wrote
+    them), `steps` Adam steps with train_on_batch, the loss of every step (before its update, as
+    detl's optimizer.minimize returns it) and the logits of the first test images afterwards."""
+    folder = os.path.join(export, "lockstep")
+    with open(os.path.join(folder, "lockstep.json")) as f:
+        spec = json.load(f)
+    flat = np.fromfile(os.path.join(folder, "weights.f32"), dtype=np.float32)
+    model = small_vgg(size, job["widthMultiplier"], classes)
+    if len(model.weights) != len(spec["weights"]):
+        raise SystemExit(f"Keras has {len(model.weights)} weight tensors, detl {len(spec['weights'])}")
+    # By name: tfjs lists every trainable weight before the batch-norm moving statistics, Keras
+    # keeps each layer's weights together; the names (layer/weight) are the same in both.
+    by_name, offset = {}, 0
+    for entry in spec["weights"]:
+        n = int(np.prod(entry["shape"]))
+        by_name[entry["name"]] = flat[offset : offset + n].reshape(entry["shape"])
+        offset += n
+    for variable in model.weights:
+        value = by_name.get(variable.path)
+        if value is None or list(value.shape) != list(variable.shape):
+            raise SystemExit(f"Keras weight {variable.path} {list(variable.shape)} has no detl weight of that name and shape")
+        variable.assign(value)
+    batch, steps = spec["batchSize"], spec["steps"]
+    rate = keras.optimizers.schedules.CosineDecay(initial_learning_rate=spec["learningRate"], decay_steps=steps, alpha=0.0)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=rate, beta_1=0.9, beta_2=0.999, epsilon=1e-7),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=False,
+    )
+    train_images = images[np.array(spec["trainIndices"], dtype=np.int64)]
+    train_labels = labels[np.array(spec["trainIndices"], dtype=np.int64)]
+    order = np.array(spec["order"], dtype=np.int64)
+    losses = []
+    for step in range(steps):
+        idx = order[step * batch : (step + 1) * batch]
+        losses.append(float(model.train_on_batch(train_images[idx], train_labels[idx])))
+    test = images[np.array(spec["testIndices"], dtype=np.int64)]
+    logits = model.predict(test, batch_size=64, verbose=0)
+    print(json.dumps({"losses": losses, "testLogits": logits.astype(float).tolist()}))
+
+
+if job.get("lockstep"):
+    lockstep()
+    sys.exit(0)
+
 train_idx = np.flatnonzero(folds != fold)
 test_idx = np.flatnonzero(folds == fold)
 x_train, y_train = images[train_idx], labels[train_idx]

@@ -1,13 +1,13 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
 /**
- * `npm run bench -- parity [--epochs 20] [--batch 16] [--folds 0,1,…] [--max-per-class n]
+ * `npm run bench -- parity [--epochs 20] [--batch 16] [--folds 0,1,…] [--max-per-class n] [--lockstep 40]
  *   [--parallel 2] [--dataset dir] [--seed 42] [--image-size 64] [--degrade 64] [--width 1]
- *   [--keep-export] [--note text]`
+ *   [--keep-export] [--reuse-export dir] [--lockstep-only] [--note text]`
  *
  * Trains the same net with the same recipe in detl (native TensorFlow through tfjs-node) and in
  * Keras (tensorflow-cpu 2.21, the venv `npm run bench -- ml` builds) on the same stored folds of
@@ -64,6 +64,12 @@ interface ParityOptions {
   parallel: number;
   keepExport: boolean;
   note: string | null;
+  /** Steps of the lockstep check (0: none). */
+  lockstepSteps: number;
+  /** Only the export and the lockstep check, no fold training (printed, not written to parity.json). */
+  lockstepOnly: boolean;
+  /** A folder an earlier run exported (`--keep-export`) to use instead of sampling again. */
+  reuseExport: string | null;
 }
 
 /** One image of the exported Data-B, in manifest order. */
@@ -287,10 +293,109 @@ async function detlChild(job: DetlChildJob): Promise<Omit<FoldRun, 'loadAverage'
   }
 }
 
+// ---------------------------------------------------------------- lockstep (same start, same batches)
+
+const LOCKSTEP_FLAG = '--detl-parity-lockstep';
+/** Test images whose logits both peers report after the lockstep steps. */
+const LOCKSTEP_TEST_IMAGES = 64;
+
+interface LockstepJob {
+  exportDir: string;
+  recipe: ParityRecipe;
+  steps: number;
+}
+
+/** What a peer reports from the lockstep check. */
+interface LockstepRun {
+  losses: number[];
+  testLogits: number[][];
+}
+
+/**
+ * The detl half of the lockstep check: builds fold 0's model as the fold job would, writes its
+ * initial weights and the batch order `trainModel` will draw (SeededRandom, epoch 1) for the Keras
+ * peer, then trains `steps` batches of fold 0's training images with `trainModel` itself, keeping
+ * each step's loss, and the logits of the first test images after the last step (inference mode:
+ * the batch-norm moving statistics count too).
+ */
+async function detlLockstep(job: LockstepJob): Promise<LockstepRun> {
+  const ml = await import('@detl/ml');
+  const { exportDir, recipe, steps } = job;
+  await ml.initBackend('tensorflow', { threads: 1 });
+  const meta = JSON.parse(readFileSync(path.join(exportDir, 'items.json'), 'utf8')) as ExportMeta;
+  const pixels = new Uint8Array(readFileSync(path.join(exportDir, 'images.u8')));
+  const area = meta.imageSize * meta.imageSize;
+  const trainIndices = meta.items.flatMap((item, i) => (item.fold !== 0 ? [i] : [])).slice(0, steps * recipe.batchSize);
+  const testIndices = meta.items.flatMap((item, i) => (item.fold === 0 ? [i] : [])).slice(0, LOCKSTEP_TEST_IMAGES);
+  const subset = (indices: number[]) => {
+    const out = new Uint8Array(indices.length * area);
+    indices.forEach((index, j) => out.set(pixels.subarray(index * area, (index + 1) * area), j * area));
+    return { pixels: out, labels: Int32Array.from(indices, (i) => (meta.items[i] as ExportedItem).label), count: indices.length, size: meta.imageSize };
+  };
+  const train = subset(trainIndices);
+  if (train.count < steps * recipe.batchSize) throw new Error(`lockstep needs ${steps * recipe.batchSize} training images, fold 0 has ${train.count}`);
+  const model = ml.buildModel({ architecture: 'small-vgg', widthMultiplier: recipe.widthMultiplier, imageSize: meta.imageSize, channels: 1, numClasses: CLASSES.length, seed: recipe.seed });
+  const initial = model.getWeights().map((t) => t.dataSync() as Float32Array);
+  const flat = new Float32Array(initial.reduce((n, v) => n + v.length, 0));
+  initial.reduce((offset, v) => (flat.set(v, offset), offset + v.length), 0);
+  const shuffleSeed = recipe.seed + 1;
+  const folder = path.join(exportDir, 'lockstep');
+  mkdirSync(folder, { recursive: true });
+  writeFileSync(path.join(folder, 'weights.f32'), new Uint8Array(flat.buffer));
+  writeFileSync(
+    path.join(folder, 'lockstep.json'),
+    JSON.stringify({
+      batchSize: recipe.batchSize,
+      steps,
+      learningRate: recipe.learningRate,
+      weights: model.weights.map((w) => ({ name: w.originalName, shape: w.shape })),
+      trainIndices,
+      testIndices,
+      // The order trainModel shuffles epoch 1 into (its own SeededRandom stream).
+      order: Array.from(ml.SeededRandom.forEpoch(shuffleSeed, 1, 1).permutation(train.count)),
+    }),
+  );
+  const losses: number[] = [];
+  await ml.trainModel({
+    model,
+    train,
+    stage: { epochs: 1, batchSize: recipe.batchSize, optimizer: 'adam', learningRate: recipe.learningRate, momentum: 0.9, schedule: 'cosine', augmentation: { rotationDegrees: 0, scale: 0, horizontalFlip: false } },
+    seed: shuffleSeed,
+    onBatchEnd: (metrics) => {
+      losses.push(metrics.loss);
+    },
+  });
+  const probabilities = ml.evaluateModel(model, subset(testIndices), 64).logits;
+  const testLogits = testIndices.map((_, i) => Array.from(probabilities.subarray(i * CLASSES.length, (i + 1) * CLASSES.length)));
+  model.dispose();
+  return { losses, testLogits };
+}
+
+/** Runs both halves of the lockstep check and compares their losses step by step and their final logits. */
+async function lockstepCheck(exportDir: string, recipe: ParityRecipe, steps: number, env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
+  const detl = await runJson<LockstepRun>(process.execPath, ['--import', 'tsx', __filename, LOCKSTEP_FLAG, JSON.stringify({ exportDir, recipe, steps } satisfies LockstepJob)], { ...env, DETL_TF_BACKEND: 'tensorflow' });
+  const keras = await runJson<LockstepRun>(VENV_PYTHON, [KERAS_SCRIPT, JSON.stringify({ exportDir, fold: 0, widthMultiplier: recipe.widthMultiplier, threads: '1', lockstep: true })], env);
+  const relative = detl.losses.map((d, i) => Math.abs(d - (keras.losses[i] as number)) / Math.max(Math.abs(keras.losses[i] as number), 1e-12));
+  const logitDiff = detl.testLogits.flatMap((row, i) => row.map((v, c) => Math.abs(v - (keras.testLogits[i]?.[c] as number))));
+  const argmax = (row: number[]) => row.indexOf(Math.max(...row));
+  const agree = detl.testLogits.filter((row, i) => argmax(row) === argmax(keras.testLogits[i] as number[])).length;
+  return {
+    description: `detl's initial weights loaded into Keras and detl's batch order (trainModel's shuffle of epoch 1) replayed: ${steps} steps of batch ${recipe.batchSize} on fold 0's first training images, cosine over those steps; loss of every step (before its update) and the logits of fold 0's first ${detl.testLogits.length} test images afterwards (inference-mode batch norm)`,
+    steps,
+    lossesDetl: detl.losses.map((v) => round(v, 5)),
+    lossesKeras: keras.losses.map((v) => round(v, 5)),
+    maxRelativeLossDifferenceFirst5Steps: round(Math.max(...relative.slice(0, 5)), 6),
+    maxRelativeLossDifference: round(Math.max(...relative), 6),
+    meanLossLast10: { detl: round(meanAndStd(detl.losses.slice(-10)).mean, 5), keras: round(meanAndStd(keras.losses.slice(-10)).mean, 5) },
+    testLogitsMaxAbsDifference: round(Math.max(...logitDiff), 5),
+    testArgmaxAgreement: round(agree / detl.testLogits.length),
+  };
+}
+
 // ---------------------------------------------------------------- parent
 
-function runProcess(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<FoldRun> {
-  const before = os.loadavg()[0] as number;
+/** Runs a child and parses its result line (the marker line, or the first JSON line for Python). */
+function runJson<T>(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<T> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -304,10 +409,15 @@ function runProcess(command: string, args: string[], env: NodeJS.ProcessEnv): Pr
         reject(new Error(`${path.basename(command)} ${path.basename(args[0] ?? '')} exited with ${code ?? signal}:\n${stderr.split('\n').slice(-25).join('\n')}`));
         return;
       }
-      const result = JSON.parse(line.startsWith(RESULT_MARKER) ? line.slice(RESULT_MARKER.length) : line) as Omit<FoldRun, 'loadAverage'>;
-      resolve({ ...result, loadAverage: { before, after: os.loadavg()[0] as number } });
+      resolve(JSON.parse(line.startsWith(RESULT_MARKER) ? line.slice(RESULT_MARKER.length) : line) as T);
     });
   });
+}
+
+async function runProcess(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<FoldRun> {
+  const before = os.loadavg()[0] as number;
+  const result = await runJson<FoldRun>(command, args, env);
+  return { ...result, loadAverage: { before, after: os.loadavg()[0] as number } };
 }
 
 function envWithout(...names: string[]): NodeJS.ProcessEnv {
@@ -330,7 +440,7 @@ function parseArgs(args: string[]): ParityOptions {
     schedule: 'cosine',
     optimizer: 'adam',
   };
-  const options: ParityOptions = { recipe, folds: null, parallel: 2, keepExport: false, note: null };
+  const options: ParityOptions = { recipe, folds: null, parallel: 2, keepExport: false, note: null, lockstepSteps: 40, lockstepOnly: false, reuseExport: null };
   const positiveInt = (flag: string, text: string | undefined): number => {
     const n = Number(text);
     if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer, got ${text}`);
@@ -350,6 +460,9 @@ function parseArgs(args: string[]): ParityOptions {
     else if (arg === '--parallel') options.parallel = positiveInt(arg, value());
     else if (arg === '--folds') options.folds = (value() ?? '').split(',').map((f) => Number(f));
     else if (arg === '--keep-export') options.keepExport = true;
+    else if (arg === '--lockstep') options.lockstepSteps = Number(value());
+    else if (arg === '--lockstep-only') options.lockstepOnly = true;
+    else if (arg === '--reuse-export') options.reuseExport = path.resolve(value() ?? '');
     else if (arg === '--note') options.note = value() ?? null;
     else throw new Error(`unknown argument '${arg}'; see the usage in tools/bench/parity.ts`);
   }
@@ -367,15 +480,22 @@ export default async function parityBenchmark(args: string[]): Promise<Record<st
   const { recipe } = options;
   const { mapLimit } = await import('@detl/data');
   const uptimeAtStart = readFileSync('/proc/loadavg', 'utf8').trim();
-  const exportDir = mkdtempSync(path.join(os.tmpdir(), 'detl-parity-export-'));
+  const exportDir = options.reuseExport ?? mkdtempSync(path.join(os.tmpdir(), 'detl-parity-export-'));
   try {
     console.log(`[parity] sampling ${recipe.dataset} as detl does (${recipe.imageSize} px, degraded to ${recipe.degradeToPixels} px) into ${exportDir}…`);
     const exportStarted = performance.now();
-    const meta = await exportDataB(recipe, exportDir);
+    const meta = options.reuseExport ? (JSON.parse(readFileSync(path.join(exportDir, 'items.json'), 'utf8')) as ExportMeta) : await exportDataB(recipe, exportDir);
     const exportSeconds = round((performance.now() - exportStarted) / 1000, 1);
+    const threadVars = ['TF_NUM_INTRAOP_THREADS', 'TF_NUM_INTEROP_THREADS', 'OMP_NUM_THREADS', 'DETL_TF_BACKEND'];
+    let lockstep: Record<string, unknown> | null = null;
+    if (options.lockstepSteps > 0) {
+      console.log(`[parity] lockstep check: ${options.lockstepSteps} steps from the same initial weights over the same batches…`);
+      lockstep = await lockstepCheck(exportDir, recipe, options.lockstepSteps, { ...envWithout(...threadVars), ...ONE_THREAD_ENV });
+      console.log(`[parity] lockstep: max relative loss difference ${lockstep.maxRelativeLossDifferenceFirst5Steps} (first 5 steps), ${lockstep.maxRelativeLossDifference} (all); test logits max |Δ| ${lockstep.testLogitsMaxAbsDifference}`);
+    }
+    if (options.lockstepOnly) return { recipe, data: { manifestKey: meta.manifestKey, dataBImages: meta.items.length }, lockstep };
     const folds = options.folds ?? Array.from({ length: meta.folds }, (_, k) => k);
     console.log(`[parity] ${meta.items.length} Data-B images in ${meta.folds} folds (manifest ${meta.manifestKey}), ${exportSeconds} s; training folds ${folds.join(', ')}, ${recipe.epochs} epochs, ${options.parallel} at a time`);
-    const threadVars = ['TF_NUM_INTRAOP_THREADS', 'TF_NUM_INTEROP_THREADS', 'OMP_NUM_THREADS', 'DETL_TF_BACKEND'];
     // detl and Keras of one fold next to each other: both see the same load.
     const tasks = folds.flatMap((fold) => [
       { peer: 'detl' as const, fold },
@@ -456,20 +576,30 @@ export default async function parityBenchmark(args: string[]): Promise<Record<st
         ? { definition: 'detl − Keras per fold; 95% two-sided Student t interval over folds', mean: round(paired.mean), std: round(paired.std), interval95: [round(paired.lower), round(paired.upper)], t: paired.t === null ? null : round(paired.t, 3), df: paired.df }
         : null,
       goal: { definition: 'mean accuracies within 2 points and the paired 95% interval includes 0', meansWithin2Points, intervalIncludesZero, met: meansWithin2Points && intervalIncludesZero === true },
+      lockstep,
       wallSeconds,
       loadAverage: { note: '1-minute load average on 2 cores before and after every child', atStart: uptimeAtStart, min: Math.min(...loads), max: Math.max(...loads), atEnd: readFileSync('/proc/loadavg', 'utf8').trim() },
       runs: { detl: detl.map(strip), keras: keras.map(strip) },
       cellsByPeer: { detl: detlBreakdown.cells, keras: kerasBreakdown.cells },
     };
   } finally {
-    if (options.keepExport) console.log(`[parity] export kept in ${exportDir}`);
+    if (options.keepExport || options.reuseExport) console.log(`[parity] export kept in ${exportDir}`);
     else rmSync(exportDir, { recursive: true, force: true });
   }
 }
 
 const [, entry, flag, payload] = process.argv;
-if (entry && path.resolve(entry) === __filename && flag === CHILD_FLAG && payload) {
-  detlChild(JSON.parse(payload) as DetlChildJob).then(
+if (entry && path.resolve(entry) === __filename && flag === '--lockstep-only') {
+  // A quick implementation check without fold training, printed instead of written to parity.json.
+  parityBenchmark(process.argv.slice(2)).then(
+    (result) => console.log(JSON.stringify(result, null, 2)),
+    (error: unknown) => {
+      console.error(error instanceof Error ? (error.stack ?? error.message) : error);
+      process.exit(1);
+    },
+  );
+} else if (entry && path.resolve(entry) === __filename && (flag === CHILD_FLAG || flag === LOCKSTEP_FLAG) && payload) {
+  (flag === CHILD_FLAG ? detlChild(JSON.parse(payload) as DetlChildJob) : detlLockstep(JSON.parse(payload) as LockstepJob)).then(
     (result) => {
       process.stdout.write(`${RESULT_MARKER}${JSON.stringify(result)}\n`);
       process.exit(0);
