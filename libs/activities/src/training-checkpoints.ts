@@ -41,22 +41,27 @@ export function createCheckpointedTraining({ tracking, store }: Pick<ActivityDep
     // The SDK throttles heartbeats, so a worker killed mid-run may never have sent its last one;
     // the run record's epoch rows are written after each checkpoint upload and are the better source.
     const heartbeat = context.info.heartbeatDetails as TrainingHeartbeat | undefined;
-    const recorded = attempt > 1 ? await tracking.latestCheckpoint(experimentId, task) : null;
-    const sources = [
-      ...(heartbeat?.checkpointKey ? [{ epoch: heartbeat.epoch, checkpointKey: heartbeat.checkpointKey, source: 'heartbeat' }] : []),
-      ...(recorded ? [{ epoch: recorded.epoch, checkpointKey: recorded.checkpointKey, source: 'run record' }] : []),
-    ];
-    const previous = sources.reduce<(typeof sources)[number] | undefined>((best, candidate) => (!best || candidate.epoch > best.epoch ? candidate : best), undefined);
-    let resumeFrom: { epoch: number; modelDir: string } | undefined;
-    if (previous) {
-      const modelDir = await downloadPrefix(store, previous.checkpointKey, path.join(dir, 'resume'));
-      resumeFrom = { epoch: previous.epoch, modelDir };
-      context.log.info('resuming training from checkpoint', { task, epoch: previous.epoch, checkpoint: previous.checkpointKey, source: previous.source });
-    }
-    let lastHeartbeat: TrainingHeartbeat | undefined = previous && { epoch: previous.epoch, checkpointKey: previous.checkpointKey };
+    // Heartbeat at once, carrying the previous attempt's progress, and every 10 s from here on: the
+    // resume lookup, the checkpoint download and the child's start-up can together outlast a short
+    // heartbeat timeout (15 s) on a loaded machine, which would fail a healthy attempt.
+    let lastHeartbeat: TrainingHeartbeat | undefined = heartbeat;
+    context.heartbeat(lastHeartbeat);
     // Training runs in a child process, so this loop stays free to prove the worker is alive.
     const ticker = setInterval(() => context.heartbeat(lastHeartbeat), HEARTBEAT_INTERVAL_MS);
     try {
+      const recorded = attempt > 1 ? await tracking.latestCheckpoint(experimentId, task) : null;
+      const sources = [
+        ...(heartbeat?.checkpointKey ? [{ epoch: heartbeat.epoch, checkpointKey: heartbeat.checkpointKey, source: 'heartbeat' }] : []),
+        ...(recorded ? [{ epoch: recorded.epoch, checkpointKey: recorded.checkpointKey, source: 'run record' }] : []),
+      ];
+      const previous = sources.reduce<(typeof sources)[number] | undefined>((best, candidate) => (!best || candidate.epoch > best.epoch ? candidate : best), undefined);
+      let resumeFrom: { epoch: number; modelDir: string } | undefined;
+      if (previous) {
+        const modelDir = await downloadPrefix(store, previous.checkpointKey, path.join(dir, 'resume'));
+        resumeFrom = { epoch: previous.epoch, modelDir };
+        context.log.info('resuming training from checkpoint', { task, epoch: previous.epoch, checkpoint: previous.checkpointKey, source: previous.source });
+      }
+      lastHeartbeat = previous && { epoch: previous.epoch, checkpointKey: previous.checkpointKey };
       return await runTrainingJob({ ...job, outputDir: path.join(dir, 'output'), resumeFrom } as TrainingJob, {
         signal: context.cancellationSignal,
         onEpoch: async (metrics: TrainingJobEpoch) => {
