@@ -32,7 +32,7 @@ export interface DetlWorkerOptions {
 }
 
 /** Path of the workflow module the worker bundles. */
-export const WORKFLOWS_PATH = require.resolve('@detl/workflows/src/workflows.ts');
+export const WORKFLOWS_PATH = require.resolve('@detl/workflows/workflows');
 
 /** The activities the workflows send to `trainingTaskQueue`: the only ones a training queue serves. */
 export const TRAINING_ACTIVITIES = ['pretrainFromScratch', 'fineTuneFold'] as const satisfies readonly (keyof DetlActivities)[];
