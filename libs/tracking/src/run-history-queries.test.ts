@@ -43,6 +43,15 @@ describe('listRuns', () => {
     expect(deep).toMatchObject({ total: RUN_COUNT_CAP, totalIsLowerBound: true });
     const wide = await queries.listRuns({ page: 1, pageSize: 200, sort: 'createdAt', order: 'desc' });
     expect(wide).toMatchObject({ total: RUN_COUNT_CAP, totalIsLowerBound: true });
+    // Past the cap nothing is counted: a page with rows proves there are more than the cap …
+    const pastCap = await queries.listRuns({ page: 82, pageSize: 25, sort: 'createdAt', order: 'desc' });
+    expect(pastCap).toMatchObject({ total: RUN_COUNT_CAP, totalIsLowerBound: true });
+    expect(pastCap.items.map((item) => item.name)).toEqual([2026, 2027, 2028, 2029, 2030].map((i) => `run-${i}`));
+    // … and an empty one past the end is counted, so the pager still knows there are pages before it.
+    const pastEnd = await queries.listRuns({ page: 100, pageSize: 25, sort: 'createdAt', order: 'desc' });
+    expect(pastEnd).toMatchObject({ items: [], total: RUN_COUNT_CAP, totalIsLowerBound: true });
+    const emptyFilter = await queries.listRuns({ page: 100, pageSize: 25, sort: 'createdAt', order: 'desc', text: 'no-such-run' });
+    expect(emptyFilter).toMatchObject({ items: [], total: 0, totalIsLowerBound: false });
     const last = await queries.listRuns({ page: Math.ceil(RUNS / 25), pageSize: 25, sort: 'createdAt', order: 'desc' });
     expect(last.items.at(-1)?.name).toBe(`run-${RUNS}`);
     const narrow = await queries.listRuns({ page: 1, pageSize: 10, sort: 'name', order: 'asc', text: 'run-20' });

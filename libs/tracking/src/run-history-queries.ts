@@ -405,6 +405,10 @@ function sweepSelect(where: Prisma.Sql, limit: Prisma.Sql): Prisma.Sql {
 export function createRunHistoryQueries(databaseUrl: string, options: { poolSize?: number } = {}): RunHistoryQueries {
   const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: databaseUrl, max: options.poolSize ?? 4 }) });
 
+  // Only for a page past the cap that came back empty: how many matches there are, up to `limit`.
+  const countUpTo = async (where: Prisma.Sql, limit: number): Promise<number> =>
+    (await prisma.$queryRaw<{ total: number }[]>`SELECT count(*)::int AS total FROM (SELECT 1 FROM experiments e ${where} LIMIT ${limit}) AS capped`)[0]?.total ?? 0;
+
   const loadDetails = async (ids: readonly string[]): Promise<ExperimentDetail[]> =>
     ids.length === 0 ? [] : (await prisma.$queryRaw<DetailRow[]>(detailQuery(ids))).map(toDetail);
 
@@ -423,6 +427,9 @@ export function createRunHistoryQueries(databaseUrl: string, options: { poolSize
       const tieBreak = Prisma.sql`e.id ${direction}`;
       const where = whereClause(query);
       const countLimit = Math.min(RUN_COUNT_CAP, (query.page + COUNT_PAGES_AHEAD) * query.pageSize);
+      const offset = (query.page - 1) * query.pageSize;
+      // Past the cap, a page with rows already proves more matches than the cap: nothing to count.
+      const countPastCap = offset >= countLimit;
       // One statement: the page's ids first (index order, nothing parsed), then the columns of those 25
       // rows only — a deep OFFSET skips rows without reading their config and summary JSON — with the
       // capped count beside them. One round trip instead of two queries in parallel: on a loaded
@@ -432,11 +439,11 @@ export function createRunHistoryQueries(databaseUrl: string, options: { poolSize
           SELECT e.id, row_number() OVER () AS position FROM (
             SELECT e.id FROM experiments e ${where}
             ORDER BY ${order}, ${tieBreak}
-            LIMIT ${query.pageSize} OFFSET ${(query.page - 1) * query.pageSize}
+            LIMIT ${query.pageSize} OFFSET ${offset}
           ) AS e
         ),
         counted AS (
-          SELECT count(*)::int AS total FROM (SELECT 1 FROM experiments e ${where} LIMIT ${countLimit + 1}) AS capped
+          SELECT count(*)::int AS total FROM (SELECT 1 FROM experiments e ${where} LIMIT ${countPastCap ? 0 : countLimit + 1}) AS capped
         )
         SELECT counted.total, listed.* FROM counted LEFT JOIN LATERAL (
           SELECT page.position, e.id::text AS id, e.name, e.status::text AS status, e.architecture,
@@ -451,9 +458,12 @@ export function createRunHistoryQueries(databaseUrl: string, options: { poolSize
           FROM page JOIN experiments e ON e.id = page.id LEFT JOIN sweeps s ON s.id = e.sweep_id
         ) AS listed ON true
         ORDER BY listed.position`;
-      const total = rows[0]?.total ?? 0;
       // An empty page is one row of NULL columns carrying the count.
       const listedRows = rows.filter((row) => row.id !== null);
+      let total = rows[0]?.total ?? 0;
+      if (countPastCap) {
+        total = listedRows.length > 0 ? countLimit + 1 : await countUpTo(where, countLimit + 1);
+      }
       return {
         items: listedRows.map((row) => ({
           id: row.id,
