@@ -3,3 +3,4 @@
  * importable from tests, test-support code and tools only (eslint.config.mjs bans it elsewhere).
  */
 export { startTestMinio, type TestMinio } from './test-minio';
+export { oneLineTemporalLog, startTestTemporal } from './test-temporal';

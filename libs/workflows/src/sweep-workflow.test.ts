@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseExperimentConfig, type ExperimentConfig } from '@detl/config';
-import { resolveToolBinary } from '@detl/services';
+import { startTestTemporal } from '@detl/services/testing';
 import type { FoldResult } from '@detl/activities';
 import { pretrainingKey, sweepWorkflow, type SweepWorkflowInput } from './sweep-workflow';
 
@@ -15,7 +15,7 @@ Runtime.install({ logger: new DefaultLogger('ERROR') });
 let env: TestWorkflowEnvironment;
 
 beforeAll(async () => {
-  env = await TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: resolveToolBinary('temporal') }, ip: '127.0.0.1' } });
+  env = await startTestTemporal();
 }, 120_000);
 
 afterAll(async () => {

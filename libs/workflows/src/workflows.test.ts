@@ -1,32 +1,22 @@
 import { randomUUID } from 'node:crypto';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseExperimentConfig } from '@detl/config';
-import { resolveToolBinary } from '@detl/services';
+import { oneLineTemporalLog, startTestTemporal } from '@detl/services/testing';
 import type { DetlActivities, FoldResult } from '@detl/activities';
 import { experimentWorkflow, progressQuery } from './workflows';
 
 // The orchestration is tested against the real Temporal dev server with recording activities;
 // the real activities are exercised end to end in apps/worker's e2e test.
-// Worker lifecycle chatter at INFO buries the test output; warnings still show.
-// Each warning is one line: activities and workflows that fail on purpose would otherwise
-// print their whole error objects, stack traces included, into the test log.
-Runtime.install({
-  logger: new DefaultLogger('WARN', ({ level, message, meta }) => {
-    const error = meta?.['error'];
-    const where = meta?.['activityType'] ?? meta?.['workflowType'];
-    process.stderr.write(`[${level}] ${message}${where ? ` (${String(where)})` : ''}${error instanceof Error ? `: ${error.message}` : ''}\n`);
-  }),
-});
+// Warnings only, one line each (see oneLineTemporalLog).
+Runtime.install({ logger: new DefaultLogger('WARN', oneLineTemporalLog) });
 let env: TestWorkflowEnvironment;
 
 beforeAll(async () => {
-  env = await TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path: resolveToolBinary('temporal') }, ip: '127.0.0.1' },
-  });
+  env = await startTestTemporal();
 }, 120_000);
 
 afterAll(async () => {

@@ -1,28 +1,21 @@
-import { serviceEnvironment } from '@detl/config';
 import { expectCliErrors, runDetl, type DetlRun } from '../test-support/run-detl';
+import { SAMPLED_IMAGE_SIZE, startSampledServices, type SampledServices } from '../test-support/sampled-services';
 import { recordTrainedRun } from '../test-support/trained-run';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DATA_B_CLASSES, parseExperimentConfig } from '@detl/config';
-import { generateSyntheticDataset, sampleDataset } from '@detl/data';
-import { initBackend } from '@detl/ml';
-import { startTestMinio, type TestMinio } from '@detl/services/testing';
-import { createObjectStore, type S3ObjectStore } from '@detl/storage';
-import { createTrackingStore, type ExperimentRecord, type TrackingStore } from '@detl/tracking';
-import { createTestDatabase, type TestDatabase } from '@detl/tracking/testing';
+import { DATA_B_CLASSES } from '@detl/config';
+import { generateSyntheticDataset } from '@detl/data';
+import type { ExperimentRecord, TrackingStore } from '@detl/tracking';
 
 // `detl evaluate` end to end on real services: a run recorded in PostgreSQL with fold models and a
 // real sampling manifest in MinIO, evaluated on a small synthetic folder-per-class dataset from two
 // "hospitals" (labels.csv source column), one image of which is also in the run's training data.
 
-const SIZE = 32;
+const SIZE = SAMPLED_IMAGE_SIZE;
 
-let minio: TestMinio;
-let database: TestDatabase;
-let store: S3ObjectStore;
+let services: SampledServices;
 let tracking: TrackingStore;
 let work: string;
 let env: NodeJS.ProcessEnv;
@@ -35,19 +28,9 @@ function run(args: string[]): Promise<DetlRun> {
 }
 
 beforeAll(async () => {
-  [minio, database] = await Promise.all([startTestMinio(), createTestDatabase()]);
-  store = createObjectStore(minio.settings);
-  await store.ensureBucket();
-  tracking = createTrackingStore(database.url);
-  work = await mkdtemp(path.join(os.tmpdir(), 'detl-evaluate-'));
-  env = { ...process.env, ...serviceEnvironment({ home: path.join(work, 'home'), databaseUrl: database.url, s3: minio.settings }) };
-  const config = parseExperimentConfig({
-    seed: 3,
-    dataset: { source: { kind: 'synthetic', imagesPerClass: 5, pretrainImagesPerClass: 5 }, imageSize: SIZE, folds: 2, degradeToPixels: 16 },
-  });
-  const sampled = await sampleDataset({ config, store, workDir: path.join(work, 'sampling') });
-  await initBackend('wasm');
-  experiment = await recordTrainedRun(tracking, store, config, sampled.manifestKey, [SIZE, SIZE]);
+  services = await startSampledServices('evaluate');
+  ({ tracking, home: work, env } = services);
+  experiment = await recordTrainedRun(tracking, services.store, services.config, services.manifestKey, [SIZE, SIZE]);
 
   // The external set: 3 images per class, sources alternating between two hospitals, plus one
   // image copied from the run's own (synthetic) training data.
@@ -64,9 +47,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  await tracking?.close();
-  await Promise.all([minio?.stop(), database?.drop()]);
-  if (work) await rm(work, { recursive: true, force: true });
+  await services?.stop();
 });
 
 interface EvaluationJson {

@@ -1,29 +1,25 @@
-import { serviceEnvironment } from '@detl/config';
 import { expectCliErrors, runDetl, type DetlRun } from '../test-support/run-detl';
+import { SAMPLED_IMAGE_SIZE, startSampledServices, type SampledServices } from '../test-support/sampled-services';
 import { recordTrainedRun } from '../test-support/trained-run';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DATA_B_CLASSES, parseExperimentConfig, type ExperimentConfig } from '@detl/config';
-import { generateSyntheticDataset, sampleDataset } from '@detl/data';
-import { buildModel, initBackend, saveModelToStore } from '@detl/ml';
-import { startTestMinio, type TestMinio } from '@detl/services/testing';
-import { createObjectStore, type S3ObjectStore } from '@detl/storage';
-import { createTrackingStore, type ExperimentRecord, type TrackingStore } from '@detl/tracking';
-import { createTestDatabase, type TestDatabase } from '@detl/tracking/testing';
+import { DATA_B_CLASSES } from '@detl/config';
+import { generateSyntheticDataset } from '@detl/data';
+import { buildModel, saveModelToStore } from '@detl/ml';
+import type { S3ObjectStore } from '@detl/storage';
+import type { ExperimentRecord, TrackingStore } from '@detl/tracking';
 
 // `detl predict` end to end on real services: MinIO holds a real sampling manifest and fold models
 // saved in the tfjs layers format, PostgreSQL holds the experiment and fold rows written through the
 // tracking API, and the CLI runs as a user runs it.
 
-const SIZE = 32;
+const SIZE = SAMPLED_IMAGE_SIZE;
 
-let minio: TestMinio;
-let database: TestDatabase;
+let services: SampledServices;
 let store: S3ObjectStore;
 let tracking: TrackingStore;
 let work: string;
@@ -32,9 +28,9 @@ let ensemble: ExperimentRecord;
 let mismatched: ExperimentRecord;
 let images: { png: string; jpeg: string; corrupt: string; truncated: string };
 
-/** A succeeded run whose fold models are untrained nets of the given sizes. */
-function recordExperiment(config: ExperimentConfig, manifestKey: string, foldSizes: number[]): Promise<ExperimentRecord> {
-  return recordTrainedRun(tracking, store, config, manifestKey, foldSizes);
+/** A succeeded run on the sampling whose fold models are untrained nets of the given sizes. */
+function recordExperiment(foldSizes: number[]): Promise<ExperimentRecord> {
+  return recordTrainedRun(tracking, store, services.config, services.manifestKey, foldSizes);
 }
 
 async function run(args: string[], cwd = work): Promise<DetlRun> {
@@ -42,27 +38,17 @@ async function run(args: string[], cwd = work): Promise<DetlRun> {
 }
 
 beforeAll(async () => {
-  [minio, database] = await Promise.all([startTestMinio(), createTestDatabase()]);
-  store = createObjectStore(minio.settings);
-  await store.ensureBucket();
-  tracking = createTrackingStore(database.url);
-  work = await mkdtemp(path.join(os.tmpdir(), 'detl-predict-'));
-  env = { ...process.env, ...serviceEnvironment({ home: path.join(work, 'home'), databaseUrl: database.url, s3: minio.settings }) };
   // A real sampling (32 px, degraded to 16 px) so that predict must read size and degrade from it.
-  const config = parseExperimentConfig({
-    seed: 3,
-    dataset: { source: { kind: 'synthetic', imagesPerClass: 5, pretrainImagesPerClass: 5 }, imageSize: SIZE, folds: 2, degradeToPixels: 16 },
-  });
-  const sampled = await sampleDataset({ config, store, workDir: path.join(work, 'sampling') });
-  await initBackend('wasm');
-  ensemble = await recordExperiment(config, sampled.manifestKey, [SIZE, SIZE]);
+  services = await startSampledServices('predict');
+  ({ store, tracking, home: work, env } = services);
+  ensemble = await recordExperiment([SIZE, SIZE]);
   // Models outside any run record: a 4-class one at 24 px and a 2-class (pretraining-like) one.
   for (const [prefix, numClasses] of [['models/standalone', 4], ['models/two-class', 2]] as const) {
     const model = buildModel({ architecture: 'small-vgg', widthMultiplier: 0.25, imageSize: 24, channels: 1, numClasses, seed: 5 });
     await saveModelToStore(model, store, prefix);
     model.dispose();
   }
-  mismatched = await recordExperiment(config, sampled.manifestKey, [SIZE / 2]);
+  mismatched = await recordExperiment([SIZE / 2]);
 
   const fresh = path.join(work, 'fresh');
   await generateSyntheticDataset({ root: fresh, seed: 99, imageSize: 96, dataB: { normal: 1, pneumonia: 0, other_disease: 0, covid: 1 }, dataA: { normal: 0, diseased: 0 } });
@@ -84,9 +70,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  await tracking?.close();
-  await Promise.all([minio?.stop(), database?.drop()]);
-  if (work) await rm(work, { recursive: true, force: true });
+  await services?.stop();
 });
 
 function expectDistribution(probabilities: Record<string, number>): void {
@@ -200,7 +184,7 @@ describe('detl predict', () => {
 
   it('takes a model prefix in the bucket and still preprocesses as that model\'s run did', async () => {
     const out = path.join(work, 'prefix.png');
-    const result = await run(['predict', '--model', `s3://${minio.settings.bucket}/experiments/${ensemble.id}/folds/0/final/`, '--out', out, '--json', images.jpeg]);
+    const result = await run(['predict', '--model', `s3://${store.bucket}/experiments/${ensemble.id}/folds/0/final/`, '--out', out, '--json', images.jpeg]);
     expect(result.code).toBe(0);
     const output = JSON.parse(result.stdout) as PredictJson;
     expect(output.model.models).toEqual([{ fold: null, prefix: `experiments/${ensemble.id}/folds/0/final` }]);
@@ -233,7 +217,7 @@ describe('detl predict', () => {
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain(`no run with id, id prefix or workflow id "${unknownId}"`);
     expect(prefix.code).toBe(1);
-    expect(prefix.stderr).toContain(`no model at s3://${minio.settings.bucket}/experiments/nothing/here/model.json`);
+    expect(prefix.stderr).toContain(`no model at s3://${store.bucket}/experiments/nothing/here/model.json`);
     expect(fold.code).toBe(1);
     expect(fold.stderr).toContain('--fold 4: experiment');
     expect(fold.stderr).toContain('folds with a model: 0, 1');

@@ -1,38 +1,23 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import os from 'node:os';
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serviceEnvironment, type ServiceSettings } from '@detl/config';
-import { resolveToolBinary } from '@detl/services';
-import { startTestMinio } from '@detl/services/testing';
-import { createObjectStore, type S3ObjectStore } from '@detl/storage';
-import { createSweepStore, createTrackingStore, type SweepDetail, type SweepStore, type TrackingStore } from '@detl/tracking';
-import { createTestDatabase, type TestDatabase } from '@detl/tracking/testing';
+import { killProcess, startTestServices, startWorkerProcess, trainingChildren, until, type TestServices } from '@detl/activities/testing';
+import { serviceEnvironment } from '@detl/config';
+import { createSweepStore, type SweepDetail, type SweepStore, type TrackingStore } from '@detl/tracking';
 import { runDetl } from '../test-support/run-detl';
 
 // A sweep of four tiny experiments, launched with `detl sweep launch` and run by a real worker
 // process: every experiment runs as a child workflow, is linked to the sweep in PostgreSQL, the
 // pretraining is done once per seed and reused by the experiment that differs only in fine-tuning,
 // the sampling is reused too. Then a second sweep is cancelled while it trains.
-let env: TestWorkflowEnvironment;
-let minio: Awaited<ReturnType<typeof startTestMinio>>;
-let database: TestDatabase;
+let services: TestServices;
 let tracking: TrackingStore;
 let sweeps: SweepStore;
-let store: S3ObjectStore;
 let work: string;
-let settings: ServiceSettings;
 let cliEnv: NodeJS.ProcessEnv;
 let worker: ChildProcess | undefined;
-
-const WORKER_MAIN = require.resolve('@detl/worker/main');
-const TSX_LOADER = pathToFileURL(createRequire(WORKER_MAIN).resolve('tsx')).href;
 
 const tiny = {
   dataset: { source: { kind: 'synthetic', imagesPerClass: 6, pretrainImagesPerClass: 24 }, imageSize: 32, folds: 2 },
@@ -44,49 +29,20 @@ const tiny = {
 };
 
 beforeAll(async () => {
-  work = await mkdtemp(path.join(os.tmpdir(), 'detl-sweep-'));
-  [env, minio, database] = await Promise.all([
-    TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: resolveToolBinary('temporal') }, ip: '127.0.0.1' } }),
-    startTestMinio(),
-    createTestDatabase(),
-  ]);
-  tracking = createTrackingStore(database.url);
-  sweeps = createSweepStore(database.url);
-  store = createObjectStore({ ...minio.settings, bucket: `sweep-${randomUUID().slice(0, 8)}` });
-  await store.ensureBucket();
-  settings = {
-    home: path.join(work, 'home'),
-    temporal: { address: env.address, namespace: 'default', taskQueue: `sweep-${randomUUID()}` },
-    databaseUrl: database.url,
-    s3: { ...minio.settings, bucket: store.bucket },
-  };
+  services = await startTestServices('sweep');
+  ({ tracking, home: work } = services);
+  sweeps = createSweepStore(services.databaseUrl);
+  // The CLI's home is a folder of its own beside the sweep files the tests write.
+  const settings = { ...services.settings(), home: path.join(work, 'home') };
   cliEnv = { ...process.env, ...serviceEnvironment(settings) };
-  worker = spawn(process.execPath, ['--import', TSX_LOADER, WORKER_MAIN], { env: { ...cliEnv, DETL_WORKER_SLOTS: '2' }, stdio: ['ignore', 'ignore', 'pipe'] });
-  worker.stderr?.on('data', () => undefined);
+  worker = startWorkerProcess({ main: require.resolve('@detl/worker/main'), settings });
 }, 240_000);
 
 afterAll(async () => {
-  if (worker && worker.exitCode === null && worker.signalCode === null) worker.kill('SIGKILL');
-  await tracking?.close();
+  await killProcess(worker);
   await sweeps?.close();
-  await Promise.allSettled([env?.teardown(), minio?.stop(), database?.drop()]);
-  if (work) await rm(work, { recursive: true, force: true });
+  await services?.stop();
 });
-
-function trainingChildren(pid: number): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (parent === pid && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('training-child-entry')) found.push(Number(entry));
-    } catch {
-      // ended while we looked
-    }
-  }
-  return found;
-}
 
 describe('detl sweep', () => {
   it('refuses a sweep with a bad experiment before starting anything, naming its index and path (exit 2)', async () => {
@@ -166,11 +122,7 @@ describe('detl sweep', () => {
     expect(launch.code).toBe(0);
     const { sweepId } = JSON.parse(launch.stdout) as { sweepId: string };
     const workerPid = worker?.pid ?? -1;
-    const deadline = Date.now() + 240_000;
-    while (trainingChildren(workerPid).length === 0) {
-      if (Date.now() > deadline) throw new Error('no training started');
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+    await until('a training to start', 240_000, () => (trainingChildren(workerPid).length > 0 ? true : null));
     // A live table while it runs; it ends by itself once the sweep has ended.
     const watch = runDetl(['sweep', 'status', sweepId, '--watch', '1'], { env: cliEnv, cwd: work, timeoutMs: 180_000 });
     await new Promise((resolve) => setTimeout(resolve, 3_000));
