@@ -7,6 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+// The fault tests' small experiment: epochs of seconds, so a kill lands mid-epoch in time.
+import { faultTestConfig } from '@detl/activities/testing';
 import { parseExperimentConfig, serviceEnvironment, type ExperimentConfig, type ServiceSettings } from '@detl/config';
 import { resolveToolBinary } from '@detl/services';
 import { startTestMinio } from '@detl/services/testing';
@@ -19,20 +21,6 @@ import { experimentWorkflow, type ExperimentWorkflowInput } from '@detl/workflow
 // The worker as the real process it is in production: a path, since tools do not import apps.
 const WORKER_MAIN = path.resolve(__dirname, '../../apps/worker/src/main.ts');
 const TSX_LOADER = pathToFileURL(createRequire(WORKER_MAIN).resolve('tsx')).href;
-
-/** The fault tests' small experiment (apps/worker/src/test-support/fault-services.ts): epochs of seconds. */
-function benchConfig(pretrainEpochs: number, heartbeatTimeoutSeconds: number): ExperimentConfig {
-  return parseExperimentConfig({
-    name: 'durability-bench',
-    seed: 5,
-    dataset: { source: { kind: 'synthetic', imagesPerClass: 6, pretrainImagesPerClass: 80 }, imageSize: 32, folds: 2 },
-    model: { architecture: 'small-vgg', widthMultiplier: 0.5 },
-    pretrain: { epochs: pretrainEpochs, batchSize: 8 },
-    fineTune: { epochs: 2, batchSize: 8 },
-    gradCam: { imagesPerClass: 0 },
-    runtime: { heartbeatTimeoutSeconds },
-  });
-}
 
 /** A worker process; `polling` resolves once it polls (its workflow bundle built), which takes seconds. `env` adds to its environment. */
 function startWorkerProcess(settings: ServiceSettings, env: NodeJS.ProcessEnv = {}): { child: ChildProcess; polling: Promise<void> } {
@@ -227,7 +215,7 @@ export default async function durability(args: string[]): Promise<Record<string,
     const [one, two] = scaleRuns as [{ fineTuneWallSeconds: number }, { fineTuneWallSeconds: number }];
 
     // SIGKILL run (the fault tests' small experiment: epochs of seconds, so the kill lands mid-epoch in time).
-    const config = benchConfig(options.epochs, options.heartbeatTimeout);
+    const config = faultTestConfig('durability-bench', options.epochs, options.heartbeatTimeout);
     const crash = settings(`durability-crash-${randomUUID()}`);
     const firstWorker = startWorkerProcess(crash);
     const first = firstWorker.child;
