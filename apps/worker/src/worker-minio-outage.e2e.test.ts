@@ -1,69 +1,27 @@
-import type { ChildProcess } from 'node:child_process';
-import { createHash, randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ServiceSettings } from '@detl/config';
-import { resolveToolBinary } from '@detl/services';
-import { createObjectStore, type S3ObjectStore } from '@detl/storage';
-import { createTrackingStore, type TrackingStore } from '@detl/tracking';
-import { createTestDatabase, type TestDatabase } from '@detl/tracking/testing';
-import { experimentWorkflow } from '@detl/workflows';
-import { faultTestConfig, killProcess, sleep, startRestartableMinio, startWorkerProcess, until, type RestartableMinio } from './test-support/fault-services';
+import { faultTestConfig, sleep, startFaultTestServices, type FaultTestServices } from './test-support/fault-services';
 
 // MinIO goes away for 10 s while a real worker process is pretraining, so at least one epoch's
 // checkpoint upload meets a refused connection. The worker's object store waits it out
 // (withTransientObjectStoreRetries): the run completes without a failed attempt, and every
 // artifact row's recorded size and SHA-256 are those of the object in S3.
-let env: TestWorkflowEnvironment;
-let minio: RestartableMinio;
-let database: TestDatabase;
-let tracking: TrackingStore;
-let store: S3ObjectStore;
-let home: string;
-let worker: ChildProcess | undefined;
+let services: FaultTestServices<'minio'>;
 const OUTAGE_MS = 10_000;
 
 beforeAll(async () => {
-  home = await mkdtemp(path.join(os.tmpdir(), 'detl-minio-outage-'));
-  [env, minio, database] = await Promise.all([
-    TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: resolveToolBinary('temporal') }, ip: '127.0.0.1' } }),
-    startRestartableMinio(`minio-outage-${randomUUID().slice(0, 8)}`),
-    createTestDatabase(),
-  ]);
-  tracking = createTrackingStore(database.url);
-  store = createObjectStore(minio.settings);
-  await store.ensureBucket();
+  services = await startFaultTestServices('minio-outage', 'minio');
 }, 240_000);
 
 afterAll(async () => {
-  await killProcess(worker);
-  await tracking?.close();
-  store?.close();
-  await Promise.allSettled([env?.teardown(), minio?.destroy(), database?.drop()]);
-  if (home) await rm(home, { recursive: true, force: true });
+  await services?.stop();
 });
 
 describe('MinIO stopped for 10 s mid-upload', () => {
   it('the run completes without a failed attempt and every artifact row matches its object', async () => {
-    const settings: ServiceSettings = {
-      home,
-      temporal: { address: env.address, namespace: 'default', taskQueue: `minio-outage-${randomUUID()}` },
-      databaseUrl: database.url,
-      s3: minio.settings,
-    };
+    const { tracking, store, fault: minio } = services;
     const epochs = 10;
-    const config = faultTestConfig('minio-outage', epochs);
-    const output: string[] = [];
-    worker = startWorkerProcess(settings, output);
-    const workflowId = `minio-outage-${randomUUID()}`;
-    const handle = await env.client.workflow.start(experimentWorkflow, { taskQueue: settings.temporal.taskQueue, workflowId, args: [{ config }] });
-
-    const pretrainEpochs = async () => (await tracking.getExperiment(workflowId))?.epochMetrics.filter((row) => row.task === 'pretrain') ?? [];
-    await until('two pretraining epochs', 240_000, async () => ((await pretrainEpochs()).length >= 2 ? true : null));
-    const before = (await pretrainEpochs()).length;
+    const { workflowId, handle, output, pretrainEpochs, before } = await services.startRun(faultTestConfig('minio-outage', epochs));
     const stoppedAt = Date.now();
     await minio.stop();
     await sleep(OUTAGE_MS);

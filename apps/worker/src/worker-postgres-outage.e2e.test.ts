@@ -1,68 +1,25 @@
-import type { ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ServiceSettings } from '@detl/config';
-import { resolveToolBinary } from '@detl/services';
-import { startTestMinio } from '@detl/services/testing';
-import { createObjectStore, type S3ObjectStore } from '@detl/storage';
-import { createTrackingStore, type TrackingStore } from '@detl/tracking';
-import { experimentWorkflow } from '@detl/workflows';
-import { faultTestConfig, killProcess, sleep, startRestartablePostgres, startWorkerProcess, until, type RestartablePostgres } from './test-support/fault-services';
+import { faultTestConfig, sleep, startFaultTestServices, type FaultTestServices } from './test-support/fault-services';
 
 // PostgreSQL goes away for 10 s while a real worker process is pretraining. The worker's tracking
 // writes wait it out (withTransientRetries), so the training activity is not failed and retried:
 // the run completes with one attempt per task and exactly one epoch row per (task, epoch).
-let env: TestWorkflowEnvironment;
-let minio: Awaited<ReturnType<typeof startTestMinio>>;
-let postgres: RestartablePostgres;
-let tracking: TrackingStore;
-let store: S3ObjectStore;
-let home: string;
-let worker: ChildProcess | undefined;
+let services: FaultTestServices<'postgres'>;
 const OUTAGE_MS = 10_000;
 
 beforeAll(async () => {
-  home = await mkdtemp(path.join(os.tmpdir(), 'detl-pg-outage-'));
-  [env, minio, postgres] = await Promise.all([
-    TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: resolveToolBinary('temporal') }, ip: '127.0.0.1' } }),
-    startTestMinio(),
-    startRestartablePostgres(),
-  ]);
-  tracking = createTrackingStore(postgres.url);
-  store = createObjectStore({ ...minio.settings, bucket: `pg-outage-${randomUUID().slice(0, 8)}` });
-  await store.ensureBucket();
+  services = await startFaultTestServices('pg-outage', 'postgres');
 }, 240_000);
 
 afterAll(async () => {
-  await killProcess(worker);
-  await tracking?.close();
-  store?.close();
-  await Promise.allSettled([env?.teardown(), minio?.stop(), postgres?.destroy()]);
-  if (home) await rm(home, { recursive: true, force: true });
+  await services?.stop();
 });
 
 describe('PostgreSQL stopped for 10 s mid-run', () => {
   it('the run completes; the training attempt survives and every (task, epoch) has exactly one row', async () => {
-    const settings: ServiceSettings = {
-      home,
-      temporal: { address: env.address, namespace: 'default', taskQueue: `pg-outage-${randomUUID()}` },
-      databaseUrl: postgres.url,
-      s3: { ...minio.settings, bucket: store.bucket },
-    };
+    const { tracking, fault: postgres } = services;
     const epochs = 10;
-    const config = faultTestConfig('pg-outage', epochs);
-    const output: string[] = [];
-    worker = startWorkerProcess(settings, output);
-    const workflowId = `pg-outage-${randomUUID()}`;
-    const handle = await env.client.workflow.start(experimentWorkflow, { taskQueue: settings.temporal.taskQueue, workflowId, args: [{ config }] });
-
-    const pretrainEpochs = async () => (await tracking.getExperiment(workflowId))?.epochMetrics.filter((row) => row.task === 'pretrain') ?? [];
-    await until('two pretraining epochs', 240_000, async () => ((await pretrainEpochs()).length >= 2 ? true : null));
-    const before = (await pretrainEpochs()).length;
+    const { workflowId, handle, output, before } = await services.startRun(faultTestConfig('pg-outage', epochs));
     const stoppedAt = Date.now();
     await postgres.stop();
     await sleep(OUTAGE_MS);

@@ -1,71 +1,42 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, mkdir, rm, writeFile, readdir, copyFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, writeFile, readdir, copyFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DATA_B_CLASSES, parseExperimentConfig, type ExperimentConfigInput, type ServiceSettings } from '@detl/config';
+import { startTestServices, type TestServices } from '@detl/activities/testing';
+import { DATA_B_CLASSES, parseExperimentConfig, type ExperimentConfigInput } from '@detl/config';
 import { generateSyntheticDataset } from '@detl/data';
-import { resolveToolBinary } from '@detl/services';
-import { startTestMinio } from '@detl/services/testing';
-import { createObjectStore, type S3ObjectStore } from '@detl/storage';
-import { createTrackingStore, type TrackingStore } from '@detl/tracking';
-import { createTestDatabase, type TestDatabase } from '@detl/tracking/testing';
+import { oneLineTemporalLog } from '@detl/services/testing';
+import type { S3ObjectStore } from '@detl/storage';
+import type { TrackingStore } from '@detl/tracking';
 import { experimentWorkflow } from '@detl/workflows';
 import { createDetlWorker } from './worker';
 
 // The whole ExperimentWorkflow on real services: the Temporal dev server binary, PostgreSQL
 // (DETL_TEST_DATABASE_URL, else embedded PGlite) and MinIO, with the real activities and tfjs.
-// Worker lifecycle chatter at INFO buries the test output; warnings still show.
-// Each warning is one line: activities and workflows that fail on purpose would otherwise
-// print their whole error objects, stack traces included, into the test log.
-Runtime.install({
-  logger: new DefaultLogger('WARN', ({ level, message, meta }) => {
-    const error = meta?.['error'];
-    const where = meta?.['activityType'] ?? meta?.['workflowType'];
-    process.stderr.write(`[${level}] ${message}${where ? ` (${String(where)})` : ''}${error instanceof Error ? `: ${error.message}` : ''}\n`);
-  }),
-});
+// Warnings only, one line each (see oneLineTemporalLog).
+Runtime.install({ logger: new DefaultLogger('WARN', oneLineTemporalLog) });
+let services: TestServices;
 let env: TestWorkflowEnvironment;
-let minio: Awaited<ReturnType<typeof startTestMinio>>;
-let database: TestDatabase;
 let tracking: TrackingStore;
 let store: S3ObjectStore;
 let home: string;
 
 beforeAll(async () => {
-  home = await mkdtemp(path.join(os.tmpdir(), 'detl-e2e-'));
-  [env, minio, database] = await Promise.all([
-    TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: resolveToolBinary('temporal') }, ip: '127.0.0.1' } }),
-    startTestMinio(),
-    createTestDatabase(),
-  ]);
-  tracking = createTrackingStore(database.url);
-  store = createObjectStore({ ...minio.settings, bucket: `e2e-${randomUUID().slice(0, 8)}` });
-  await store.ensureBucket();
+  services = await startTestServices('e2e');
+  ({ env, tracking, store, home } = services);
 }, 240_000);
 
 afterAll(async () => {
-  await tracking?.close();
-  await Promise.allSettled([env?.teardown(), minio?.stop(), database?.drop()]);
-  if (home) await rm(home, { recursive: true, force: true });
+  await services?.stop();
 });
 
-function settingsFor(taskQueue: string): ServiceSettings {
-  return {
-    home,
-    temporal: { address: env.address, namespace: 'default', taskQueue, trainingTaskQueue: `${taskQueue}-training` },
-    databaseUrl: database.url,
-    s3: { ...minio.settings, bucket: store.bucket },
-  };
-}
-
 async function runExperiment(configInput: ExperimentConfigInput) {
-  const taskQueue = `e2e-${randomUUID()}`;
-  const settings = settingsFor(taskQueue);
+  const settings = services.settings();
+  const taskQueue = settings.temporal.taskQueue;
   // No queues named: one worker polls the main and the training queue, as a plain `detl worker` does.
   const worker = await createDetlWorker({ settings, store, tracking, activitySlots: 2, connection: env.nativeConnection });
   expect(worker.queues).toEqual([

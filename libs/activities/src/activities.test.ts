@@ -1,37 +1,27 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DATA_B_CLASSES, STAGES, parseExperimentConfig } from '@detl/config';
 import { loadManifest } from '@detl/data';
-import { startTestMinio } from '@detl/services/testing';
-import { REPORT_FILES, createObjectStore, foldModelPrefix, gradCamIndexKey, parseGradCamOverlayKey, readGradCamGallery, reportKey, type S3ObjectStore } from '@detl/storage';
-import { createTrackingStore, type TrackingStore } from '@detl/tracking';
-import { createTestDatabase, type TestDatabase } from '@detl/tracking/testing';
+import { REPORT_FILES, foldModelPrefix, gradCamIndexKey, parseGradCamOverlayKey, readGradCamGallery, reportKey, type S3ObjectStore } from '@detl/storage';
+import type { TrackingStore } from '@detl/tracking';
 import { createActivities, type TrainingHeartbeat } from './activities';
+import { startTestStores, type TestStores } from './test-support/test-services';
 
 // Retry semantics of the training activities on real PostgreSQL and MinIO: a second attempt that
 // receives the first attempt's last heartbeat continues from that checkpoint instead of epoch 1.
-let minio: Awaited<ReturnType<typeof startTestMinio>>;
-let database: TestDatabase;
+let services: TestStores;
 let tracking: TrackingStore;
 let store: S3ObjectStore;
 let home: string;
 
 beforeAll(async () => {
-  home = await mkdtemp(path.join(os.tmpdir(), 'detl-activities-'));
-  [minio, database] = await Promise.all([startTestMinio(), createTestDatabase()]);
-  tracking = createTrackingStore(database.url);
-  store = createObjectStore({ ...minio.settings, bucket: `act-${randomUUID().slice(0, 8)}` });
-  await store.ensureBucket();
+  services = await startTestStores('activities');
+  ({ tracking, store, home } = services);
 }, 180_000);
 
 afterAll(async () => {
-  await tracking?.close();
-  await Promise.allSettled([minio?.stop(), database?.drop()]);
-  if (home) await rm(home, { recursive: true, force: true });
+  await services?.stop();
 });
 
 const config = parseExperimentConfig({

@@ -6,117 +6,120 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { randomUUID } from 'node:crypto';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { parseExperimentConfig, serviceEnvironment, type ExperimentConfig, type ServiceSettings } from '@detl/config';
-import { embeddedPostgresEntry, findFreePort, resolveToolBinary, startMinio, startTemporalDevServer, type MinioServiceHandle, type TemporalServiceHandle } from '@detl/services';
-import { startTestMinio } from '@detl/services/testing';
+import { Client, Connection, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { killProcess, startWorkerProcess as startDetlWorkerProcess, until } from '@detl/activities/testing';
+import type { ExperimentConfig, ServiceSettings } from '@detl/config';
+import { embeddedPostgresEntry, findFreePort, startMinio, startTemporalDevServer, type MinioServiceHandle, type TemporalServiceHandle } from '@detl/services';
+import { startTestMinio, startTestTemporal } from '@detl/services/testing';
 import { createObjectStore, type S3ObjectStore } from '@detl/storage';
-import { applyMigrations, createTrackingStore, type TrackingStore } from '@detl/tracking';
+import { applyMigrations, createTrackingStore, type EpochMetricRecord, type TrackingStore } from '@detl/tracking';
 import { createTestDatabase } from '@detl/tracking/testing';
+import { experimentWorkflow } from '@detl/workflows';
+
+// The shared helpers (throw-away services, worker processes, polling) are @detl/activities/testing's,
+// re-exported for this app's tests.
+export { faultTestConfig, killProcess, sleep, startTestServices, until, type TestServices } from '@detl/activities/testing';
 
 // Helpers of the fault-injection tests (apps/worker/src/worker-*-outage.e2e.test.ts, worker-temporal-restart.e2e.test.ts): services this process can
 // stop and start again on the same port and data, and the worker as a real process.
 
 const WORKER_MAIN = require.resolve('../main.ts');
-const TSX_LOADER = pathToFileURL(createRequire(WORKER_MAIN).resolve('tsx')).href;
 
-/** A small experiment whose pretraining lasts long enough (several seconds per epoch) to be interrupted. */
-export function faultTestConfig(name: string, pretrainEpochs: number, heartbeatTimeoutSeconds = 30): ExperimentConfig {
-  return parseExperimentConfig({
-    name,
-    seed: 5,
-    dataset: { source: { kind: 'synthetic', imagesPerClass: 6, pretrainImagesPerClass: 80 }, imageSize: 32, folds: 2 },
-    model: { architecture: 'small-vgg', widthMultiplier: 0.5 },
-    pretrain: { epochs: pretrainEpochs, batchSize: 8 },
-    fineTune: { epochs: 2, batchSize: 8 },
-    gradCam: { imagesPerClass: 0 },
-    runtime: { heartbeatTimeoutSeconds },
-  });
-}
-
-/** A worker process (apps/worker/src/main.ts) on `settings`, its output lines collected in `output`; `env` adds to or overrides its environment. */
+/** A worker process of this app (main.ts) on `settings`, its output lines collected in `output`; `env` adds to or overrides its environment. */
 export function startWorkerProcess(settings: ServiceSettings, output: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  const child = spawn(process.execPath, ['--import', TSX_LOADER, WORKER_MAIN], {
-    env: { ...process.env, ...serviceEnvironment(settings), DETL_WORKER_SLOTS: '2', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  for (const stream of [child.stdout, child.stderr]) {
-    let partial = '';
-    stream?.on('data', (chunk: Buffer) => {
-      const lines = (partial + chunk.toString('utf8')).split('\n');
-      partial = lines.pop() ?? '';
-      output.push(...lines);
-    });
-  }
-  return child;
+  return startDetlWorkerProcess({ main: WORKER_MAIN, settings, output, env });
 }
 
-/** The real services an end-to-end test runs on: Temporal dev server, MinIO and a fresh database, plus a home folder. */
-export interface TestServices {
-  env: TestWorkflowEnvironment;
+/** The service a fault test takes away, by name. */
+export interface FaultServices {
+  temporal: RestartableTemporal;
+  minio: RestartableMinio;
+  postgres: RestartablePostgres;
+}
+
+/** A run of {@link FaultTestServices.startRun}, two of whose pretraining epochs are stored. */
+export interface FaultTestRun {
+  workflowId: string;
+  handle: WorkflowHandleWithFirstExecutionRunId<typeof experimentWorkflow>;
+  /** The worker process running it; killed by {@link FaultTestServices.stop}. */
+  worker: ChildProcess;
+  /** The worker's output lines so far. */
+  output: string[];
+  /** The run's pretraining epoch rows, read now. */
+  pretrainEpochs(): Promise<EpochMetricRecord[]>;
+  /** How many pretraining epochs were stored when `startRun` returned (at least two). */
+  before: number;
+}
+
+/** The services a fault test runs on: the one it takes away restartable, the others throw-away. */
+export interface FaultTestServices<F extends keyof FaultServices> {
   tracking: TrackingStore;
   store: S3ObjectStore;
-  home: string;
-  /** Service settings on these services with a main and a training task queue of their own. */
-  settings(): ServiceSettings;
-  /** Stops everything and deletes the home and the database. */
+  /** Settings on these services with a task queue of their own. */
+  settings: ServiceSettings;
+  /** A client of the Temporal server; its channel reconnects after a restart. */
+  client: Client;
+  /** The service to take away and bring back. */
+  fault: FaultServices[F];
+  /** Starts a worker process and `config`'s run on it, and resolves once two pretraining epochs are stored: the moment the fault tests strike. */
+  startRun(config: ExperimentConfig): Promise<FaultTestRun>;
+  /** Kills the workers, stops everything and deletes the data. */
   stop(): Promise<void>;
 }
 
-/** Starts the {@link TestServices} (`DETL_TEST_DATABASE_URL`'s PostgreSQL when set, else PGlite). */
-export async function startTestServices(name: string): Promise<TestServices> {
+/** Starts the {@link FaultTestServices} (`name` names the folder, bucket, task queue and workflows) with `fault` restartable. */
+export async function startFaultTestServices<F extends keyof FaultServices>(name: string, fault: F): Promise<FaultTestServices<F>> {
   const home = await mkdtemp(path.join(os.tmpdir(), `detl-${name}-`));
-  const [env, minio, database] = await Promise.all([
-    TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: resolveToolBinary('temporal') }, ip: '127.0.0.1' } }),
-    startTestMinio(),
-    createTestDatabase(),
+  const bucket = `${name}-${randomUUID().slice(0, 8)}`;
+  // Each as the value and what ends it; only `fault` is one this process can stop and start again.
+  const [temporal, minio, database] = await Promise.all([
+    fault === 'temporal' ? startRestartableTemporal().then((t) => ({ address: t.address, restartable: t, end: () => t.destroy() })) : startTestTemporal().then((t) => ({ address: t.address, restartable: null, end: () => t.teardown() })),
+    fault === 'minio' ? startRestartableMinio(bucket).then((m) => ({ s3: m.settings, restartable: m, end: () => m.destroy() })) : startTestMinio({ bucket }).then((m) => ({ s3: m.settings, restartable: null, end: () => m.stop() })),
+    fault === 'postgres' ? startRestartablePostgres().then((d) => ({ url: d.url, restartable: d, end: () => d.destroy() })) : createTestDatabase().then((d) => ({ url: d.url, restartable: null, end: () => d.drop() })),
   ]);
+  // The one that is not null is the one `fault` names.
+  const restartable = (temporal.restartable ?? minio.restartable ?? database.restartable) as FaultServices[F];
   const tracking = createTrackingStore(database.url);
-  const store = createObjectStore({ ...minio.settings, bucket: `${name}-${randomUUID().slice(0, 8)}` });
+  const store = createObjectStore(minio.s3);
   await store.ensureBucket();
+  const connection = await Connection.connect({ address: temporal.address });
+  const client = new Client({ connection, namespace: 'default' });
+  const settings: ServiceSettings = {
+    home,
+    temporal: { address: temporal.address, namespace: 'default', taskQueue: `${name}-${randomUUID()}` },
+    databaseUrl: database.url,
+    s3: minio.s3,
+  };
+  const workers: ChildProcess[] = [];
   return {
-    env,
     tracking,
     store,
-    home,
-    settings: () => {
-      const queue = `${name}-${randomUUID()}`;
-      return {
-        home,
-        // Tests share a Temporal server within a file, so the training queue is unique too (not `training`).
-        temporal: { address: env.address, namespace: 'default', taskQueue: queue, trainingTaskQueue: `${queue}-training` },
-        databaseUrl: database.url,
-        s3: { ...minio.settings, bucket: store.bucket },
-      };
+    settings,
+    client,
+    fault: restartable,
+    async startRun(config) {
+      const output: string[] = [];
+      const worker = startWorkerProcess(settings, output);
+      workers.push(worker);
+      const workflowId = `${name}-${randomUUID()}`;
+      const handle = await client.workflow.start(experimentWorkflow, { taskQueue: settings.temporal.taskQueue, workflowId, args: [{ config }] });
+      const pretrainEpochs = async () => (await tracking.getExperiment(workflowId))?.epochMetrics.filter((row) => row.task === 'pretrain') ?? [];
+      const before = await until('two pretraining epochs', 240_000, async () => {
+        const stored = (await pretrainEpochs()).length;
+        return stored >= 2 ? stored : null;
+      });
+      return { workflowId, handle, worker, output, pretrainEpochs, before };
     },
     async stop() {
+      await Promise.all(workers.map((worker) => killProcess(worker)));
+      await connection.close();
       await tracking.close();
-      await Promise.allSettled([env.teardown(), minio.stop(), database.drop()]);
+      store.close();
+      await Promise.allSettled([temporal.end(), minio.end(), database.end()]);
       await rm(home, { recursive: true, force: true });
     },
   };
 }
-
-/** Kills a process started by a test and waits until it is gone. */
-export async function killProcess(child: ChildProcess | undefined): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGKILL');
-  await exited;
-}
-
-/** Polls `probe` every 200 ms until it returns a value, or fails after `timeoutMs`. */
-export async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | null | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== null && value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A service a test can take away and bring back on the same address with the same data. */
 export interface RestartableService {
