@@ -17,7 +17,8 @@ exported (tools/bench/parity.ts writes them once for both peers), and prints one
   keep the last weights too), batch norm in inference mode.
 
 usage: parity-keras.py '<json: exportDir, fold, epochs, batchSize, learningRate, schedule, modelSeed,
-                         shuffleSeed, widthMultiplier, threads ("1" | "default"), augmentation>'
+                         shuffleSeed, widthMultiplier, threads ("1" | "default"), augmentation,
+                         sharedInit (start from detl's initial weights), lockstep (the lockstep check)>'
 """
 
 import json
@@ -87,19 +88,16 @@ images = (pixels.reshape(len(labels), size, size, 1).astype(np.float32)) / 255.0
 fold = job["fold"]
 
 
-def lockstep():
-    """Same start, same batches: detl's initial weights and batch order (tools/bench/parity.ts wrote
-    them), `steps` Adam steps with train_on_batch, the loss of every step (before its update, as
-    detl's optimizer.minimize returns it) and the logits of the first test images afterwards."""
-    folder = os.path.join(export, "lockstep")
+def load_detl_weights(model, folder):
+    """Loads the initial weights detl wrote (`<folder>/weights.f32` + the names and shapes in
+    `<folder>/lockstep.json`) into the Keras model, by name: tfjs lists every trainable weight
+    before the batch-norm moving statistics, Keras keeps each layer's weights together; the names
+    (layer/weight) are the same in both."""
     with open(os.path.join(folder, "lockstep.json")) as f:
         spec = json.load(f)
     flat = np.fromfile(os.path.join(folder, "weights.f32"), dtype=np.float32)
-    model = small_vgg(size, job["widthMultiplier"], classes)
     if len(model.weights) != len(spec["weights"]):
         raise SystemExit(f"Keras has {len(model.weights)} weight tensors, detl {len(spec['weights'])}")
-    # By name: tfjs lists every trainable weight before the batch-norm moving statistics, Keras
-    # keeps each layer's weights together; the names (layer/weight) are the same in both.
     by_name, offset = {}, 0
     for entry in spec["weights"]:
         n = int(np.prod(entry["shape"]))
@@ -110,6 +108,15 @@ def lockstep():
         if value is None or list(value.shape) != list(variable.shape):
             raise SystemExit(f"Keras weight {variable.path} {list(variable.shape)} has no detl weight of that name and shape")
         variable.assign(value)
+    return spec
+
+
+def lockstep():
+    """Same start, same batches: detl's initial weights and batch order (tools/bench/parity.ts wrote
+    them), `steps` Adam steps with train_on_batch, the loss of every step (before its update, as
+    detl's optimizer.minimize returns it) and the logits of the first test images afterwards."""
+    model = small_vgg(size, job["widthMultiplier"], classes)
+    spec = load_detl_weights(model, os.path.join(export, "lockstep"))
     batch, steps = spec["batchSize"], spec["steps"]
     rate = keras.optimizers.schedules.CosineDecay(initial_learning_rate=spec["learningRate"], decay_steps=steps, alpha=0.0)
     model.compile(
@@ -146,6 +153,10 @@ if augmentation["rotationDegrees"] or augmentation["scale"] or augmentation["hor
 # shuffling then follows the fold's own seed (detl: config.seed + fold + 1).
 keras.utils.set_random_seed(job["modelSeed"])
 model = small_vgg(size, job["widthMultiplier"], classes)
+if job.get("sharedInit"):
+    # Starts from detl's own initial weights (every fold does, as in detl), so the two peers differ
+    # only in training, not in their draw from the initialiser.
+    load_detl_weights(model, os.path.join(export, "lockstep"))
 batch, epochs = job["batchSize"], job["epochs"]
 steps_per_epoch = -(-len(train_idx) // batch)
 total_steps = steps_per_epoch * epochs

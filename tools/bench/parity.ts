@@ -7,7 +7,7 @@ import path from 'node:path';
 /**
  * `npm run bench -- parity [--epochs 20] [--batch 16] [--folds 0,1,…] [--max-per-class n] [--lockstep 40]
  *   [--parallel 2] [--dataset dir] [--seed 42] [--image-size 64] [--degrade 64] [--width 1]
- *   [--keep-export] [--reuse-export dir] [--lockstep-only] [--note text]`
+ *   [--keep-export] [--reuse-export dir] [--lockstep-only] [--shared-init] [--detl-from parity.json] [--note text]`
  *
  * Trains the same net with the same recipe in detl (native TensorFlow through tfjs-node) and in
  * Keras (tensorflow-cpu 2.21, the venv `npm run bench -- ml` builds) on the same stored folds of
@@ -70,6 +70,10 @@ interface ParityOptions {
   lockstepOnly: boolean;
   /** A folder an earlier run exported (`--keep-export`) to use instead of sampling again. */
   reuseExport: string | null;
+  /** Keras starts every fold from detl's initial weights (written by the lockstep check) instead of its own draw. */
+  sharedInit: boolean;
+  /** Take detl's fold results from this earlier parity.json instead of training them again (same export and recipe). */
+  detlFrom: string | null;
 }
 
 /** One image of the exported Data-B, in manifest order. */
@@ -106,6 +110,16 @@ interface FoldRun {
   epochs: { epoch: number; trainLoss: number; trainAccuracy: number; learningRate: number; seconds: number }[];
   loadAverage: { before: number; after: number };
   [key: string]: unknown;
+}
+
+/** The parts of an earlier parity.json that `--detl-from` reuses. */
+interface PreviousParity {
+  startedAt?: string;
+  data: { manifestKey: string };
+  runs: { detl: FoldRun[] };
+  detl: { recall: Record<string, number> };
+  cellsByPeer: { detl: { className: string; source: string; n: number; accuracy: number }[] };
+  loadAverage?: unknown;
 }
 
 // ---------------------------------------------------------------- statistics
@@ -440,7 +454,7 @@ function parseArgs(args: string[]): ParityOptions {
     schedule: 'cosine',
     optimizer: 'adam',
   };
-  const options: ParityOptions = { recipe, folds: null, parallel: 2, keepExport: false, note: null, lockstepSteps: 40, lockstepOnly: false, reuseExport: null };
+  const options: ParityOptions = { recipe, folds: null, parallel: 2, keepExport: false, note: null, lockstepSteps: 40, lockstepOnly: false, reuseExport: null, sharedInit: false, detlFrom: null };
   const positiveInt = (flag: string, text: string | undefined): number => {
     const n = Number(text);
     if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer, got ${text}`);
@@ -463,6 +477,8 @@ function parseArgs(args: string[]): ParityOptions {
     else if (arg === '--lockstep') options.lockstepSteps = Number(value());
     else if (arg === '--lockstep-only') options.lockstepOnly = true;
     else if (arg === '--reuse-export') options.reuseExport = path.resolve(value() ?? '');
+    else if (arg === '--shared-init') options.sharedInit = true;
+    else if (arg === '--detl-from') options.detlFrom = path.resolve(value() ?? '');
     else if (arg === '--note') options.note = value() ?? null;
     else throw new Error(`unknown argument '${arg}'; see the usage in tools/bench/parity.ts`);
   }
@@ -497,8 +513,11 @@ export default async function parityBenchmark(args: string[]): Promise<Record<st
     const folds = options.folds ?? Array.from({ length: meta.folds }, (_, k) => k);
     console.log(`[parity] ${meta.items.length} Data-B images in ${meta.folds} folds (manifest ${meta.manifestKey}), ${exportSeconds} s; training folds ${folds.join(', ')}, ${recipe.epochs} epochs, ${options.parallel} at a time`);
     // detl and Keras of one fold next to each other: both see the same load.
+    if (options.sharedInit && options.lockstepSteps <= 0) throw new Error('--shared-init needs the lockstep check (it writes detl\'s initial weights)');
+    const previous = options.detlFrom ? (JSON.parse(readFileSync(options.detlFrom, 'utf8')) as PreviousParity) : null;
+    if (previous && previous.data.manifestKey !== meta.manifestKey) throw new Error(`${options.detlFrom} was measured on ${previous.data.manifestKey}, this export is ${meta.manifestKey}`);
     const tasks = folds.flatMap((fold) => [
-      { peer: 'detl' as const, fold },
+      ...(previous ? [] : [{ peer: 'detl' as const, fold }]),
       { peer: 'keras' as const, fold },
     ]);
     const started = performance.now();
@@ -524,6 +543,7 @@ export default async function parityBenchmark(args: string[]): Promise<Record<st
                   widthMultiplier: recipe.widthMultiplier,
                   threads: '1',
                   augmentation: null,
+                  sharedInit: options.sharedInit,
                 }),
               ],
               env,
@@ -532,7 +552,7 @@ export default async function parityBenchmark(args: string[]): Promise<Record<st
       return { peer, run: out };
     });
     const wallSeconds = round((performance.now() - started) / 1000, 1);
-    const detl = runs.filter((r) => r.peer === 'detl').map((r) => r.run);
+    const detl = previous ? previous.runs.detl.filter((r) => folds.includes(r.fold)) : runs.filter((r) => r.peer === 'detl').map((r) => r.run);
     const keras = runs.filter((r) => r.peer === 'keras').map((r) => r.run);
     for (const [d, k] of detl.map((d, i) => [d, keras[i] as FoldRun] as const)) {
       if (d.params !== k.params || d.trainableParams !== k.trainableParams) {
@@ -545,21 +565,23 @@ export default async function parityBenchmark(args: string[]): Promise<Record<st
     const detlStats = meanAndStd(detlAcc);
     const kerasStats = meanAndStd(kerasAcc);
     const paired = folds.length >= 2 ? pairedDifference(detlAcc, kerasAcc) : null;
-    const detlBreakdown = pooledBreakdown(detl, meta.items);
+    const detlBreakdown = previous && detl.some((r) => !r.actual) ? { recall: previous.detl.recall, cells: previous.cellsByPeer.detl } : pooledBreakdown(detl, meta.items);
     const kerasBreakdown = pooledBreakdown(keras, meta.items);
     const meansWithin2Points = Math.abs(detlStats.mean - kerasStats.mean) <= 0.02;
     const intervalIncludesZero = paired ? paired.lower <= 0 && paired.upper >= 0 : null;
     const loads = runs.flatMap((r) => [r.run.loadAverage.before, r.run.loadAverage.after]);
-    const strip = (r: FoldRun) => {
-      const { actual: _a, predicted: _p, ...rest } = r;
-      return rest;
-    };
+    // Per-image predictions stay in the JSON, so a later `--detl-from` run can pool them again.
+    const strip = (r: FoldRun) => r;
     return {
       description:
         'Same net, same recipe, same tensors: detl (native TensorFlow 2.21 through tfjs-node, libs/ml runTrainingJobInProcess with the scratch fine-tune job fineTuneFold builds) vs Keras 3 on tensorflow-cpu 2.21 (tools/bench/parity-keras.py), ' +
         'on the Data-B folds detl samples for this config (images.u8 exported once from the manifest shards, read by both). small-vgg (conv+BN(momentum 0.9, eps 1.001e-5)+ReLU x8, dense 128, logits), glorot-uniform kernels and zero biases in both, ' +
         'softmax cross-entropy on logits, Adam (0.9, 0.999, 1e-7), per-step cosine from the learning rate to 0 over the whole run, fresh shuffle per epoch, no augmentation, the last epoch\'s weights evaluated on the held-out fold (neither side selects by validation). ' +
         'Each fold: the model initialised from config.seed (the same start for every fold, as in detl), shuffled with seed + fold + 1. The detl and Keras children of a fold ran side by side with one thread each; other sessions shared the 2 cores, so times are noisy.',
+      ...(previous ? { detlFrom: { file: path.relative(REPO_ROOT, options.detlFrom ?? ''), startedAt: previous.startedAt, loadAverage: previous.loadAverage } } : {}),
+      initialisation: options.sharedInit
+        ? 'shared: Keras starts every fold from detl\'s initial weights (buildModel seeded with config.seed, loaded by name), so the peers differ only in training'
+        : 'each peer draws its own glorot-uniform initial weights (detl: seeded tfjs initialisers, Keras: keras.utils.set_random_seed(config.seed)), the same start for all of its folds',
       recipe: { ...recipe, architecture: 'small-vgg', freeze: 'scratch', augmentation: 'none', evaluation: 'last epoch weights, held-out fold', folds: meta.folds, trainedFolds: folds },
       ...(options.note ? { note: options.note } : {}),
       data: { manifestKey: meta.manifestKey, dataBImages: meta.items.length, perClass: Object.fromEntries(CLASSES.map((name, label) => [name, meta.items.filter((i) => i.label === label).length])), exportSeconds },
