@@ -1,20 +1,16 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
 // The fault tests' small experiment: epochs of seconds, so a kill lands mid-epoch in time.
-import { faultTestConfig } from '@detl/activities/testing';
+import { faultTestConfig, killProcess, startTestServices, until } from '@detl/activities/testing';
 import { parseExperimentConfig, serviceEnvironment, type ExperimentConfig, type ServiceSettings } from '@detl/config';
-import { resolveToolBinary } from '@detl/services';
-import { startTestMinio } from '@detl/services/testing';
 import { createObjectStore, downloadPrefix, uploadDirectory } from '@detl/storage';
-import { createTrackingStore, type ExperimentDetail, type StageAttemptRecord, type TrackingStore } from '@detl/tracking';
-import { createTestDatabase } from '@detl/tracking/testing';
+import type { ExperimentDetail, StageAttemptRecord, TrackingStore } from '@detl/tracking';
 import { CHECKPOINT_FILES, initBackend, loadModel, loadOptimizer, modelToFiles, TENSORFLOW_THREAD_VARIABLES, type BackendPreference } from '@detl/ml';
 import { experimentWorkflow, type ExperimentWorkflowInput } from '@detl/workflows';
 
@@ -39,23 +35,6 @@ function startWorkerProcess(settings: ServiceSettings, env: NodeJS.ProcessEnv = 
   });
   polling.catch(() => undefined);
   return { child, polling };
-}
-
-async function killProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGKILL');
-  await exited;
-}
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | null | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== null && value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 /**
@@ -114,24 +93,15 @@ export default async function durability(args: string[]): Promise<Record<string,
 
   const loadAtStart = os.loadavg();
   const uptimeAtStart = uptime();
-  const home = await mkdtemp(path.join(os.tmpdir(), 'detl-bench-durability-'));
-  const [env, minio, database] = await Promise.all([
-    TestWorkflowEnvironment.createLocal({ server: { executable: { type: 'existing-path', path: resolveToolBinary('temporal') }, ip: '127.0.0.1' } }),
-    startTestMinio(),
-    createTestDatabase(),
-  ]);
-  const tracking = createTrackingStore(database.url);
-  const store = createObjectStore({ ...minio.settings, bucket: `durability-${randomUUID().slice(0, 8)}` });
+  const services = await startTestServices('bench-durability');
+  const { env, tracking, store, home } = services;
   const workers: ChildProcess[] = [];
   const seconds = (ms: number) => Math.round(ms / 10) / 100;
   try {
-    await store.ensureBucket();
     // A main and a training queue of their own per part, so no part's worker takes another's work.
     const settings = (queue: string): ServiceSettings => ({
-      home,
+      ...services.settings(),
       temporal: { address: env.address, namespace: 'default', taskQueue: queue, trainingTaskQueue: `${queue}-training` },
-      databaseUrl: database.url,
-      s3: { ...minio.settings, bucket: store.bucket },
     });
     const start = (queues: ServiceSettings, id: string, config: ExperimentConfig, extra: Partial<ExperimentWorkflowInput> = {}) =>
       env.client.workflow.start(experimentWorkflow, { taskQueue: queues.temporal.taskQueue, workflowId: id, args: [{ config, trainingTaskQueue: queues.temporal.trainingTaskQueue, ...extra }] });
@@ -146,7 +116,8 @@ export default async function durability(args: string[]): Promise<Record<string,
     const plainId = `durability-plain-${randomUUID()}`;
     const launchedAt = Date.now();
     const plainHandle = await start(plain, plainId, demo);
-    const registered = await until('the run record', 120_000, () => tracking.getExperiment(plainId));
+    // Polled every 100 ms, as all of this bench's waits (the kill below lands half an epoch after its wait ends).
+    const registered = await until('the run record', 120_000, () => tracking.getExperiment(plainId), 100);
     const plainResult = await plainHandle.result();
     const plainRecord = await requireExperiment(tracking, plainId);
     const firstAttempt = [...plainRecord.stageAttempts].sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime())[0];
@@ -167,7 +138,7 @@ export default async function durability(args: string[]): Promise<Record<string,
       const id = `durability-warm-${randomUUID()}`;
       const started = Date.now();
       const handle = await start(plain, id, demo);
-      const record = await until('the warm run record', 60_000, () => tracking.getExperiment(id));
+      const record = await until('the warm run record', 60_000, () => tracking.getExperiment(id), 100);
       warmLaunchMs.push(record.createdAt.getTime() - started);
       await handle.terminate('durability bench: launch latency only');
     }
@@ -227,7 +198,7 @@ export default async function durability(args: string[]): Promise<Record<string,
     const beforeKill = await until(`${options.killAfter} stored pretraining epochs`, 300_000, async () => {
       const rows = await storedRows();
       return rows.length >= options.killAfter ? rows : null;
-    });
+    }, 100);
     const crashEpochMs = beforeKill.reduce((sum, row) => sum + row.durationMs, 0) / beforeKill.length;
     // Half an epoch later: a kill lands anywhere in an epoch, so its expected loss is half of one.
     await new Promise((resolve) => setTimeout(resolve, crashEpochMs / 2));
@@ -259,7 +230,7 @@ export default async function durability(args: string[]): Promise<Record<string,
       loadAverage: { atStart: loadAtStart, atEnd: os.loadavg() },
       uptime: { atStart: uptimeAtStart, atEnd: uptime() },
       timingNote: 'measured on a 2-core machine shared with other engineers\' builds, tests and trainings (see uptime): absolute times are noisy, and the 1 vs 2 worker ratio suffers most, since the second worker only helps when a second core is free',
-      database: database.engine,
+      database: services.databaseEngine,
       scaleOut: {
         config: 'demo data and net (small-vgg 64 px, 80 images per Data-B class), 5 folds, fine-tuning only (pretrained model reused), one main-queue worker + N training workers, each --max-trainings 1 --threads 1',
         runs: scaleRuns,
@@ -329,10 +300,7 @@ export default async function durability(args: string[]): Promise<Record<string,
     };
   } finally {
     await Promise.all(workers.map((worker) => killProcess(worker)));
-    await tracking.close();
-    store.close();
-    await Promise.allSettled([env.teardown(), minio.stop(), database.drop()]);
-    await rm(home, { recursive: true, force: true });
+    await services.stop();
   }
 }
 

@@ -7,7 +7,7 @@ import type { ServiceSettings } from '@detl/config';
 import { startTestMinio, startTestTemporal } from '@detl/services/testing';
 import { createObjectStore, type S3ObjectStore } from '@detl/storage';
 import { createTrackingStore, type TrackingStore } from '@detl/tracking';
-import { createTestDatabase } from '@detl/tracking/testing';
+import { createTestDatabase, type TestDatabase } from '@detl/tracking/testing';
 
 // Lives here, in the lowest library that may use storage, tracking and services together, so that
 // the apps' and the tools' tests share it (an app's test-support is its own).
@@ -21,6 +21,8 @@ export interface TestStores {
   s3: ServiceSettings['s3'];
   /** The fresh database (`DETL_TEST_DATABASE_URL`'s PostgreSQL when set, else PGlite), migrated. */
   databaseUrl: string;
+  /** Which of the two it is. */
+  databaseEngine: TestDatabase['engine'];
   /** An empty temp folder (`detl-<name>-…`), deleted by `stop`. */
   home: string;
   /** Closes the clients, stops the services, drops the database and deletes `home`. */
@@ -40,6 +42,7 @@ export async function startTestStores(name: string): Promise<TestStores> {
     store,
     s3,
     databaseUrl: database.url,
+    databaseEngine: database.engine,
     home,
     async stop() {
       await tracking.close();
