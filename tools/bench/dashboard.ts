@@ -14,9 +14,10 @@ import { parseBenchArgs } from './support/bench-args';
  * Seeds a fresh database on a real PostgreSQL server (`DETL_BENCH_DATABASE_URL`, else
  * `DETL_TEST_DATABASE_URL`; `.ci/run` shows how to start Debian's) with `--experiments` runs, each with
  * `--epochs-per-run` epoch-metric rows over pretraining and five folds, 8 stage attempts, 5 folds and 4
- * Grad-CAM artifact rows, all migrations applied (so the indexes users get). Then it starts the real
- * dashboard server on 127.0.0.1 and measures, one request at a time over HTTP, p50 / p95 / max latency of
- * the list, filter and detail API calls, and the first render of the runs page in Chromium
+ * Grad-CAM artifact rows, and a sweep per 10 experiments of the first 10 %, all migrations applied (so
+ * the indexes users get). Then it starts the real dashboard server on 127.0.0.1 and measures, one
+ * request at a time over HTTP after a warm-up round, p50 / p95 / max latency of the list, filter,
+ * detail, compare and sweep API calls, and the first render of the runs page in Chromium
  * (`/usr/bin/chromium`, headless) from navigation to the first table row.
  *
  * Seeding uses set-based INSERT … SELECT generate_series statements with bound parameters (a run per
