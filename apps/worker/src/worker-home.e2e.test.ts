@@ -54,7 +54,9 @@ describe('a worker started alone with only DETL_HOME', () => {
     services = await startEmbeddedServices(loadServiceSettings(env), { headless: true, homeOwned: homeOwnedServices(env) });
 
     const started = await firstWords(env);
-    expect(started.stdout).toContain(`polling task queue "detl" at ${services.settings.temporal.address}`);
+    // Both of the home's queues (a plain worker serves the main and the training queue), at the home's recorded address.
+    expect(started.stdout).toMatch(/polling task queues "detl" \(workflows, bookkeeping, data, Grad-CAM\) and "training" \(training, \d+ at once\)/);
+    expect(started.stdout).toContain(` at ${services.settings.temporal.address}`);
 
     const refused = await firstWords(homeEnv(empty));
     expect(refused.code).toBe(1);
