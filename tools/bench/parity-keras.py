@@ -38,40 +38,12 @@ if job["threads"] == "1":
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
 import keras  # noqa: E402
-from keras import layers  # noqa: E402
+from keras_nets import peak_rss_bytes, small_vgg  # noqa: E402
 
 
-def width(base, multiplier):
-    units = round(base * multiplier)
-    if units < 1:
-        raise SystemExit(f"width multiplier {multiplier} leaves a layer of base {base} without units")
-    return units
-
-
-def small_vgg(size, w, classes):
-    # detl libs/ml/src/core/models.ts smallVgg: 4 blocks x 2 (conv3x3 + bias, linear -> BN(0.9, 1.001e-5) -> ReLU),
-    # maxpool 2/2, flatten, dense 128 x width ReLU, dense classes (logits). Keras' defaults for Conv2D and
-    # Dense are glorot_uniform kernels and zero biases, detl sets glorotUniform explicitly (tfjs' default is normal).
+def small_vgg_model(size, w, classes):
     inp = keras.Input(shape=(size, size, 1), name="input")
-    y = inp
-    for index, filters in enumerate((16, 32, 64, 128)):
-        for c in (1, 2):
-            y = layers.Conv2D(width(filters, w), 3, padding="same", kernel_initializer="glorot_uniform", name=f"block{index + 1}_conv{c}")(y)
-            y = layers.BatchNormalization(momentum=0.9, epsilon=1.001e-5, name=f"block{index + 1}_bn{c}")(y)
-            y = layers.ReLU(name=f"block{index + 1}_relu{c}")(y)
-        y = layers.MaxPooling2D(2, 2, name=f"block{index + 1}_pool")(y)
-    y = layers.Flatten(name="head_flatten")(y)
-    y = layers.Dense(width(128, w), activation="relu", kernel_initializer="glorot_uniform", name="head_fc1")(y)
-    out = layers.Dense(classes, kernel_initializer="glorot_uniform", name="head_predictions")(y)
-    return keras.Model(inp, out, name="small_vgg")
-
-
-def peak_rss_bytes():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return None
+    return keras.Model(inp, small_vgg(inp, w, classes), name="small_vgg")
 
 
 export = job["exportDir"]
@@ -115,7 +87,7 @@ def lockstep():
     """Same start, same batches: detl's initial weights and batch order (tools/bench/parity.ts wrote
     them), `steps` Adam steps with train_on_batch, the loss of every step (before its update, as
     detl's optimizer.minimize returns it) and the logits of the first test images afterwards."""
-    model = small_vgg(size, job["widthMultiplier"], classes)
+    model = small_vgg_model(size, job["widthMultiplier"], classes)
     spec = load_detl_weights(model, os.path.join(export, "lockstep"))
     batch, steps = spec["batchSize"], spec["steps"]
     rate = keras.optimizers.schedules.CosineDecay(initial_learning_rate=spec["learningRate"], decay_steps=steps, alpha=0.0)
@@ -152,7 +124,7 @@ if augmentation["rotationDegrees"] or augmentation["scale"] or augmentation["hor
 # The same initial weights for every fold, as detl builds every fold's model from config.seed;
 # shuffling then follows the fold's own seed (detl: config.seed + fold + 1).
 keras.utils.set_random_seed(job["modelSeed"])
-model = small_vgg(size, job["widthMultiplier"], classes)
+model = small_vgg_model(size, job["widthMultiplier"], classes)
 if job.get("sharedInit"):
     # Starts from detl's own initial weights (every fold does, as in detl), so the two peers differ
     # only in training, not in their draw from the initialiser.
