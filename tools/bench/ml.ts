@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type * as tfc from '@tensorflow/tfjs-core';
+import { runChildForResult } from './support/child-result';
 
 /**
  * `npm run bench -- ml [--only small-vgg@64,vgg16] [--batch 16,32] [--iterations N] [--no-profile]`
@@ -291,29 +292,15 @@ interface ChildOutput {
   loadAverage: { before: number; after: number };
 }
 
-function runProcess(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<ChildOutput> {
+async function runProcess(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<ChildOutput> {
   const before = os.loadavg()[0] as number;
   const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      const line = stdout.split('\n').find((l) => l.startsWith(RESULT_MARKER)) ?? stdout.split('\n').find((l) => l.startsWith('{'));
-      if (code !== 0 || !line) {
-        reject(new Error(`${path.basename(args[args.length - 2] ?? command)} exited with ${code ?? signal}:\n${stderr.split('\n').slice(-25).join('\n')}`));
-        return;
-      }
-      resolve({
-        result: JSON.parse(line.startsWith(RESULT_MARKER) ? line.slice(RESULT_MARKER.length) : line) as Record<string, unknown>,
-        wallSeconds: Math.round((performance.now() - started) / 100) / 10,
-        loadAverage: { before, after: os.loadavg()[0] as number },
-      });
-    });
-  });
+  const result = await runChildForResult<Record<string, unknown>>(command, args, { cwd: REPO_ROOT, env, marker: RESULT_MARKER });
+  return {
+    result,
+    wallSeconds: Math.round((performance.now() - started) / 100) / 10,
+    loadAverage: { before, after: os.loadavg()[0] as number },
+  };
 }
 
 function toMeasurement(out: ChildOutput): PeerMeasurement {

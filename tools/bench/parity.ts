@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { runChildForResult } from './support/child-result';
 
 /**
  * `npm run bench -- parity [--epochs 20] [--batch 16] [--folds 0,1,…] [--max-per-class n] [--lockstep 40]
@@ -410,22 +410,7 @@ async function lockstepCheck(exportDir: string, recipe: ParityRecipe, steps: num
 
 /** Runs a child and parses its result line (the marker line, or the first JSON line for Python). */
 function runJson<T>(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      const line = stdout.split('\n').find((l) => l.startsWith(RESULT_MARKER)) ?? stdout.split('\n').find((l) => l.startsWith('{'));
-      if (code !== 0 || !line) {
-        reject(new Error(`${path.basename(command)} ${path.basename(args[0] ?? '')} exited with ${code ?? signal}:\n${stderr.split('\n').slice(-25).join('\n')}`));
-        return;
-      }
-      resolve(JSON.parse(line.startsWith(RESULT_MARKER) ? line.slice(RESULT_MARKER.length) : line) as T);
-    });
-  });
+  return runChildForResult<T>(command, args, { cwd: REPO_ROOT, env, marker: RESULT_MARKER });
 }
 
 async function runProcess(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<FoldRun> {
