@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { launchService, recordedProcessAlive, stopRecordedService } from './managed-process';
+import { launchService, pidAlive, recordedProcessAlive, stopRecordedService } from './managed-process';
 
 /**
  * Environment variable naming how many minutes a home's embedded services stay up after the last
@@ -40,16 +40,6 @@ function clientsDir(home: string): string {
 /** Marker written by `detl services start`: services started on purpose are never stopped for idleness. */
 function pinFile(home: string): string {
   return path.join(home, 'run', 'services-pinned');
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: alive, owned by someone else.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**

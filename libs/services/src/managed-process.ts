@@ -121,12 +121,7 @@ export function recordedProcessAlive(home: string, name: string, marker: string)
   } catch {
     return false;
   }
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
+  if (!Number.isInteger(pid) || pid <= 0 || !pidAlive(pid)) return false;
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker);
   } catch {
@@ -265,7 +260,11 @@ export async function stopRecordedService(home: string, name: string, marker: st
   return true;
 }
 
-function pidAlive(pid: number): boolean {
+/**
+ * Whether a process with this pid runs and this process may signal it; another user's process
+ * (EPERM) counts as gone, since detl never started it.
+ */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
