@@ -50,6 +50,7 @@ export function createFineTuneStage({ tracking, store }: ActivityDependencies, r
               seed: config.seed + fold + 1,
               trainFile,
               testFile,
+              testTimeFlip: config.evaluation.testTimeFlip,
               initialModelDir,
             },
           });

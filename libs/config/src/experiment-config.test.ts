@@ -37,6 +37,47 @@ describe('parseExperimentConfig', () => {
   });
 });
 
+describe('the training levers and test-time flip (issue 11)', () => {
+  it('default to off in both stages and in evaluation', () => {
+    const config = parseExperimentConfig({});
+    for (const stage of [config.pretrain, config.fineTune]) {
+      expect(stage).toMatchObject({ labelSmoothing: 0, classWeighting: 'none', weightDecay: 0 });
+    }
+    expect(config.evaluation).toEqual({ testTimeFlip: false });
+  });
+
+  it('take values in range', () => {
+    const config = parseExperimentConfig({
+      pretrain: { labelSmoothing: 0.5, weightDecay: 0.1 },
+      fineTune: { labelSmoothing: 0.1, classWeighting: 'balanced', weightDecay: 1e-4 },
+      evaluation: { testTimeFlip: true },
+    });
+    expect(config.pretrain).toMatchObject({ labelSmoothing: 0.5, classWeighting: 'none', weightDecay: 0.1 });
+    expect(config.fineTune).toMatchObject({ labelSmoothing: 0.1, classWeighting: 'balanced', weightDecay: 1e-4 });
+    expect(config.evaluation.testTimeFlip).toBe(true);
+  });
+
+  it('reject out-of-range values naming the field', () => {
+    const fieldsOf = (raw: unknown): string[] => {
+      try {
+        parseExperimentConfig(raw);
+      } catch (error) {
+        if (error instanceof ConfigError) return error.fields;
+        throw error;
+      }
+      return [];
+    };
+    expect(fieldsOf({ pretrain: { labelSmoothing: 0.6 } })).toEqual(['pretrain.labelSmoothing']);
+    expect(fieldsOf({ fineTune: { labelSmoothing: -0.1 } })).toEqual(['fineTune.labelSmoothing']);
+    expect(fieldsOf({ fineTune: { classWeighting: 'inverse' } })).toEqual(['fineTune.classWeighting']);
+    expect(fieldsOf({ pretrain: { weightDecay: 0.2 } })).toEqual(['pretrain.weightDecay']);
+    expect(fieldsOf({ fineTune: { weightDecay: -1 } })).toEqual(['fineTune.weightDecay']);
+    expect(fieldsOf({ evaluation: { testTimeFlip: 'yes' } })).toEqual(['evaluation.testTimeFlip']);
+    expect(fieldsOf({ evaluation: { flip: true } })).toEqual(['evaluation.flip']);
+    expect(() => parseExperimentConfig({ fineTune: { labelSmoothing: 0.6 } }, 'lever.json')).toThrow(/lever\.json[\s\S]*fineTune\.labelSmoothing: .*0\.5/);
+  });
+});
+
 describe('applyConfigOverrides', () => {
   it('sets dotted paths, parsing JSON values', () => {
     const raw = applyConfigOverrides({ pretrain: { epochs: 2 } }, ['pretrain.epochs=7', 'name=my run', 'fineTune.augmentation.horizontalFlip=false']);

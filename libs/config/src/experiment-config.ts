@@ -78,6 +78,35 @@ const datasetSchema = z.strictObject({
     .describe("patients in Data-B: all but the pretraining share (exclude-data-a), or all (scratch recipes only)"),
 });
 
+/**
+ * The regularising levers of a training stage (issue 11's "fair levers"), the same fields for
+ * pretraining and fine-tuning; every default leaves training as it was without them.
+ */
+const trainingLevers = {
+  /**
+   * Label smoothing ε of the training loss (Keras' convention): the one-hot target becomes
+   * `onehot·(1 − ε) + ε / classes`. 0 trains on the plain one-hot labels; evaluation losses are never smoothed.
+   */
+  labelSmoothing: z.number().min(0).max(0.5).default(0).describe('label smoothing of the training loss: targets become onehot*(1-e)+e/classes (0: off)'),
+  /**
+   * `balanced` weights each training image's loss by n_total / (n_classes · n_class), counted on
+   * the stage's training set (scikit-learn's `balanced`), and the batch loss is the weighted mean;
+   * `none` weights every image alike. Accuracy is never weighted.
+   */
+  classWeighting: z
+    .enum(['none', 'balanced'])
+    .default('none')
+    .describe('weight each image\'s loss by n_total/(n_classes*n_class) of the training set (balanced), or not (none)'),
+  /**
+   * Decoupled weight decay λ (AdamW / SGDW, Loshchilov & Hutter): at every step each trainable
+   * kernel (conv and dense kernels; not biases, not batch-norm gamma / beta) is multiplied by
+   * (1 − lr_t·λ), lr_t being that step's scheduled learning rate, and the optimizer's update from
+   * the gradient at the undecayed weights is added (PyTorch's AdamW order). It is not an L2 term
+   * in the loss, so Adam's moments never see it. 0 turns it off.
+   */
+  weightDecay: z.number().min(0).max(0.1).default(0).describe('decoupled weight decay: each step multiplies trainable kernels by (1 - lr*decay) (0: off)'),
+};
+
 // Defaults sized for the demo on the native engine: the whole experiment in under 3 minutes on 2 cores.
 const pretrainSchema = z.strictObject({
   epochs: positiveInt.default(12),
@@ -87,6 +116,7 @@ const pretrainSchema = z.strictObject({
   momentum: z.number().min(0).lt(1).default(0.9),
   schedule: z.enum(['cosine', 'constant']).default('cosine'),
   augmentation: augmentationSchema.prefault({}),
+  ...trainingLevers,
 });
 
 const fineTuneSchema = z.strictObject({
@@ -103,6 +133,7 @@ const fineTuneSchema = z.strictObject({
    */
   freeze: z.enum(['below-last-conv-block', 'none', 'all-but-head', 'scratch']).default('below-last-conv-block'),
   augmentation: augmentationSchema.prefault({ rotationDegrees: 5, scale: 0.05 }),
+  ...trainingLevers,
 });
 
 const modelSchema = z.strictObject({
@@ -114,6 +145,16 @@ const modelSchema = z.strictObject({
 const gradCamSchema = z.strictObject({
   /** Correctly and incorrectly classified images explained per class (from the held-out folds). */
   imagesPerClass: z.number().int().min(0).max(50).default(2),
+});
+
+const evaluationSchema = z.strictObject({
+  /**
+   * Test-time flip averaging: wherever a trained model scores an image (the held-out fold of a
+   * fine-tuning, `detl predict`, `detl evaluate`, the dashboard's screening), the softmax of the
+   * image and of its left-right mirror are averaged, and the class, accuracy and confusion matrix
+   * follow the averaged probabilities. Grad-CAM still explains the image as it is.
+   */
+  testTimeFlip: z.boolean().default(false).describe("average each image's softmax with its left-right mirror's when scoring"),
 });
 
 const runtimeSchema = z.strictObject({
@@ -151,6 +192,7 @@ export const experimentConfigSchema = z.strictObject({
   pretrain: pretrainSchema.prefault({}),
   fineTune: fineTuneSchema.prefault({}),
   gradCam: gradCamSchema.prefault({}),
+  evaluation: evaluationSchema.prefault({}),
   runtime: runtimeSchema.prefault({}),
 }).superRefine((config, context) => {
   // Pretraining learns from Data-A; with every patient in Data-B there is nothing left to pretrain on.
@@ -174,6 +216,10 @@ export type AugmentationConfig = z.output<typeof augmentationSchema>;
  * Fine-tuning's settings are a superset (they add `freeze`), so both stages fit.
  */
 export type TrainingStageConfig = z.output<typeof pretrainSchema>;
+/** How trained models score images (`evaluation`): test-time flip averaging. */
+export type EvaluationConfig = z.output<typeof evaluationSchema>;
+/** A training stage's class weighting (`classWeighting`). */
+export type ClassWeighting = TrainingStageConfig['classWeighting'];
 /** Which pretrained layers stay fixed while fine-tuning (`fineTune.freeze`). */
 export type FreezeMode = z.output<typeof fineTuneSchema>['freeze'];
 /** Every {@link FreezeMode}, in the schema's order. */

@@ -19,6 +19,7 @@ export { writeLabelledImages, readLabelledImages, assertLabelledImages, type Lab
 export { SeededRandom } from './random';
 export {
   trainModel,
+  classProbabilities,
   evaluateModel,
   augmentBatch,
   createOptimizer,
@@ -33,11 +34,14 @@ export {
   type BatchMetrics,
   type BestWeights,
   type EpochMetrics,
+  type ModelEvaluation,
+  type ScoringOptions,
   type TrainingStage,
   type TrainOptions,
   type TrainResult,
   type WeightSnapshot,
 } from './train';
+export { balancedClassWeights, classWeightsFor, decayKernels, decayedKernels, trainingLoss, type TrainingLevers } from './training-levers';
 export { prepareForFineTuning, assertArchitecture, CheckpointMismatchError, type FineTuneOptions, type FreezeMode } from './fine-tune';
 export {
   CHECKPOINT_FILES,

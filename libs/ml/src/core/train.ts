@@ -4,6 +4,7 @@ import type { AugmentationConfig, EpochMetrics, TrainingStageConfig } from '@det
 import { assertLabelledImages, type LabelledImages } from './labelled-images';
 import { batchNormInTraining, installNativeTrainingKernels, nativeBatchNormAvailable } from './native-training-kernels';
 import { SeededRandom } from './random';
+import { classWeightsFor, decayedKernels, decayKernels, trainingLoss, type TrainingLevers } from './training-levers';
 
 /**
  * Real-time augmentation of one training stage (the config's `augmentation`): each image draws a
@@ -15,9 +16,10 @@ export type AugmentationOptions = AugmentationConfig;
 /**
  * Recipe of one training stage: the experiment config's `pretrain` / `fineTune` settings. `epochs`
  * is the run's total (a resumed run counts the epochs already done); `cosine` anneals per step
- * from learningRate to 0 over all epochs of the run; momentum is SGD's (Adam ignores it).
+ * from learningRate to 0 over all epochs of the run; momentum is SGD's (Adam ignores it). The
+ * levers (`labelSmoothing`, `classWeighting`, `weightDecay`) may be left out: absent is off.
  */
-export type TrainingStage = TrainingStageConfig;
+export type TrainingStage = Omit<TrainingStageConfig, keyof TrainingLevers> & TrainingLevers;
 
 // What one epoch achieved: the schema in @detl/config, which tracking and the dashboard read too.
 export type { EpochMetrics };
@@ -263,16 +265,69 @@ function abortError(): Error {
   return error;
 }
 
-/** Loss and accuracy of a model on a data set, in inference mode. */
-export function evaluateModel(model: LayersModel, data: LabelledImages, batchSize = 32): { loss: number; accuracy: number; logits: Float32Array } {
+/** How a trained model scores images (the experiment config's `evaluation` section). */
+export interface ScoringOptions {
+  /** Average the softmax of each image and of its left-right mirror (default false). */
+  testTimeFlip?: boolean;
+}
+
+/**
+ * Class probabilities of a batch in inference mode: the softmax of the model's output or, with
+ * `testTimeFlip`, the mean of the softmax of `x` and of `tf.reverse(x, 2)` (each image mirrored
+ * left-right). The one place detl averages over flips; every scorer of images calls it.
+ */
+export function classProbabilities(model: LayersModel, x: tf.Tensor4D, options: ScoringOptions = {}): tf.Tensor2D {
+  return tf.tidy(() => probabilitiesOf(model, x, model.predict(x) as tf.Tensor2D, options));
+}
+
+/** {@link classProbabilities} given the model's logits for `x`, computed already. */
+function probabilitiesOf(model: LayersModel, x: tf.Tensor4D, logits: tf.Tensor2D, options: ScoringOptions): tf.Tensor2D {
+  const plain = tf.softmax(logits);
+  if (!options.testTimeFlip) return plain;
+  const mirrored = tf.softmax(model.predict(tf.reverse(x, 2)) as tf.Tensor2D);
+  return tf.div(tf.add(plain, mirrored), 2);
+}
+
+/** What {@link evaluateModel} measured. */
+export interface ModelEvaluation {
+  /** Mean cross-entropy (never label-smoothed or class-weighted); with test-time flip, of the averaged probabilities. */
+  loss: number;
+  accuracy: number;
+  /** The model's logits for the images as they are, image after image (count × classes). */
+  logits: Float32Array;
+  /** With `testTimeFlip`: the flip-averaged probabilities loss and accuracy were computed from (count × classes); null otherwise. */
+  flipAveraged: Float32Array | null;
+}
+
+/**
+ * Loss and accuracy of a model on a data set, in inference mode; with `testTimeFlip` both follow
+ * the flip-averaged probabilities ({@link classProbabilities}).
+ */
+export function evaluateModel(model: LayersModel, data: LabelledImages, batchSize = 32, options: ScoringOptions = {}): ModelEvaluation {
   const { channels } = inputShape(model);
   const classes = outputClasses(model);
   const logits = new Float32Array(data.count * classes);
+  const flipAveraged = options.testTimeFlip ? new Float32Array(data.count * classes) : null;
   let lossSum = 0;
   let correct = 0;
   for (let start = 0; start < data.count; start += batchSize) {
     const indices = Array.from({ length: Math.min(batchSize, data.count - start) }, (_, i) => start + i);
     const labels = data.labels.subarray(start, start + indices.length);
+    if (flipAveraged) {
+      const [batchLogits, batchProbabilities] = tf.tidy(() => {
+        const x = imagesToTensor(data, indices, channels);
+        const out = model.predict(x) as tf.Tensor2D;
+        return [out.dataSync() as Float32Array, probabilitiesOf(model, x, out, options).dataSync() as Float32Array];
+      });
+      logits.set(batchLogits, start * classes);
+      flipAveraged.set(batchProbabilities, start * classes);
+      for (let i = 0; i < indices.length; i += 1) {
+        const label = labels[i] as number;
+        lossSum -= Math.log(Math.max(batchProbabilities[i * classes + label] as number, Number.MIN_VALUE));
+        if (argMax(batchProbabilities, i * classes, classes) === label) correct += 1;
+      }
+      continue;
+    }
     const [batchLogits, batchLoss] = tf.tidy(() => {
       const x = imagesToTensor(data, indices, channels);
       const out = model.predict(x) as tf.Tensor2D;
@@ -286,14 +341,14 @@ export function evaluateModel(model: LayersModel, data: LabelledImages, batchSiz
       if (argMax(batchLogits, i * classes, classes) === labels[i]) correct += 1;
     }
   }
-  return { loss: data.count > 0 ? lossSum / data.count : NaN, accuracy: data.count > 0 ? correct / data.count : NaN, logits };
+  return { loss: data.count > 0 ? lossSum / data.count : NaN, accuracy: data.count > 0 ? correct / data.count : NaN, logits, flipAveraged };
 }
 
 /**
  * Softmax class probabilities of a model for unlabelled images (pixels / 255, as in training),
- * one array of numClasses per image.
+ * one array of numClasses per image; with `testTimeFlip`, averaged with the mirrored images'.
  */
-export function predictProbabilities(model: LayersModel, images: Omit<LabelledImages, 'labels'>, batchSize = 32): number[][] {
+export function predictProbabilities(model: LayersModel, images: Omit<LabelledImages, 'labels'>, batchSize = 32, options: ScoringOptions = {}): number[][] {
   const { size, channels } = inputShape(model);
   if (images.size !== size) throw new Error(`images are ${images.size}x${images.size} px, the model takes ${size}x${size}`);
   if (images.pixels.length !== images.count * size * size) {
@@ -302,7 +357,7 @@ export function predictProbabilities(model: LayersModel, images: Omit<LabelledIm
   const rows: number[][] = [];
   for (let start = 0; start < images.count; start += batchSize) {
     const indices = Array.from({ length: Math.min(batchSize, images.count - start) }, (_, i) => start + i);
-    const batch = tf.tidy(() => tf.softmax(model.predict(imagesToTensor({ ...images, labels: new Int32Array(0) }, indices, channels)) as tf.Tensor2D).arraySync());
+    const batch = tf.tidy(() => classProbabilities(model, imagesToTensor({ ...images, labels: new Int32Array(0) }, indices, channels), options).arraySync());
     rows.push(...batch);
   }
   return rows;
@@ -319,6 +374,12 @@ function argMax(values: Float32Array, offset: number, length: number): number {
  * softmax cross-entropy on the logits against one-hot labels (a product, so no gather gradient
  * is needed on wasm), Adam or SGD+momentum with a per-step cosine schedule spanning the whole
  * run, validation after each epoch, and the best-validation weights kept.
+ *
+ * The stage's levers: `labelSmoothing` smooths the targets and `classWeighting: 'balanced'`
+ * weights each image's loss by its class's `balancedClassWeights` on `train`
+ * ({@link trainingLoss}; the reported train loss is this loss, train accuracy is unweighted);
+ * `weightDecay` shrinks the trainable kernels every step ({@link decayKernels}). Validation is
+ * scored without any of them, and without test-time flips.
  *
  * Pixels are divided by 255. Only weights whose layer is `trainable` are updated. Every batch
  * runs inside `tf.tidy`, so the tensor count is flat across epochs.
@@ -342,6 +403,10 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   const optimizer = options.optimizer ?? createOptimizer(stage);
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
   if (variables.length === 0) throw new Error(`model '${model.name}' has no trainable weights`);
+  const labelSmoothing = stage.labelSmoothing ?? 0;
+  const weightDecay = stage.weightDecay ?? 0;
+  const classWeights = classWeightsFor(stage.classWeighting, train.labels, classes);
+  const kernels = weightDecay > 0 ? decayedKernels(model) : [];
   const stepsPerEpoch = Math.ceil(train.count / stage.batchSize);
   const totalSteps = stepsPerEpoch * stage.epochs;
   const history: EpochMetrics[] = [];
@@ -365,16 +430,16 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
         const raw = imagesToTensor(train, indices, channels);
         const x = augmentBatch(raw, augmentRng, stage.augmentation);
         const oneHot = tf.oneHot(tf.tensor1d(labels, 'int32'), classes);
+        const weights = classWeights ? tf.tensor1d(Float32Array.from(labels, (label) => classWeights[label] as number)) : null;
         let kept: tf.Tensor | null = null;
-        const cost = optimizer.minimize(
-          () => {
-            const logits = model.apply(x, { training: true }) as tf.Tensor2D;
-            kept = tf.keep(tf.argMax(logits, 1));
-            return tf.losses.softmaxCrossEntropy(oneHot, logits);
-          },
-          true,
-          variables,
-        ) as tf.Scalar;
+        // optimizer.minimize's own steps, with the decoupled weight decay between gradient and update.
+        const { value: cost, grads } = optimizer.computeGradients(() => {
+          const logits = model.apply(x, { training: true }) as tf.Tensor2D;
+          kept = tf.keep(tf.argMax(logits, 1));
+          return trainingLoss(oneHot as tf.Tensor2D, logits, labelSmoothing, weights);
+        }, variables);
+        decayKernels(kernels, rate, weightDecay);
+        optimizer.applyGradients(variables.map((variable) => ({ name: variable.name, tensor: grads[variable.name] as tf.Tensor })));
         const predictedTensor = kept as unknown as tf.Tensor;
         const result = { loss: cost.dataSync()[0] as number, predicted: predictedTensor.dataSync().slice() as Int32Array };
         predictedTensor.dispose();

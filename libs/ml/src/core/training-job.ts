@@ -43,6 +43,11 @@ export interface FineTuneJob extends TrainingJobBase {
   architecture?: Architecture;
   /** Held-out images the final model is evaluated on. */
   testFile: string;
+  /**
+   * Score the held-out images with test-time flip averaging (the config's
+   * `evaluation.testTimeFlip`): each image's softmax averaged with its mirror's. Default false.
+   */
+  testTimeFlip?: boolean;
 }
 
 /** What {@link runTrainingJob} runs. */

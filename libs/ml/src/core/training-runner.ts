@@ -7,14 +7,19 @@ import { prepareForFineTuning } from './fine-tune';
 import { readLabelledImages, type LabelledImages } from './labelled-images';
 import { CHECKPOINT_FILES, loadModel, loadOptimizer, modelToFiles, saveModel } from './model-io';
 import { buildModel } from './models';
-import { createOptimizer, evaluateModel, outputClasses, snapshotWeights, trainModel, type BestWeights } from './train';
+import { createOptimizer, evaluateModel, outputClasses, snapshotWeights, trainModel, type BestWeights, type ScoringOptions } from './train';
 import type { TestEvaluation, TrainingJob, TrainingJobEpoch, TrainingJobResult } from './training-job';
 
-/** Evaluates a model on a test set: predictions, softmax probabilities, confusion matrix. */
-export function evaluateOnTest(model: LayersModel, test: LabelledImages, batchSize = 32): TestEvaluation {
+/**
+ * Evaluates a model on a test set: predictions, softmax probabilities, confusion matrix; with
+ * `testTimeFlip` all of them follow the flip-averaged probabilities.
+ */
+export function evaluateOnTest(model: LayersModel, test: LabelledImages, batchSize = 32, options: ScoringOptions = {}): TestEvaluation {
   const classes = outputClasses(model);
-  const { loss, accuracy, logits } = evaluateModel(model, test, batchSize);
-  const probabilities = tf.tidy(() => tf.softmax(tf.tensor2d(logits, [test.count, classes])).arraySync() as number[][]);
+  const { loss, accuracy, logits, flipAveraged } = evaluateModel(model, test, batchSize, options);
+  const probabilities = flipAveraged
+    ? Array.from({ length: test.count }, (_, i) => Array.from(flipAveraged.subarray(i * classes, (i + 1) * classes)))
+    : tf.tidy(() => tf.softmax(tf.tensor2d(logits, [test.count, classes])).arraySync() as number[][]);
   const predictedClass = new Int32Array(test.count);
   const confusionMatrix = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
   probabilities.forEach((row, i) => {
@@ -148,7 +153,7 @@ export async function runTrainingJobInProcess(job: TrainingJob, onEpoch: (metric
   const bestEpoch = result.best?.epoch ?? job.stage.epochs;
   const bestValidationAccuracy = result.best?.validationAccuracy ?? null;
   await saveModel(model, bestDir);
-  const evaluation = test ? evaluateOnTest(model, test, job.stage.batchSize * 2) : null;
+  const evaluation = test && job.kind === 'fine-tune' ? evaluateOnTest(model, test, job.stage.batchSize * 2, { testTimeFlip: job.testTimeFlip ?? false }) : null;
   result.optimizer.dispose();
   model.dispose();
   const outcome: TrainingJobResult = {
