@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { DATA_B_CLASSES } from '@detl/config';
+import { DATA_B_CLASSES, type EvaluationConfig } from '@detl/config';
 import { loadImages, loadManifest } from '@detl/data';
 import { summarizeCrossValidation, trainingRuntimeOf, writeLabelledImages } from '@detl/ml';
 import { downloadPrefix, foldModelPrefix, foldPredictionsKey, uploadDirectory } from '@detl/storage';
@@ -50,7 +50,8 @@ export function createFineTuneStage({ tracking, store }: ActivityDependencies, r
               seed: config.seed + fold + 1,
               trainFile,
               testFile,
-              testTimeFlip: config.evaluation.testTimeFlip,
+              // A run started before the config had an `evaluation` section (in flight on an older workflow input) scores as it did.
+              testTimeFlip: (config.evaluation as EvaluationConfig | undefined)?.testTimeFlip ?? false,
               initialModelDir,
             },
           });
