@@ -9,12 +9,14 @@ import { formatMatrix } from '../report-format';
 import { openRuntime, type CliRuntime } from '../runtime';
 import {
   describeInput,
+  describeScoring,
   ensembleInputs,
   loadChecked,
   parseFold,
   parseModelReference,
   preprocessFile,
   resolveModels,
+  scoringOf,
   writeAtomically,
   type LayersModel,
   type ModelReference,
@@ -48,7 +50,8 @@ interface SourceBreakdown {
 /**
  * `detl evaluate`: tests a trained run on an external folder-per-class dataset (the `detl run
  * --dataset` layout, optional labels.csv). Every image is preprocessed as the run's sampling did and
- * predicted by the run's fold ensemble (or `--fold k`); the accuracy with a bootstrap interval, the
+ * predicted by the run's fold ensemble (or `--fold k`), scored as the run's folds were (its
+ * `evaluation.testTimeFlip`); the accuracy with a bootstrap interval, the
  * confusion matrix, a per-class report and a per-source breakdown (labels.csv `source`) are printed
  * and written as JSON and a confusion heatmap PNG. Images whose bytes are in the run's training
  * manifest are named in a warning: they make the numbers optimistic.
@@ -95,7 +98,8 @@ export async function evaluateCommand(flags: EvaluateFlags): Promise<void> {
       };
       const pixels: Uint8Array[] = [];
       for (const entry of images) pixels.push(await preprocessFile(entry.path, preprocessing));
-      const perModel = ensembleInputs(loaded, pixels, preprocessing.imageSize, ml);
+      const scoring = scoringOf(resolved.experiment);
+      const perModel = ensembleInputs(loaded, pixels, preprocessing.imageSize, ml, scoring);
       const probabilities = images.map((_, index) =>
         DATA_B_CLASSES.map((__, c) => perModel.reduce((sum, rows) => sum + ((rows[index] as number[])[c] ?? 0), 0) / perModel.length),
       );
@@ -118,6 +122,7 @@ export async function evaluateCommand(flags: EvaluateFlags): Promise<void> {
           reference: flags.model,
           experimentId: resolved.experiment?.id ?? null,
           ensemble: loaded.length > 1 ? 'mean of probabilities' : null,
+          testTimeFlip: scoring.testTimeFlip,
           models: resolved.models.map((m) => ({ fold: m.fold, prefix: m.prefix })),
         },
         preprocessing,
@@ -150,7 +155,7 @@ export async function evaluateCommand(flags: EvaluateFlags): Promise<void> {
         console.log(JSON.stringify(result, null, 2));
         return;
       }
-      printEvaluation(result, resolved.description, describeInput(preprocessing, runtime));
+      printEvaluation(result, `${resolved.description}${describeScoring(scoring)}`, describeInput(preprocessing, runtime));
     } finally {
       for (const { model } of loaded) model.dispose();
     }

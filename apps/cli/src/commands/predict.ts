@@ -55,6 +55,22 @@ export interface ResolvedPreprocessing extends PreprocessOptions {
   manifestKey: string | null;
 }
 
+/** How the run's models score an image: its config's `evaluation` section (a bare model prefix: plain). */
+export interface Scoring {
+  /** Each image's softmax averaged with its left-right mirror's (`evaluation.testTimeFlip`). */
+  testTimeFlip: boolean;
+}
+
+/** The scoring of `experiment`'s own evaluations, so that predict and evaluate score as its folds were scored. */
+export function scoringOf(experiment: ExperimentDetail | null): Scoring {
+  return { testTimeFlip: experiment?.config.evaluation.testTimeFlip ?? false };
+}
+
+/** The model line's words for a scoring: nothing for plain scoring. */
+export function describeScoring(scoring: Scoring): string {
+  return scoring.testTimeFlip ? ', test-time flip averaged' : '';
+}
+
 /** Everything `detl predict --json` prints about one image. */
 interface ImagePrediction {
   image: string;
@@ -73,7 +89,8 @@ interface ImagePrediction {
  * unique id prefix or workflow id: every fold model as an ensemble that averages probabilities, or
  * `--fold k`) or an object-store model prefix. Images (files, or folders of PNG / JPEG files) are
  * preprocessed exactly as the experiment's sampling did (the manifest's size, crop and degrade
- * options); class probabilities and the predicted class are printed, a Grad-CAM overlay PNG is
+ * options) and scored as its folds were (`evaluation.testTimeFlip`: each image's softmax averaged
+ * with its mirror's); class probabilities and the predicted class are printed, a Grad-CAM overlay PNG is
  * written per image under `<DETL_HOME>/predictions/<run>/` (or `--out-dir`, `--out`; none with
  * `--no-gradcam`), and `--output` writes one CSV or JSON row per image.
  */
@@ -123,11 +140,13 @@ export async function predictCommand(images: string[], flags: PredictFlags): Pro
         const overwritten = overlayFiles.find((file) => inputs.some((input) => input.file === file));
         if (overwritten) throw new CliError(`${overwritten}: the overlay would overwrite an input image; choose another --out-dir`, 2);
       }
-      const predictions = await predictAll(ml, loaded, inputs, pixels, overlayFiles, preprocessing.imageSize);
+      const scoring = scoringOf(experiment);
+      const predictions = await predictAll(ml, loaded, inputs, pixels, overlayFiles, preprocessing.imageSize, scoring);
       const modelSummary = {
         reference: flags.model,
         experimentId: experiment?.id ?? null,
         ensemble: loaded.length > 1 ? 'mean of probabilities' : null,
+        testTimeFlip: scoring.testTimeFlip,
         models: models.map((m) => ({ fold: m.fold, prefix: m.prefix })),
       };
       if (output) await writePredictionTable(output, predictions, modelSummary);
@@ -135,7 +154,7 @@ export async function predictCommand(images: string[], flags: PredictFlags): Pro
         console.log(JSON.stringify({ model: modelSummary, preprocessing, predictions, overlayDir, output }, null, 2));
         return;
       }
-      printPredictions(description, preprocessing, runtime, predictions, loaded.length);
+      printPredictions(`${description}${describeScoring(scoring)}`, preprocessing, runtime, predictions, loaded.length);
       if (overlayDir !== null) console.log(`\nGrad-CAM overlays: ${overlayDir} (${predictions.length} PNG${predictions.length === 1 ? '' : 's'})`);
       if (output) console.log(`${overlayDir === null ? '\n' : ''}predictions: ${output} (one row per image)`);
       console.log("\nA research model's output, not a diagnosis.");
@@ -419,8 +438,9 @@ async function predictAll(
   pixels: Uint8Array[],
   overlays: string[] | null,
   size: number,
+  scoring: Scoring,
 ): Promise<ImagePrediction[]> {
-  const perModel = ensembleInputs(loaded, pixels, size, ml);
+  const perModel = ensembleInputs(loaded, pixels, size, ml, scoring);
   const explainers = overlays ? loaded.map(({ model }) => ml.createGradCamExplainer(model)) : [];
   try {
     const predictions: ImagePrediction[] = [];
@@ -431,7 +451,7 @@ async function predictAll(
       let overlay: string | null = null;
       if (overlays) {
         const image = pixels[index] as Uint8Array;
-        // The ensemble's map for the class the ensemble predicted.
+        // The ensemble's map for the class the ensemble predicted, of the image as it is (never mirrored).
         const { heatmap } = ml.ensembleGradCam(explainers, image, size, classIndex);
         overlay = overlays[index] as string;
         await writeAtomically(overlay, await ml.gradCamOverlayPng(image, size, heatmap), 'the overlay');
@@ -451,11 +471,14 @@ async function predictAll(
   }
 }
 
-/** Each model's class probabilities for every image (rows in image order), batched by the ml library. */
-export function ensembleInputs(loaded: { model: LayersModel }[], pixels: Uint8Array[], size: number, ml: MlModule): number[][][] {
+/**
+ * Each model's class probabilities for every image (rows in image order), batched by the ml
+ * library, flip-averaged when the scoring says so.
+ */
+export function ensembleInputs(loaded: { model: LayersModel }[], pixels: Uint8Array[], size: number, ml: MlModule, scoring: Scoring): number[][][] {
   const batch = new Uint8Array(pixels.length * size * size);
   pixels.forEach((image, index) => batch.set(image, index * size * size));
-  return loaded.map(({ model }) => ml.predictProbabilities(model, { pixels: batch, count: pixels.length, size }));
+  return loaded.map(({ model }) => ml.predictProbabilities(model, { pixels: batch, count: pixels.length, size }, undefined, scoring));
 }
 
 function byClass(values: readonly number[]): Record<string, number> {
