@@ -29,7 +29,9 @@ import { runChildForResult } from './support/child-result';
  * Recipe (issue 11): scratch small-vgg at 64 px, every image degraded to 64 px, Data-B of the
  * default sampling, 5 patient-grouped folds, Adam 1e-3 with per-step cosine annealing to 0, batch
  * 16 (the fine-tune default), no augmentation (detl and Keras cannot draw the same random
- * transforms, so augmentation would only add noise to the comparison).
+ * transforms, so augmentation would only add noise to the comparison). The other levers of issue
+ * 11 (label smoothing, class weighting, weight decay, test-time flip) are off on both sides:
+ * parity-keras.py implements none of them, and detl's side sets them off explicitly.
  */
 
 const CHILD_FLAG = '--detl-parity-child';
@@ -40,6 +42,12 @@ const VENV_PYTHON = path.join(BENCH_DIR, '.venv-ml', 'bin', 'python');
 const KERAS_SCRIPT = path.join(BENCH_DIR, 'parity-keras.py');
 const CLASSES = ['normal', 'pneumonia', 'other_disease', 'covid'] as const;
 const ONE_THREAD_ENV = { TF_NUM_INTRAOP_THREADS: '1', TF_NUM_INTEROP_THREADS: '1', OMP_NUM_THREADS: '1' } as const;
+/**
+ * The training levers of issue 11 that parity-keras.py does not implement, set off explicitly on
+ * the detl side (their config defaults), so both peers train the same recipe whatever defaults
+ * detl's stages get later. Test-time flip averaging stays off too (`testTimeFlip: false`).
+ */
+const LEVERS_KERAS_LACKS = { labelSmoothing: 0, classWeighting: 'none', weightDecay: 0 } as const;
 
 /** The recipe both peers train with, and the data it runs on. */
 export interface ParityRecipe {
@@ -264,7 +272,9 @@ async function detlChild(job: DetlChildJob): Promise<Omit<FoldRun, 'loadAverage'
           momentum: 0.9,
           schedule: recipe.schedule,
           augmentation: { rotationDegrees: 0, scale: 0, horizontalFlip: false },
+          ...LEVERS_KERAS_LACKS,
         },
+        testTimeFlip: false,
         freeze: 'scratch',
         seed: recipe.seed + fold + 1,
         initialModelDir: null,
@@ -373,7 +383,7 @@ async function detlLockstep(job: LockstepJob): Promise<LockstepRun> {
   await ml.trainModel({
     model,
     train,
-    stage: { epochs: 1, batchSize: recipe.batchSize, optimizer: 'adam', learningRate: recipe.learningRate, momentum: 0.9, schedule: 'cosine', augmentation: { rotationDegrees: 0, scale: 0, horizontalFlip: false } },
+    stage: { epochs: 1, batchSize: recipe.batchSize, optimizer: 'adam', learningRate: recipe.learningRate, momentum: 0.9, schedule: 'cosine', augmentation: { rotationDegrees: 0, scale: 0, horizontalFlip: false }, ...LEVERS_KERAS_LACKS },
     seed: shuffleSeed,
     onBatchEnd: (metrics) => {
       losses.push(metrics.loss);
@@ -567,7 +577,7 @@ export default async function parityBenchmark(args: string[]): Promise<Record<st
       initialisation: options.sharedInit
         ? 'shared: Keras starts every fold from detl\'s initial weights (buildModel seeded with config.seed, loaded by name), so the peers differ only in training'
         : 'each peer draws its own glorot-uniform initial weights (detl: seeded tfjs initialisers, Keras: keras.utils.set_random_seed(config.seed)), the same start for all of its folds',
-      recipe: { ...recipe, architecture: 'small-vgg', freeze: 'scratch', augmentation: 'none', evaluation: 'last epoch weights, held-out fold', folds: meta.folds, trainedFolds: folds },
+      recipe: { ...recipe, architecture: 'small-vgg', freeze: 'scratch', augmentation: 'none', ...LEVERS_KERAS_LACKS, testTimeFlip: false, evaluation: 'last epoch weights, held-out fold', folds: meta.folds, trainedFolds: folds },
       ...(options.note ? { note: options.note } : {}),
       data: { manifestKey: meta.manifestKey, dataBImages: meta.items.length, perClass: Object.fromEntries(CLASSES.map((name, label) => [name, meta.items.filter((i) => i.label === label).length])), exportSeconds },
       table: folds.map((fold, i) => ({
