@@ -3,6 +3,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createGradCamExplainer } from './grad-cam';
+import { pointingGame } from './localization';
 import { createSeededRandom } from './metrics';
 import { BACKEND_UNDER_TEST, initBackendUnderTest } from '../test-support/backend-under-test';
 
@@ -206,6 +207,48 @@ describe('createGradCamExplainer', () => {
     expect(() => createGradCamExplainer(model, { lastConvLayerName: 'b' })).toThrow(/reaches the output without passing 'b'/);
     const result = createGradCamExplainer(model).explain(randomImage(2), SIZE, 0);
     expect(result.heatmap).toHaveLength(SIZE * SIZE);
+  });
+
+  it('puts the peak of each feature cell on the input pixels that cell covers, border cells included', () => {
+    // small-vgg's geometry with identity weights: 3x3 'same' convs and three 2x2 max-pools take 64 px
+    // to an 8 × 8 map, the explained conv copies it, and y1 = Σ A, so the map is the pooled image
+    // itself: one hot cell for a bright dot at that cell's centre.
+    const size = 64;
+    const identity = (name: string) => tfl.layers.conv2d({ filters: 1, kernelSize: 3, padding: 'same', activation: 'relu', name });
+    const model = tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({ inputShape: [size, size, 1], filters: 1, kernelSize: 3, padding: 'same', activation: 'relu', name: 'c1' }),
+        tfl.layers.maxPooling2d({ poolSize: 2, name: 'p1' }),
+        identity('c2'),
+        tfl.layers.maxPooling2d({ poolSize: 2, name: 'p2' }),
+        identity('c3'),
+        tfl.layers.maxPooling2d({ poolSize: 2, name: 'p3' }),
+        identity('feat'),
+        tfl.layers.flatten({ name: 'flat' }),
+        tfl.layers.dense({ units: 2, name: 'out' }),
+      ],
+    });
+    const centre = tf.tensor4d([0, 0, 0, 0, 1, 0, 0, 0, 0], [3, 3, 1, 1]);
+    for (const name of ['c1', 'c2', 'c3', 'feat']) model.getLayer(name).setWeights([centre, tf.zeros([1])]);
+    model.getLayer('out').setWeights([tf.tensor2d(Array.from({ length: 64 }, () => [0, 1])), tf.zeros([2])]);
+    const explainer = createGradCamExplainer(model);
+    expect(explainer.layerName).toBe('feat');
+    const cell = size / 8;
+    for (let row = 0; row < 8; row++) {
+      for (let col = 0; col < 8; col++) {
+        // A dot of radius 1.6 px around the cell's centre, (col + 0.5) · 8 − 0.5 in pixel indices.
+        const cx = (col + 0.5) * cell - 0.5;
+        const cy = (row + 0.5) * cell - 0.5;
+        const pixels = new Uint8Array(size * size);
+        const dot = new Uint8Array(size * size);
+        for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) if ((x - cx) ** 2 + (y - cy) ** 2 <= 1.6 ** 2) pixels[y * size + x] = dot[y * size + x] = 255;
+        const result = explainer.explain(pixels, size, 1);
+        const where = `cell (${row}, ${col}): peak (${result.peak.x}, ${result.peak.y})`;
+        expect(Math.hypot(result.peak.x - cx, result.peak.y - cy), where).toBeLessThanOrEqual(Math.SQRT1_2);
+        expect(pointingGame(result.heatmap, dot, size), where).toMatchObject({ hit: true, peak: result.peak, distancePx: 0 });
+      }
+    }
+    centre.dispose();
   });
 
   it('rejects wrong inputs clearly', () => {

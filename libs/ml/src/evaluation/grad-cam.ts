@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 // The layers bundle also registers every op's gradient, which tfjs-core's node bundle does not.
 import * as tfl from '@tensorflow/tfjs-layers';
+import { heatmapPeak } from './localization';
 
 type Layer = tfl.LayersModel['layers'][number];
 type LayerNode = Layer['inboundNodes'][number];
@@ -32,8 +33,8 @@ export interface GradCamResult {
   /** The model's class probabilities for the image. */
   probabilities: number[];
   /**
-   * Pixel of the heatmap maximum (first in row-major order on ties, so (0, 0) for an all-zero map;
-   * {@link pointingGame} treats a flat map as pointing nowhere); x = column, y = row.
+   * Pixel of the heatmap maximum ({@link heatmapPeak}: a tie goes to the pixel farthest from the border; (0, 0) for an
+   * all-zero map, which {@link pointingGame} treats as pointing nowhere); x = column, y = row.
    */
   peak: { x: number; y: number };
 }
@@ -346,12 +347,11 @@ export function createGradCamExplainer(model: tfl.LayersModel, options: GradCamO
         // a map with no positive evidence stays all zero instead of being stretched from noise.
         const normalised = tf.where(tf.greater(max, 0), tf.div(upsampled, tf.maximum(max, 1e-30)), tf.zerosLike(upsampled));
         const heatmap = normalised.dataSync() as Float32Array;
-        const index = argmax(heatmap);
         return {
           heatmap: Float32Array.from(heatmap),
           classIndex,
           probabilities: Array.from(probabilities.dataSync()),
-          peak: { x: index % size, y: Math.floor(index / size) },
+          peak: heatmapPeak(heatmap, size) ?? { x: 0, y: 0 },
         };
       });
     },

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createGradCamExplainer } from './grad-cam';
-import { pointingGame, pointingGameRate } from './localization';
+import { heatmapPeak, pointingGame, pointingGameRate } from './localization';
 import { createSeededRandom } from './metrics';
 import { initBackendUnderTest } from '../test-support/backend-under-test';
 
@@ -28,11 +28,23 @@ describe('pointingGame', () => {
     expect(pointingGame(heatmap, mask, size, { tolerancePx: 2.9 }).hit).toBe(true);
   });
 
-  it('takes the first maximum in row-major order on ties', () => {
+  it('takes the first maximum in row-major order among ties equally far from the border', () => {
     const heatmap = new Float32Array(16);
     heatmap[3] = 1;
     heatmap[15] = 1;
     expect(pointingGame(heatmap, mask, size).peak).toEqual({ x: 3, y: 0 });
+  });
+
+  it('takes the innermost pixel of a plateau that reaches the border, not its first one', () => {
+    // An upsampled top-border cell of an 8 × 8 image: flat from the top edge down to its centre.
+    const heatmap = new Float32Array(64);
+    for (let y = 0; y <= 3; y++) heatmap[y * 8 + 3] = 1;
+    heatmap[4 * 8 + 3] = 0.9;
+    const lesion = new Uint8Array(64);
+    for (const [x, y] of [[3, 3], [3, 4], [4, 3], [4, 4]] as const) lesion[y * 8 + x] = 1;
+    expect(heatmapPeak(heatmap, 8)).toEqual({ x: 3, y: 3 });
+    expect(pointingGame(heatmap, lesion, 8)).toEqual({ hit: true, peak: { x: 3, y: 3 }, distancePx: 0 });
+    expect(heatmapPeak(new Float32Array(16).fill(0.25), 4)).toBeNull();
   });
 
   it('counts a flat map as pointing nowhere', () => {

@@ -4,6 +4,42 @@
  * lesion is, which the paper only shows by example.
  */
 
+/**
+ * The pixel where a size × size map is largest, or null for a flat map (maximum = minimum).
+ *
+ * Among pixels that share the maximum, the one farthest from the image border is taken (then the
+ * first in row-major order). A bilinearly upsampled Grad-CAM map with half-pixel centres holds each
+ * border cell's value constant over the cell's outer half, out to the image edge; a plain
+ * first-in-row-major rule put the peak of a top or left border cell on the image edge, 3.5 px from
+ * the cell's centre at 8 × 8 → 64 px (4.9 px for a corner cell: beyond the pointing game's 4.3 px
+ * tolerance), while a bottom or right border cell peaked 0.5 px from its centre. The innermost
+ * pixel of such a plateau is the one beside the cell's centre, on every side.
+ */
+export function heatmapPeak(heatmap: ArrayLike<number>, size: number): { x: number; y: number } | null {
+  let max = heatmap[0] as number;
+  let min = max;
+  for (let i = 1; i < heatmap.length; i++) {
+    const v = heatmap[i] as number;
+    if (v > max) max = v;
+    if (v < min) min = v;
+  }
+  if (max === min) return null;
+  let best = -1;
+  let bestInset = -1;
+  const rows = Math.ceil(heatmap.length / size);
+  for (let i = 0; i < heatmap.length; i++) {
+    if (heatmap[i] !== max) continue;
+    const x = i % size;
+    const y = Math.floor(i / size);
+    const inset = Math.min(x, y, size - 1 - x, rows - 1 - y);
+    if (inset > bestInset) {
+      bestInset = inset;
+      best = i;
+    }
+  }
+  return { x: best % size, y: Math.floor(best / size) };
+}
+
 /** Options of {@link pointingGame}. */
 export interface PointingGameOptions {
   /**
@@ -17,7 +53,7 @@ export interface PointingGameOptions {
 /** One pointing-game trial. */
 export interface PointingGameResult {
   hit: boolean;
-  /** Heatmap maximum (first in row-major order on ties), or null for a flat map. */
+  /** Heatmap maximum ({@link heatmapPeak}: a tie goes to the pixel farthest from the border), or null for a flat map. */
   peak: { x: number; y: number } | null;
   /** Distance from the peak to the nearest mask pixel: 0 inside, Infinity for a flat map. */
   distancePx: number;
@@ -46,16 +82,9 @@ export function pointingGame(
   if (!(tolerance >= 0)) throw new RangeError(`tolerancePx must be ≥ 0, got ${tolerance}`);
   if (!mask.some((v) => v !== 0)) throw new RangeError('mask is empty: nothing to point at');
 
-  let best = 0;
-  let min = heatmap[0] as number;
-  for (let i = 1; i < heatmap.length; i++) {
-    const v = heatmap[i] as number;
-    if (v > (heatmap[best] as number)) best = i;
-    if (v < min) min = v;
-  }
-  if ((heatmap[best] as number) === min) return { hit: false, peak: null, distancePx: Number.POSITIVE_INFINITY };
+  const peak = heatmapPeak(heatmap, size);
+  if (peak === null) return { hit: false, peak: null, distancePx: Number.POSITIVE_INFINITY };
 
-  const peak = { x: best % size, y: Math.floor(best / size) };
   let nearestSquared = Number.POSITIVE_INFINITY;
   for (let i = 0; i < mask.length && nearestSquared > 0; i++) {
     if (mask[i] === 0) continue;
