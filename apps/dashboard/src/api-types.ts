@@ -217,6 +217,11 @@ export interface ScreeningResponse {
   models: { fold: number; modelUrl: string }[];
   /** How the folds are combined: the mean of their probabilities, as `detl predict` does. */
   ensemble: 'mean of probabilities';
+  /**
+   * The run's `evaluation.testTimeFlip`: each fold's probabilities are the mean of the softmax of
+   * the image and of its left-right mirror, as in the run's own evaluation and `detl predict`.
+   */
+  testTimeFlip: boolean;
 }
 
 /** One overlay of `GET /api/runs/:id/gallery`: what the Grad-CAM stage recorded about it. */

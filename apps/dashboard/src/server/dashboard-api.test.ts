@@ -209,6 +209,8 @@ describe('screening and the Grad-CAM gallery', () => {
     expect(body.preprocessing).toMatchObject({ imageSize: SCREENING_IMAGE_SIZE, degradeToPixels: null, crop: 'centre-crop-to-square', resizeKernel: 'lanczos3', scale: 255 });
     expect(body.models.map((model) => model.fold)).toEqual([0, 1, 2, 3, 4]);
     expect(body.ensemble).toBe('mean of probabilities');
+    // The run's evaluation.testTimeFlip (off by default), which the page applies as detl predict does.
+    expect(body.testTimeFlip).toBe(false);
     // The failed run has no fold model; the scratch run no manifest.
     expect((await getJson<ErrorResponse>(`/api/runs/${runs.broken}/screening`)).status).toBe(409);
   });

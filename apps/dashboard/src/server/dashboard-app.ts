@@ -429,6 +429,7 @@ export function createDashboardApp(options: DashboardAppOptions): Hono {
         preprocessing,
         models: folds.map((fold) => ({ fold: fold.foldIndex, modelUrl: `/api/runs/${run.id}/models/${fold.foldIndex}/model.json` })),
         ensemble: 'mean of probabilities',
+        testTimeFlip: run.config.evaluation.testTimeFlip,
       });
     } catch (error) {
       if (error instanceof ScreeningUnavailableError) return c.json<ErrorResponse>({ error: `run ${id}: ${error.message}` }, 409);

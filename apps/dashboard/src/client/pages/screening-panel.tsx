@@ -86,7 +86,7 @@ export function ScreeningPanel({ runId }: { runId: string }) {
         models.current = await ensemble.loadFoldModels(info.models, (loaded) => setState({ kind: 'working', step: `loaded ${loaded} of ${info.models.length} fold models` }));
       }
       setState({ kind: 'working', step: 'running the models and Grad-CAM' });
-      const result = await ensemble.screenImage(models.current, pixels, info.preprocessing.imageSize, info.preprocessing.scale);
+      const result = await ensemble.screenImage(models.current, pixels, info.preprocessing.imageSize, info.preprocessing.scale, { testTimeFlip: info.testTimeFlip });
       setState({ kind: 'done', file: file.name, pixels, result });
     } catch (error) {
       // Whatever the file or the models do, the page stays usable and says what happened.
@@ -118,6 +118,7 @@ export function ScreeningPanel({ runId }: { runId: string }) {
         never uploaded. It is preprocessed as the run's data was: {preprocessing.imageSize}×{preprocessing.imageSize} px grey, shorter side scaled with{' '}
         {preprocessing.resizeKernel} and centre-cropped
         {preprocessing.degradeToPixels === null ? '' : `, degraded through ${preprocessing.degradeToPixels} px`}, pixels ÷ {preprocessing.scale}.
+        {info.testTimeFlip ? " As in the run's evaluation, each fold's probabilities are the mean over the image and its left-right mirror (test-time flip)." : ''}
       </p>
       <div
         className={`dropzone${dragging ? ' dragging' : ''}`}

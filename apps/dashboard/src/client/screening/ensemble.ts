@@ -127,17 +127,31 @@ function explain(model: tfl.LayersModel, input: tf.Tensor4D, size: number, class
 }
 
 /**
+ * One fold's probabilities: the softmax of its output or, with test-time flip, the mean of the
+ * softmax of the image and of its left-right mirror (`tf.reverse` on the width axis) — what
+ * libs/ml's `classProbabilities` computes for `detl predict`, which this page may not import.
+ */
+function foldProbabilities(model: tfl.LayersModel, input: tf.Tensor4D, testTimeFlip: boolean): number[] {
+  return tf.tidy(() => {
+    const plain = tf.softmax(model.predict(input) as tf.Tensor2D);
+    const probabilities = testTimeFlip ? tf.div(tf.add(plain, tf.softmax(model.predict(tf.reverse(input, 2)) as tf.Tensor2D)), 2) : plain;
+    return Array.from(probabilities.dataSync());
+  });
+}
+
+/**
  * Screens one preprocessed image with every fold model: probabilities averaged over folds (the
- * ensemble of `detl predict`), then each fold's Grad-CAM of the ensemble's class, averaged and scaled
+ * ensemble of `detl predict`; each fold's flip-averaged when the run scores with `testTimeFlip`),
+ * then each fold's Grad-CAM of the ensemble's class on the image as it is, averaged and scaled
  * back to a peak of 1 — the map `detl predict` draws.
  */
-export async function screenImage(models: LoadedModel[], pixels: Uint8Array, size: number, scale: number): Promise<EnsembleResult> {
+export async function screenImage(models: LoadedModel[], pixels: Uint8Array, size: number, scale: number, options: { testTimeFlip: boolean }): Promise<EnsembleResult> {
   await initTf();
   const perFold = models.map(({ fold, model }) => {
     const channels = (model.inputs[0]?.shape[3] as number | undefined) ?? 1;
     const input = inputTensor(pixels, size, channels, scale);
     try {
-      const probabilities = tf.tidy(() => Array.from(tf.softmax(model.predict(input) as tf.Tensor2D).dataSync()));
+      const probabilities = foldProbabilities(model, input, options.testTimeFlip);
       return { fold, probabilities };
     } finally {
       input.dispose();
