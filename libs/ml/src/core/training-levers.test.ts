@@ -199,7 +199,7 @@ describe('test-time flip averaging', () => {
 
     // The same helper on a tensor: mean of softmax(x) and softmax(tf.reverse(x, 2)).
     const x = imagesToTensor(images, [0, 1, 2], 1);
-    const direct = tf.tidy(() => tf.div(tf.add(tf.softmax(model.predict(x) as tf.Tensor2D), tf.softmax(model.predict(tf.reverse(x, 2)) as tf.Tensor2D)), 2).arraySync());
+    const direct = tf.tidy(() => tf.div(tf.add(tf.softmax(model.predict(x) as tf.Tensor2D), tf.softmax(model.predict(tf.reverse(x, 2)) as tf.Tensor2D)), 2).arraySync() as number[][]);
     const helper = tf.tidy(() => classProbabilities(model, x, { testTimeFlip: true }).arraySync());
     helper.forEach((row, i) => row.forEach((p, c) => expect(p).toBeCloseTo(direct[i]?.[c] as number, 6)));
     x.dispose();
