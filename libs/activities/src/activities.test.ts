@@ -6,6 +6,7 @@ import { loadManifest } from '@detl/data';
 import { REPORT_FILES, foldModelPrefix, gradCamIndexKey, parseGradCamOverlayKey, readGradCamGallery, reportKey, type S3ObjectStore } from '@detl/storage';
 import type { TrackingStore } from '@detl/tracking';
 import { createActivities, type TrainingHeartbeat } from './activities';
+import { parseFoldPredictions, type FoldPredictionsFile } from './fold-predictions';
 import { startTestStores, type TestStores } from './test-support/test-services';
 
 // Retry semantics of the training activities on real PostgreSQL and MinIO: a second attempt that
@@ -94,7 +95,7 @@ describe('training activities', () => {
     expect(experiment?.folds.map((row) => row.foldIndex)).toEqual([0]);
   }, 300_000);
 
-  it('aggregates the folds and explains held-out images with the fold that held them out, in a gallery that says what each overlay shows', async () => {
+  it('aggregates the folds and explains held-out images with the fold that held them out, in a gallery that says what each overlay shows (with test-time flip)', async () => {
     const activities = createActivities({ tracking, store, settings: { home } });
     const twoFolds = parseExperimentConfig({
       ...config,
@@ -102,6 +103,8 @@ describe('training activities', () => {
       dataset: { ...config.dataset, folds: 2 },
       fineTune: { freeze: 'scratch', epochs: 1, batchSize: 8 },
       gradCam: { imagesPerClass: 2 },
+      // The folds score their held-out images flip-averaged; the gallery must agree with them.
+      evaluation: { testTimeFlip: true },
     });
     const { experimentId } = await runIn(new MockActivityEnvironment(), activities.registerExperiment, { workflowId: `wf-${randomUUID()}`, config: twoFolds });
     const sample = await runIn(new MockActivityEnvironment(), activities.sampleDataset, { experimentId, config: twoFolds });
@@ -131,6 +134,8 @@ describe('training activities', () => {
     // Two per class: every class has held-out images in the two folds.
     expect(gallery.overlays).toHaveLength(2 * DATA_B_CLASSES.length);
     const manifest = await loadManifest(store, sample.manifestKey);
+    const recorded = new Map<number, FoldPredictionsFile>();
+    for (const fold of folds) recorded.set(fold.fold, parseFoldPredictions(await store.getObject(fold.predictionsKey), fold.predictionsKey));
     for (const entry of gallery.overlays) {
       expect(parseGradCamOverlayKey(entry.overlayKey)).toMatchObject({ experimentId, trueClass: entry.trueClass, predictedClass: entry.predictedClass });
       // The image is one the explaining fold held out, found where the gallery says its pixels are.
@@ -138,6 +143,11 @@ describe('training activities', () => {
       expect(item).toMatchObject({ fold: entry.fold, className: entry.trueClass, shardKey: entry.imageKey, index: entry.imageIndex });
       // The predicted class is the most probable of the four.
       expect(entry.probability).toBeGreaterThanOrEqual(1 / DATA_B_CLASSES.length);
+      // …and the fold's own (flip-averaged) prediction and probability of that image.
+      const predictions = recorded.get(entry.fold);
+      const position = predictions?.imageIds.indexOf(entry.imageId) ?? -1;
+      expect(DATA_B_CLASSES[predictions?.predicted[position] as number]).toBe(entry.predictedClass);
+      expect(entry.probability).toBeCloseTo(predictions?.probabilities[position * DATA_B_CLASSES.length + (predictions.predicted[position] as number)] as number, 6);
       expect(entry.probability).toBeLessThanOrEqual(1);
       expect(await store.headObject(entry.overlayKey)).not.toBeNull();
     }

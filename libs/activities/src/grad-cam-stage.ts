@@ -1,9 +1,10 @@
 import { Context } from '@temporalio/activity';
-import { DATA_B_CLASSES, type ExperimentConfig } from '@detl/config';
+import { DATA_B_CLASSES, type EvaluationConfig, type ExperimentConfig } from '@detl/config';
 import { loadImages, loadManifest, loadMasks, selectItems } from '@detl/data';
 import { createGradCamExplainer, createGradCamTally, initBackend, loadModelFromStore, pointingGameReport, surveyGradCams, tallyPointingGameRate } from '@detl/ml';
 import { gradCamOverlayKey, writeGradCamGallery, type GradCamGalleryEntry, type StoredObject } from '@detl/storage';
 import type { ExperimentRef, FoldResult, GradCamResult } from './activity-types';
+import { parseFoldPredictions } from './fold-predictions';
 import type { ActivityDependencies, StageRunner } from './stage-runner';
 
 /**
@@ -12,11 +13,24 @@ import type { ActivityDependencies, StageRunner } from './stage-runner';
  * them, and the gallery index saying what each overlay shows.
  */
 export function createGradCamStage({ tracking, store }: ActivityDependencies, runner: StageRunner) {
+  /** The fold's stored held-out probabilities, one row per image, checked to be of `imageIds` in order. */
+  const recordedScores = async (fold: FoldResult, imageIds: readonly string[]): Promise<number[][]> => {
+    const where = store.uri(fold.predictionsKey);
+    const predictions = parseFoldPredictions(await store.getObject(fold.predictionsKey), where);
+    if (predictions.imageIds.length !== imageIds.length || predictions.imageIds.some((id, i) => id !== imageIds[i])) {
+      throw new Error(`${where}: its images are not fold ${fold.fold}'s held-out images in manifest order`);
+    }
+    const classes = predictions.classNames.length;
+    return imageIds.map((_, i) => predictions.probabilities.slice(i * classes, (i + 1) * classes));
+  };
   return {
     /**
      * Grad-CAM overlays for a few held-out images per class, each explained by the model that did
      * not see it in training; scores localisation against lesion masks when the dataset has them.
-     * Writes `gradcam/index.json` (read it with `readGradCamGallery` of `@detl/storage`).
+     * Writes `gradcam/index.json` (read it with `readGradCamGallery` of `@detl/storage`). With
+     * `evaluation.testTimeFlip` the predicted class and probability are the fold's recorded
+     * (flip-averaged) ones, so the gallery agrees with the fold's confusion matrix; every map is of
+     * the image as it is.
      */
     async generateGradCams({ experimentId, config, manifestKey, folds }: ExperimentRef & { config: ExperimentConfig; manifestKey: string; folds: FoldResult[] }): Promise<GradCamResult> {
       return runner.tracked(experimentId, 'generateGradCams', undefined, async () => {
@@ -24,6 +38,8 @@ export function createGradCamStage({ tracking, store }: ActivityDependencies, ru
         await initBackend(config.runtime.backend);
         const manifest = await loadManifest(store, manifestKey);
         const tally = createGradCamTally(config.gradCam.imagesPerClass);
+        // A config from before the evaluation section (a workflow in flight) scored without flips.
+        const testTimeFlip = (config.evaluation as EvaluationConfig | undefined)?.testTimeFlip ?? false;
         const stored: StoredObject[] = [];
         const gallery: GradCamGalleryEntry[] = [];
         for (const fold of [...folds].sort((a, b) => a.fold - b.fold)) {
@@ -31,6 +47,7 @@ export function createGradCamStage({ tracking, store }: ActivityDependencies, ru
           const items = selectItems(manifest, selection);
           const images = await loadImages(store, manifest, selection);
           const masks = await loadMasks(store, manifest, selection);
+          const scores = testTimeFlip ? await recordedScores(fold, images.imageIds) : undefined;
           const model = await loadModelFromStore(store, fold.modelPrefix);
           const explainer = createGradCamExplainer(model);
           try {
@@ -39,6 +56,7 @@ export function createGradCamStage({ tracking, store }: ActivityDependencies, ru
               images,
               masks,
               tally,
+              ...(scores ? { scores } : {}),
               onPick: async (pick) => {
                 const trueClass = DATA_B_CLASSES[pick.label] ?? 'unknown';
                 const predictedClass = DATA_B_CLASSES[pick.predictedClass] ?? 'unknown';

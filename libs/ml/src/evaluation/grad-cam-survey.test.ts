@@ -147,4 +147,22 @@ describe('surveyGradCams', () => {
     expect(seen).toEqual([]);
     expect(tallyPointingGameRate(tally)).toBeNull();
   });
+
+  it("takes the class and probability from the fold's recorded scores when given (test-time flip), the map from the image as it is", async () => {
+    const explainer = createGradCamExplainer(model(6));
+    const batch = fold(explainer, 4, 31);
+    const empty = { masks: new Uint8Array(0), imageIds: [], size: SIZE };
+    // Scores that disagree with the model's own forward pass: class (own + 2) with probability 0.7.
+    const own = batch.imageIds.map((_, i) => explainer.explain(imageAt(batch.pixels, i), SIZE).classIndex);
+    const scores = own.map((c) => Array.from({ length: CLASSES }, (_, k) => (k === (c + 2) % CLASSES ? 0.7 : 0.1)));
+    const picks: GradCamPick[] = [];
+    await surveyGradCams({ explainer, images: batch, masks: empty, tally: createGradCamTally(4), scores, onPick: async (pick) => void picks.push(pick) });
+    expect(picks.map((pick) => pick.predictedClass)).toEqual(own.map((c) => (c + 2) % CLASSES));
+    expect(picks.map((pick) => pick.probability)).toEqual([0.7, 0.7, 0.7, 0.7]);
+    for (const pick of picks) {
+      const map = explainer.explain(imageAt(batch.pixels, pick.index), SIZE, pick.predictedClass).heatmap;
+      expect(Buffer.from(pick.png).equals(Buffer.from(await gradCamOverlayPng(imageAt(batch.pixels, pick.index), SIZE, map)))).toBe(true);
+    }
+    await expect(surveyGradCams({ explainer, images: batch, masks: empty, tally: createGradCamTally(1), scores: scores.slice(1), onPick: async () => undefined })).rejects.toThrow(/3 rows of class scores for 4 images/);
+  });
 });

@@ -132,6 +132,11 @@ function maskLookup(masks: GradCamMasks): (imageId: string) => Uint8Array | null
  * `onPick`; every image with a lesion mask is explained too, and when the model classified it
  * correctly its map is scored with the pointing game. Images needing neither are not explained.
  *
+ * @param scores - the class probabilities the fold's evaluation gave each image (in `images`
+ *   order), e.g. flip-averaged with `evaluation.testTimeFlip`: the predicted class, the class the map
+ *   explains and the pick's probability then come from them, so the overlays agree with the fold's
+ *   confusion matrix; the map itself is always of the image as it is. Default: the explainer's own
+ *   forward pass.
  * @param onPick - stores the overlay; awaited before the tally counts it, so a failed store takes nothing
  * @param onImage - called after each explained image (a heartbeat)
  */
@@ -140,9 +145,13 @@ export async function surveyGradCams(options: {
   images: GradCamImages;
   masks: GradCamMasks;
   tally: GradCamTally;
+  scores?: readonly (readonly number[])[];
   onPick: (pick: GradCamPick) => Promise<void>;
   onImage?: (index: number) => void;
 }): Promise<void> {
+  if (options.scores && options.scores.length !== options.images.count) {
+    throw new RangeError(`${options.scores.length} rows of class scores for ${options.images.count} images`);
+  }
   const { explainer, images, tally } = options;
   const maskOf = maskLookup(options.masks);
   const pixelsPerImage = images.size * images.size;
@@ -153,7 +162,9 @@ export async function surveyGradCams(options: {
     const needOverlay = (tally.taken.get(label) ?? 0) < tally.imagesPerClass;
     if (!needOverlay && !mask) continue;
     const pixels = images.pixels.subarray(index * pixelsPerImage, (index + 1) * pixelsPerImage);
-    const explanation = ensembleGradCam([explainer], pixels, images.size);
+    const scored = options.scores?.[index];
+    const explanation = ensembleGradCam([explainer], pixels, images.size, scored ? argmax(scored) : undefined);
+    const probabilities = scored ?? explanation.probabilities;
     if (mask && explanation.classIndex === label && label !== NO_LESION_CLASS) {
       tally.scored += 1;
       if (scorePointingGame(tally.pointing, explanation.heatmap, mask, images.size, label).hit) tally.hits += 1;
@@ -165,7 +176,7 @@ export async function surveyGradCams(options: {
         imageId,
         label,
         predictedClass: explanation.classIndex,
-        probability: explanation.probabilities[explanation.classIndex] ?? 0,
+        probability: probabilities[explanation.classIndex] ?? 0,
         png,
       });
       tally.taken.set(label, (tally.taken.get(label) ?? 0) + 1);
