@@ -21,7 +21,7 @@ export interface LabelledImages {
 export const epochMetricsSchema = z.object({
   /** 1-based epoch number within the whole run. */
   epoch: z.number().int().min(0),
-  /** Mean cross-entropy over the epoch's (augmented) training batches. */
+  /** Mean training loss over the epoch's (augmented) batches: cross-entropy, label-smoothed and class-weighted when the stage says so. */
   trainLoss: z.number(),
   trainAccuracy: z.number(),
   validationLoss: z.number().nullable(),
