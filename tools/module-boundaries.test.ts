@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { createRequire, isBuiltin } from 'node:module';
 import path from 'node:path';
 import { ESLint } from 'eslint';
+import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
 // docs/architecture.md says which project may import which; the Nx tags and the boundary rule in
@@ -63,6 +64,8 @@ describe('package entry points (package.json exports + lint)', () => {
     expect(resolveFromCli('@detl/activities/non-retryable')).toBe(path.join(workspaceRoot, 'libs/activities/src/non-retryable.ts'));
     expect(resolveFromCli('@detl/worker/main')).toBe(path.join(workspaceRoot, 'apps/worker/src/main.ts'));
     expect(resolveFromCli('@detl/tracking/testing')).toBe(path.join(workspaceRoot, 'libs/tracking/src/testing.ts'));
+    expect(resolveFromCli('@detl/tracking/json-shapes')).toBe(path.join(workspaceRoot, 'libs/tracking/src/json-shapes.ts'));
+    expect(resolveFromCli('@detl/config/experiment-config')).toBe(path.join(workspaceRoot, 'libs/config/src/experiment-config.ts'));
     for (const deep of ['@detl/activities/src/non-retryable', '@detl/tracking/src/test-database', '@detl/worker/src/main.ts']) {
       expect(() => resolveFromCli(deep), deep).toThrow(expect.objectContaining({ code: 'ERR_PACKAGE_PATH_NOT_EXPORTED' }));
     }
@@ -95,4 +98,60 @@ describe('package entry points (package.json exports + lint)', () => {
     if (expected === null) expect(messages).toEqual([]);
     else expect(messages.join('\n')).toContain(expected);
   }, 120_000);
+});
+
+/** The workspace's module resolution (tsconfig.base.json: bundler, package.json exports). */
+const baseCompilerOptions = ts.convertCompilerOptionsFromJson(
+  (ts.readConfigFile(path.join(workspaceRoot, 'tsconfig.base.json'), ts.sys.readFile).config as { compilerOptions: unknown }).compilerOptions,
+  workspaceRoot,
+).options;
+
+/**
+ * Walks the imports (value, type and dynamic) of `entry` through every workspace source file they
+ * reach, as TypeScript resolves them, and lists what those files name outside the workspace: Node
+ * built-ins and packages (not followed), with the file naming each.
+ */
+function reachableOutsideImports(entry: string): { builtins: string[]; packages: string[] } {
+  const builtins = new Set<string>();
+  const packages = new Set<string>();
+  const seen = new Set<string>();
+  const pending = [entry];
+  for (let file = pending.pop(); file !== undefined; file = pending.pop()) {
+    if (seen.has(file)) continue;
+    seen.add(file);
+    for (const { fileName: specifier } of ts.preProcessFile(readFileSync(file, 'utf8'), true, true).importedFiles) {
+      const where = `${specifier} (in ${path.relative(workspaceRoot, file)})`;
+      if (isBuiltin(specifier)) {
+        builtins.add(where);
+        continue;
+      }
+      const resolved = ts.resolveModuleName(specifier, file, baseCompilerOptions, ts.sys).resolvedModule?.resolvedFileName;
+      // Workspace packages resolve (through their node_modules links) to their real src/ files.
+      if (resolved && !path.relative(workspaceRoot, resolved).split(path.sep).includes('node_modules') && !resolved.endsWith('.d.ts')) pending.push(resolved);
+      else packages.add(specifier.startsWith('@') ? specifier.split('/').slice(0, 2).join('/') : specifier.split('/')[0]!);
+    }
+  }
+  return { builtins: [...builtins].sort(), packages: [...packages].sort() };
+}
+
+describe('Node-free entries (what the dashboard browser bundle may reach)', () => {
+  const resolveFromDashboard = createRequire(path.join(workspaceRoot, 'apps/dashboard/src/index.ts')).resolve;
+
+  // The browser client names the JSON column shapes through these; they must stay zod only.
+  it.each(['@detl/config/experiment-config', '@detl/config/stages', '@detl/tracking/json-shapes'])('%s reaches no Node built-in and no package but zod', (entry) => {
+    const reached = reachableOutsideImports(resolveFromDashboard(entry));
+    expect(reached.builtins).toEqual([]);
+    expect(reached.packages.filter((name) => name !== 'zod')).toEqual([]);
+  });
+
+  it('the dashboard client (and the wire types it shares with the server) reaches no Node built-in', () => {
+    for (const entry of ['apps/dashboard/src/client/main.tsx', 'apps/dashboard/src/api-types.ts']) {
+      expect(reachableOutsideImports(path.join(workspaceRoot, entry)).builtins, entry).toEqual([]);
+    }
+  });
+
+  it('sees a built-in reached through a barrel (the check can fail)', () => {
+    // `@detl/config` re-exports the service settings, which read files and the environment.
+    expect(reachableOutsideImports(resolveFromDashboard('@detl/config')).builtins).toContain('node:fs (in libs/config/src/service-settings.ts)');
+  });
 });

@@ -1,5 +1,8 @@
 // The dashboard's wire format, shared by the server and the browser bundle. Plain JSON shapes only
-// (dates as ISO strings), so the client never pulls server libraries into its type check.
+// (dates as ISO strings). The JSON columns' shapes (the run summary, a sweep's plan) come from their
+// zod schemas through `@detl/tracking/json-shapes`, which is Node-free (zod only), so the client's
+// type check reaches no server library; tools/module-boundaries.test.ts keeps it so.
+import type { ClassMetrics, ResultSummary, SweepPlanEntry } from '@detl/tracking/json-shapes';
 
 /** Lifecycle of a run. */
 export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
@@ -42,28 +45,14 @@ export interface FacetsResponse {
   sortFields: string[];
 }
 
-/** Per-class metrics of the summed confusion matrix. */
-export interface ClassMetricsJson {
-  precision: number;
-  recall: number;
-  f1: number;
-  support: number;
-}
+/** Per-class metrics of the summed confusion matrix (`classMetricsSchema`). */
+export type ClassMetricsJson = ClassMetrics;
 
-/** The aggregated result of a run (`experiments.summary`). */
-export interface SummaryJson {
-  classes: string[];
-  foldAccuracies: number[];
-  meanAccuracy: number;
-  stdAccuracy: number;
-  perClass: Record<string, ClassMetricsJson>;
-  macroF1: number;
-  confusionMatrix: number[][];
-  accuracyInterval: { lower: number; upper: number; level: number };
-  rocAuc: Record<string, number | null>;
-  reportKey: string;
-  figureKeys: string[];
-}
+/**
+ * The aggregated result of a run (`experiments.summary`), as `resultSummarySchema` parses it: the
+ * server sends the parsed column as it is, per-class-and-source cells and pointing game included.
+ */
+export type SummaryJson = ResultSummary;
 
 /** One attempt of one activity. */
 export interface StageAttemptJson {
@@ -187,7 +176,7 @@ export interface SweepListResponse {
 
 /** `GET /api/sweeps/:id/compare`: the whole sweep, compared as `GET /api/compare` compares runs. */
 export interface SweepCompareResponse extends CompareResponse {
-  sweep: SweepItemJson & { spec: Record<string, unknown>; plan: { index: number; workflowId: string; overrides: Record<string, unknown> }[] };
+  sweep: SweepItemJson & { spec: Record<string, unknown>; plan: SweepPlanEntry[] };
   /** True when the sweep has more experiments than the dashboard loads at once (the first ones are shown). */
   truncated: boolean;
 }

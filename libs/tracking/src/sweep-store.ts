@@ -1,12 +1,12 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import { Prisma, PrismaClient } from './generated/prisma/client';
-import type { z } from 'zod';
 import type * as Models from './generated/prisma/models';
-import { experimentColumns, sweepColumns, type sweepPlanEntrySchema } from './json-columns';
+import { experimentColumns, sweepColumns } from './json-columns';
+import type { SweepPlanEntry } from './json-shapes';
 import { TrackingError, type ExperimentStatus, type FinishedExperimentStatus, type ResultSummary } from './tracking-types';
 
-/** One planned experiment of a sweep, fixed when the sweep is launched (schema: `sweepPlanEntrySchema`). */
-export type SweepPlanEntry = z.infer<typeof sweepPlanEntrySchema>;
+// One planned experiment of a sweep: its schema and type are in json-shapes.ts.
+export type { SweepPlanEntry };
 
 /** One sweep row. */
 export interface SweepRecord {

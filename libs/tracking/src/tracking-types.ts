@@ -1,6 +1,5 @@
 import type { EpochMetrics, ExperimentConfig } from '@detl/config';
-import type { z } from 'zod';
-import type { classificationReportSchema, classMetricsSchema, resultSummarySchema } from './json-columns';
+import type { ClassificationReport, ClassMetrics, ResultSummary } from './json-shapes';
 import * as enums from './generated/prisma/enums';
 
 /** Lifecycle of an experiment: `queued` → `running` → `succeeded` | `failed` | `cancelled`. */
@@ -25,14 +24,8 @@ export type ArtifactKind = (typeof enums.ArtifactKind)[keyof typeof enums.Artifa
 /** Every {@link ArtifactKind}. */
 export const ARTIFACT_KINDS = Object.values(enums.ArtifactKind) as readonly ArtifactKind[];
 
-/** Precision, recall, F1 and support of one class (schema: `classMetricsSchema`). */
-export type ClassMetrics = z.infer<typeof classMetricsSchema>;
-
-/** Per-class metrics keyed by class name (`normal`, `pneumonia`, …). */
-export type ClassificationReport = z.infer<typeof classificationReportSchema>;
-
-/** Aggregated result of an experiment, stored in `experiments.summary` (schema: `resultSummarySchema`). */
-export type ResultSummary = z.infer<typeof resultSummarySchema>;
+// The JSON column shapes are defined (schema and type) in the Node-free json-shapes.ts.
+export type { ClassMetrics, ClassificationReport, ResultSummary };
 
 /** One experiment row. */
 export interface ExperimentRecord {
