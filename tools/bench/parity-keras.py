@@ -18,7 +18,8 @@ exported (tools/bench/parity.ts writes them once for both peers), and prints one
 
 usage: parity-keras.py '<json: exportDir, fold, epochs, batchSize, learningRate, schedule, modelSeed,
                          shuffleSeed, widthMultiplier, threads ("1" | "default"), augmentation,
-                         sharedInit (start from detl's initial weights), lockstep (the lockstep check)>'
+                         sharedInit (start from detl's initial weights in initDir), initDir,
+                         lockstep (the lockstep check)>'
 """
 
 import json
@@ -60,12 +61,13 @@ images = (pixels.reshape(len(labels), size, size, 1).astype(np.float32)) / 255.0
 fold = job["fold"]
 
 
-def load_detl_weights(model, folder):
+def load_detl_weights(model, folder, spec_file):
     """Loads the initial weights detl wrote (`<folder>/weights.f32` + the names and shapes in
-    `<folder>/lockstep.json`) into the Keras model, by name: tfjs lists every trainable weight
-    before the batch-norm moving statistics, Keras keeps each layer's weights together; the names
+    `<folder>/<spec_file>`: `lockstep.json` for the lockstep check, `weights.json` for a seed's
+    shared start) into the Keras model, by name: tfjs lists every trainable weight before the
+    batch-norm moving statistics, Keras keeps each layer's weights together; the names
     (layer/weight) are the same in both."""
-    with open(os.path.join(folder, "lockstep.json")) as f:
+    with open(os.path.join(folder, spec_file)) as f:
         spec = json.load(f)
     flat = np.fromfile(os.path.join(folder, "weights.f32"), dtype=np.float32)
     if len(model.weights) != len(spec["weights"]):
@@ -88,7 +90,7 @@ def lockstep():
     them), `steps` Adam steps with train_on_batch, the loss of every step (before its update, as
     detl's optimizer.minimize returns it) and the logits of the first test images afterwards."""
     model = small_vgg_model(size, job["widthMultiplier"], classes)
-    spec = load_detl_weights(model, os.path.join(export, "lockstep"))
+    spec = load_detl_weights(model, os.path.join(export, "lockstep"), "lockstep.json")
     batch, steps = spec["batchSize"], spec["steps"]
     rate = keras.optimizers.schedules.CosineDecay(initial_learning_rate=spec["learningRate"], decay_steps=steps, alpha=0.0)
     model.compile(
@@ -126,9 +128,9 @@ if augmentation["rotationDegrees"] or augmentation["scale"] or augmentation["hor
 keras.utils.set_random_seed(job["modelSeed"])
 model = small_vgg_model(size, job["widthMultiplier"], classes)
 if job.get("sharedInit"):
-    # Starts from detl's own initial weights (every fold does, as in detl), so the two peers differ
-    # only in training, not in their draw from the initialiser.
-    load_detl_weights(model, os.path.join(export, "lockstep"))
+    # Starts from detl's own initial weights for this seed (every fold does, as in detl), so the two
+    # peers differ only in training, not in their draw from the initialiser.
+    load_detl_weights(model, job["initDir"], "weights.json")
 batch, epochs = job["batchSize"], job["epochs"]
 steps_per_epoch = -(-len(train_idx) // batch)
 total_steps = steps_per_epoch * epochs
