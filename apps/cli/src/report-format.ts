@@ -38,7 +38,7 @@ export function formatSummary(summary: ExperimentSummary): string {
     const perClass = Object.entries(game.perClass).map(([name, rates]) => `${name} ${percent(rates.rate)} (n ${rates.scored})`);
     lines.push('');
     lines.push(
-      `Grad-CAM pointing game: ${percent(game.rate)} of ${game.scored} correctly classified lesion images within ${game.tolerancePx.toFixed(1)} px (15 px at 224 px, Zhang et al.), ${percent(game.strictRate)} exactly on the lesion; ${perClass.join(', ')}`,
+      `Pointing game (${game.method} maps): ${percent(game.rate)} of ${game.scored} correctly classified lesion images within ${game.tolerancePx.toFixed(1)} px (15 px at 224 px, Zhang et al.), ${percent(game.strictRate)} exactly on the lesion; ${perClass.join(', ')}`,
     );
   }
   return lines.join('\n');

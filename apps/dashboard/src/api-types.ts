@@ -2,6 +2,7 @@
 // (dates as ISO strings). The JSON columns' shapes (the run summary, a sweep's plan) come from their
 // zod schemas through `@detl/tracking/json-shapes`, which is Node-free (zod only), so the client's
 // type check reaches no server library; tools/module-boundaries.test.ts keeps it so.
+import type { GradCamMethod } from '@detl/config/experiment-config';
 import type { ClassMetrics, ResultSummary, SweepPlanEntry } from '@detl/tracking/json-shapes';
 
 /** Lifecycle of a run. */
@@ -211,6 +212,8 @@ export interface ScreeningResponse {
    * the image and of its left-right mirror, as in the run's own evaluation and `detl predict`.
    */
   testTimeFlip: boolean;
+  /** The run's `gradCam.method`: how the page makes each fold's map, as the run's gallery and `detl predict` do. */
+  gradCamMethod: GradCamMethod;
 }
 
 /** One overlay of `GET /api/runs/:id/gallery`: what the Grad-CAM stage recorded about it. */

@@ -102,7 +102,8 @@ describe('training activities', () => {
       name: 'grad-cam-gallery',
       dataset: { ...config.dataset, folds: 2 },
       fineTune: { freeze: 'scratch', epochs: 1, batchSize: 8 },
-      gradCam: { imagesPerClass: 2 },
+      // HiResCAM maps: the stage passes gradCam.method to every explainer and names it in the pointing game.
+      gradCam: { imagesPerClass: 2, method: 'hires-cam' },
       // The folds score their held-out images flip-averaged; the gallery must agree with them.
       evaluation: { testTimeFlip: true },
     });
@@ -131,6 +132,7 @@ describe('training activities', () => {
     expect(gallery.pointingGameRate).toBe(gradCams.pointingGameRate);
     // The detailed pointing game agrees with the rate (both null when nothing could be scored).
     expect(gradCams.pointingGame?.rate ?? null).toBe(gradCams.pointingGameRate);
+    if (gradCams.pointingGame) expect(gradCams.pointingGame.method).toBe('hires-cam');
     // Two per class: every class has held-out images in the two folds.
     expect(gallery.overlays).toHaveLength(2 * DATA_B_CLASSES.length);
     const manifest = await loadManifest(store, sample.manifestKey);

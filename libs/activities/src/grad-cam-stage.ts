@@ -1,5 +1,5 @@
 import { Context } from '@temporalio/activity';
-import { DATA_B_CLASSES, type EvaluationConfig, type ExperimentConfig } from '@detl/config';
+import { DATA_B_CLASSES, type EvaluationConfig, type ExperimentConfig, type GradCamMethod } from '@detl/config';
 import { loadImages, loadManifest, loadMasks, selectItems } from '@detl/data';
 import { createGradCamExplainer, createGradCamTally, initBackend, loadModelFromStore, pointingGameReport, surveyGradCams, tallyPointingGameRate } from '@detl/ml';
 import { gradCamOverlayKey, writeGradCamGallery, type GradCamGalleryEntry, type StoredObject } from '@detl/storage';
@@ -30,14 +30,16 @@ export function createGradCamStage({ tracking, store }: ActivityDependencies, ru
      * Writes `gradcam/index.json` (read it with `readGradCamGallery` of `@detl/storage`). With
      * `evaluation.testTimeFlip` the predicted class and probability are the fold's recorded
      * (flip-averaged) ones, so the gallery agrees with the fold's confusion matrix; every map is of
-     * the image as it is.
+     * the image as it is. Maps are made with `gradCam.method`, which the pointing game's report names.
      */
     async generateGradCams({ experimentId, config, manifestKey, folds }: ExperimentRef & { config: ExperimentConfig; manifestKey: string; folds: FoldResult[] }): Promise<GradCamResult> {
       return runner.tracked(experimentId, 'generateGradCams', undefined, async () => {
         const context = Context.current();
         await initBackend(config.runtime.backend);
         const manifest = await loadManifest(store, manifestKey);
-        const tally = createGradCamTally(config.gradCam.imagesPerClass);
+        // A config from before gradCam.method (a workflow in flight) made Grad-CAM maps.
+        const method = (config.gradCam.method as GradCamMethod | undefined) ?? 'grad-cam';
+        const tally = createGradCamTally(config.gradCam.imagesPerClass, method);
         // A config from before the evaluation section (a workflow in flight) scored without flips.
         const testTimeFlip = (config.evaluation as EvaluationConfig | undefined)?.testTimeFlip ?? false;
         const stored: StoredObject[] = [];
@@ -49,7 +51,7 @@ export function createGradCamStage({ tracking, store }: ActivityDependencies, ru
           const masks = await loadMasks(store, manifest, selection);
           const scores = testTimeFlip ? await recordedScores(fold, images.imageIds) : undefined;
           const model = await loadModelFromStore(store, fold.modelPrefix);
-          const explainer = createGradCamExplainer(model);
+          const explainer = createGradCamExplainer(model, { method });
           try {
             await surveyGradCams({
               explainer,

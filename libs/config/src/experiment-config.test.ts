@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { applyConfigOverrides, ConfigError, parseExperimentConfig } from './experiment-config';
+import { applyConfigOverrides, ConfigError, GRAD_CAM_METHODS, parseExperimentConfig } from './experiment-config';
 import { loadServiceSettings, serviceEnvironment } from './service-settings';
 
 describe('parseExperimentConfig', () => {
@@ -34,6 +34,23 @@ describe('parseExperimentConfig', () => {
     expect(() => parseExperimentConfig({ fineTune: { freeze: 'half' } })).toThrow(/fineTune\.freeze/);
     expect(() => parseExperimentConfig({ dataset: { source: { kind: 'folder' } } })).toThrow(/dataset\.source\.root/);
     expect(() => parseExperimentConfig({ model: { architecture: 'lenet' } })).toThrow(/model\.architecture/);
+  });
+});
+
+describe('gradCam.method (issue 11 item 6)', () => {
+  it("defaults to grad-cam, takes hires-cam, and rejects any other method naming the field and the choices", () => {
+    expect(parseExperimentConfig({}).gradCam.method).toBe('grad-cam');
+    expect(parseExperimentConfig({ gradCam: { method: 'hires-cam' } }).gradCam.method).toBe('hires-cam');
+    expect(GRAD_CAM_METHODS).toEqual(['grad-cam', 'hires-cam']);
+    let error: unknown;
+    try {
+      parseExperimentConfig({ gradCam: { method: 'score-cam' } }, 'cam.json');
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).fields).toEqual(['gradCam.method']);
+    expect((error as Error).message).toMatch(/cam\.json[\s\S]*gradCam\.method: .*grad-cam.*hires-cam/);
   });
 });
 

@@ -142,9 +142,30 @@ const modelSchema = z.strictObject({
   widthMultiplier: z.number().positive().max(4).default(1),
 });
 
+/**
+ * The ways detl makes a class-activation map (`gradCam.method`), exported so that records naming a
+ * method (the pointing game's report) validate against the same list.
+ */
+export const gradCamMethodSchema = z.enum(['grad-cam', 'hires-cam']);
+
 const gradCamSchema = z.strictObject({
   /** Correctly and incorrectly classified images explained per class (from the held-out folds). */
   imagesPerClass: z.number().int().min(0).max(50).default(2),
+  /**
+   * How a class-activation map is made from the explained layer's feature maps A^k and the class
+   * score's gradient ∂y^c/∂A^k, wherever detl makes one (the Grad-CAM stage and its pointing game,
+   * `detl predict`, the dashboard's screening):
+   * - `grad-cam` (Selvaraju et al. 2017): one weight per channel, the gradient's spatial mean;
+   *   ReLU(Σ_k mean(∂y^c/∂A^k) A^k).
+   * - `hires-cam` (Draelos & Carin 2020): the element-wise product, summed over channels;
+   *   ReLU(Σ_k ∂y^c/∂A^k ⊙ A^k). For a Flatten → Dense head it is exactly each position's share of
+   *   the score (small-vgg's ReLU hidden layer makes it the share at this image), which Grad-CAM's
+   *   one weight per channel discards.
+   * Both are upsampled and normalised the same way.
+   */
+  method: gradCamMethodSchema
+    .default('grad-cam')
+    .describe('class-activation map: grad-cam (channel-averaged gradient) or hires-cam (element-wise gradient × activation)'),
 });
 
 const evaluationSchema = z.strictObject({
@@ -224,6 +245,10 @@ export type ClassWeighting = TrainingStageConfig['classWeighting'];
 export type FreezeMode = z.output<typeof fineTuneSchema>['freeze'];
 /** Every {@link FreezeMode}, in the schema's order. */
 export const FREEZE_MODES: readonly FreezeMode[] = fineTuneSchema.shape.freeze.unwrap().options;
+/** How a class-activation map is made (`gradCam.method`): `grad-cam` or `hires-cam`. */
+export type GradCamMethod = z.output<typeof gradCamMethodSchema>;
+/** Every {@link GradCamMethod}, the default (`grad-cam`) first. */
+export const GRAD_CAM_METHODS: readonly GradCamMethod[] = gradCamMethodSchema.options;
 /** A tfjs backend preference (`runtime.backend`): `auto` or one backend by name. */
 export type BackendPreference = z.output<typeof runtimeSchema>['backend'];
 /** Every {@link BackendPreference}, `auto` first. */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { experimentConfigSchema } from '@detl/config/experiment-config';
+import { experimentConfigSchema, gradCamMethodSchema } from '@detl/config/experiment-config';
 
 /**
  * What the JSON columns hold: the zod schemas that `json-columns.ts` parses every read with, and
@@ -62,10 +62,12 @@ export const resultSummarySchema = z.object({
   /**
    * Grad-CAM pointing game over the correctly classified lesion images (runs whose data has
    * masks): hits within Zhang et al.'s tolerance (15 px at 224 px, scaled) and exact hits, overall
-   * and per class. Null when nothing could be scored; absent in older runs.
+   * and per class, of the maps `method` made (`gradCam.method`; runs recorded before it existed made
+   * Grad-CAM maps, so it reads as `grad-cam` there). Null when nothing could be scored; absent in older runs.
    */
   pointingGame: z
     .object({
+      method: gradCamMethodSchema.default('grad-cam'),
       scored: z.number().int().min(0),
       rate: z.number(),
       strictRate: z.number(),

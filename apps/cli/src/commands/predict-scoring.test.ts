@@ -1,7 +1,7 @@
 import { parseExperimentConfig } from '@detl/config';
 import type { ExperimentDetail } from '@detl/tracking';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { describeScoring, ensembleInputs, scoringOf, type MlModule } from './predict';
+import { describeScoring, ensembleInputs, gradCamMethodOf, overlayExplainers, scoringOf, type MlModule } from './predict';
 
 // How `detl predict` and `detl evaluate` score images: as the run's own folds were (its config's
 // evaluation.testTimeFlip), through libs/ml's one flip-averaging helper. No services needed.
@@ -21,6 +21,22 @@ describe('scoring of a run', () => {
     expect(scoringOf(run({ evaluation: { testTimeFlip: true } }))).toEqual({ testTimeFlip: true });
     expect(describeScoring({ testTimeFlip: true })).toBe(', test-time flip averaged');
     expect(describeScoring({ testTimeFlip: false })).toBe('');
+  });
+
+  it("makes the overlays' maps with the run's gradCam.method; a model without a run with Grad-CAM", () => {
+    const run = (raw: unknown) => ({ config: parseExperimentConfig(raw) }) as ExperimentDetail;
+    expect(gradCamMethodOf(null)).toBe('grad-cam');
+    expect(gradCamMethodOf(run({}))).toBe('grad-cam');
+    expect(gradCamMethodOf(run({ gradCam: { method: 'hires-cam' } }))).toBe('hires-cam');
+    const size = 16;
+    const models = [1, 2].map((seed) => ({ model: ml.buildModel({ architecture: 'small-vgg', widthMultiplier: 0.25, imageSize: size, channels: 1, numClasses: 4, seed }) }));
+    const image = Uint8Array.from({ length: size * size }, (_, p) => (p % size < size / 2 ? 200 : 30) + (p % 7));
+    const explainers = overlayExplainers(ml, models, 'hires-cam');
+    expect(explainers.map((explainer) => explainer.method)).toEqual(['hires-cam', 'hires-cam']);
+    const reference = models.map(({ model }) => ml.createGradCamExplainer(model, { method: 'hires-cam' }));
+    expect(Array.from(ml.ensembleGradCam(explainers, image, size, 1).heatmap)).toEqual(Array.from(ml.ensembleGradCam(reference, image, size, 1).heatmap));
+    for (const explainer of [...explainers, ...reference]) explainer.dispose();
+    for (const { model } of models) model.dispose();
   });
 
   it('averages every fold model over each image and its mirror when the run did', () => {

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { DATA_B_CLASSES } from '@detl/config';
+import { DATA_B_CLASSES, type GradCamMethod } from '@detl/config';
 import type { DatasetManifest, PreprocessOptions } from '@detl/data';
 import { InvalidObjectKeyError, modelJsonKey, normalizeModelPrefix, parseExperimentKey, validateObjectKey } from '@detl/storage';
 import type { ExperimentDetail } from '@detl/tracking';
@@ -66,6 +66,19 @@ export function scoringOf(experiment: ExperimentDetail | null): Scoring {
   return { testTimeFlip: experiment?.config.evaluation.testTimeFlip ?? false };
 }
 
+/**
+ * How `experiment`'s maps are made (`gradCam.method`), so that predict's overlays look like the run's
+ * gallery; a bare model prefix gets Grad-CAM, the default.
+ */
+export function gradCamMethodOf(experiment: ExperimentDetail | null): GradCamMethod {
+  return experiment?.config.gradCam.method ?? 'grad-cam';
+}
+
+/** One explainer per model, each making `method` maps (the caller disposes them). */
+export function overlayExplainers(ml: MlModule, models: readonly { model: LayersModel }[], method: GradCamMethod): ReturnType<MlModule['createGradCamExplainer']>[] {
+  return models.map(({ model }) => ml.createGradCamExplainer(model, { method }));
+}
+
 /** The model line's words for a scoring: nothing for plain scoring. */
 export function describeScoring(scoring: Scoring): string {
   return scoring.testTimeFlip ? ', test-time flip averaged' : '';
@@ -90,8 +103,8 @@ interface ImagePrediction {
  * `--fold k`) or an object-store model prefix. Images (files, or folders of PNG / JPEG files) are
  * preprocessed exactly as the experiment's sampling did (the manifest's size, crop and degrade
  * options) and scored as its folds were (`evaluation.testTimeFlip`: each image's softmax averaged
- * with its mirror's); class probabilities and the predicted class are printed, a Grad-CAM overlay PNG is
- * written per image under `<DETL_HOME>/predictions/<run>/` (or `--out-dir`, `--out`; none with
+ * with its mirror's); class probabilities and the predicted class are printed, a Grad-CAM overlay PNG
+ * (maps made as the run's gallery's, `gradCam.method`) is written per image under `<DETL_HOME>/predictions/<run>/` (or `--out-dir`, `--out`; none with
  * `--no-gradcam`), and `--output` writes one CSV or JSON row per image.
  */
 export async function predictCommand(images: string[], flags: PredictFlags): Promise<void> {
@@ -141,12 +154,14 @@ export async function predictCommand(images: string[], flags: PredictFlags): Pro
         if (overwritten) throw new CliError(`${overwritten}: the overlay would overwrite an input image; choose another --out-dir`, 2);
       }
       const scoring = scoringOf(experiment);
-      const predictions = await predictAll(ml, loaded, inputs, pixels, overlayFiles, preprocessing.imageSize, scoring);
+      const gradCamMethod = gradCamMethodOf(experiment);
+      const predictions = await predictAll(ml, loaded, inputs, pixels, overlayFiles, preprocessing.imageSize, scoring, gradCamMethod);
       const modelSummary = {
         reference: flags.model,
         experimentId: experiment?.id ?? null,
         ensemble: loaded.length > 1 ? 'mean of probabilities' : null,
         testTimeFlip: scoring.testTimeFlip,
+        gradCamMethod: overlayFiles ? gradCamMethod : null,
         models: models.map((m) => ({ fold: m.fold, prefix: m.prefix })),
       };
       if (output) await writePredictionTable(output, predictions, modelSummary);
@@ -439,9 +454,10 @@ async function predictAll(
   overlays: string[] | null,
   size: number,
   scoring: Scoring,
+  method: GradCamMethod,
 ): Promise<ImagePrediction[]> {
   const perModel = ensembleInputs(loaded, pixels, size, ml, scoring);
-  const explainers = overlays ? loaded.map(({ model }) => ml.createGradCamExplainer(model)) : [];
+  const explainers = overlays ? overlayExplainers(ml, loaded, method) : [];
   try {
     const predictions: ImagePrediction[] = [];
     for (let index = 0; index < inputs.length; index += 1) {

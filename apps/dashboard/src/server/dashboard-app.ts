@@ -430,6 +430,7 @@ export function createDashboardApp(options: DashboardAppOptions): Hono {
         models: folds.map((fold) => ({ fold: fold.foldIndex, modelUrl: `/api/runs/${run.id}/models/${fold.foldIndex}/model.json` })),
         ensemble: 'mean of probabilities',
         testTimeFlip: run.config.evaluation.testTimeFlip,
+        gradCamMethod: run.config.gradCam.method,
       });
     } catch (error) {
       if (error instanceof ScreeningUnavailableError) return c.json<ErrorResponse>({ error: `run ${id}: ${error.message}` }, 409);

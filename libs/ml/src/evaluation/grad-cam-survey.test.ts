@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createGradCamExplainer, type GradCamExplainer } from './grad-cam';
 import { GRAD_CAM_OVERLAY_ALPHA, createGradCamTally, ensembleGradCam, gradCamOverlayPng, surveyGradCams, tallyPointingGameRate, type GradCamImages, type GradCamPick } from './grad-cam-survey';
 import { pointingGame } from './localization';
-import { pointingGameTolerancePx } from './pointing-game-report';
+import { pointingGameReport, pointingGameTolerancePx } from './pointing-game-report';
 import { createSeededRandom } from './metrics';
 import { renderGradCamOverlay } from './rendering';
 
@@ -164,5 +164,36 @@ describe('surveyGradCams', () => {
       expect(Buffer.from(pick.png).equals(Buffer.from(await gradCamOverlayPng(imageAt(batch.pixels, pick.index), SIZE, map)))).toBe(true);
     }
     await expect(surveyGradCams({ explainer, images: batch, masks: empty, tally: createGradCamTally(1), scores: scores.slice(1), onPick: async () => undefined })).rejects.toThrow(/3 rows of class scores for 4 images/);
+  });
+
+  it("scores the explainer's method, names it in the report, and refuses an explainer of another method", async () => {
+    const hiRes = createGradCamExplainer(model(3), { method: 'hires-cam' });
+    const batch = fold(hiRes, 12, 41);
+    const masked = batch.imageIds.filter((_, i) => i % 2 === 0);
+    const mask = Uint8Array.from({ length: SIZE * SIZE }, (_, p) => (p % SIZE >= 4 ? 255 : 0));
+    const masks = { masks: new Uint8Array(masked.length * SIZE * SIZE), imageIds: masked, size: SIZE };
+    masked.forEach((_, m) => masks.masks.set(mask, m * SIZE * SIZE));
+    const picks: GradCamPick[] = [];
+    const tally = createGradCamTally(1, 'hires-cam');
+    await surveyGradCams({ explainer: hiRes, images: batch, masks, tally, onPick: async (pick) => void picks.push(pick) });
+    let expectedHits = 0;
+    let expectedScored = 0;
+    batch.imageIds.forEach((_, i) => {
+      const explanation = hiRes.explain(imageAt(batch.pixels, i), SIZE);
+      if (i % 2 !== 0 || explanation.classIndex !== batch.labels[i] || batch.labels[i] === 0) return;
+      expectedScored += 1;
+      if (pointingGame(explanation.heatmap, mask, SIZE, { tolerancePx: pointingGameTolerancePx(SIZE) }).hit) expectedHits += 1;
+    });
+    expect(expectedScored).toBeGreaterThan(0);
+    expect([tally.scored, tally.hits]).toEqual([expectedScored, expectedHits]);
+    expect(pointingGameReport(tally.pointing, ['normal', 'pneumonia', 'other_disease', 'covid'])).toMatchObject({ method: 'hires-cam', scored: expectedScored });
+    // The overlays are HiResCAM maps too.
+    for (const pick of picks) {
+      const map = hiRes.explain(imageAt(batch.pixels, pick.index), SIZE, pick.predictedClass).heatmap;
+      expect(Buffer.from(pick.png).equals(Buffer.from(await gradCamOverlayPng(imageAt(batch.pixels, pick.index), SIZE, map)))).toBe(true);
+    }
+    const gradCam = createGradCamExplainer(model(3));
+    await expect(surveyGradCams({ explainer: gradCam, images: batch, masks, tally, onPick: async () => undefined })).rejects.toThrow(/tally scores hires-cam maps, the explainer makes grad-cam maps/);
+    expect(createGradCamTally(1).pointing.method).toBe('grad-cam');
   });
 });

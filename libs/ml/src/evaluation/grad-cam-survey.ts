@@ -4,6 +4,7 @@
  * the maps against lesion masks. The experiment's Grad-CAM stage and `detl predict` both use it, so
  * the maps and pictures they produce are made the same way.
  */
+import type { GradCamMethod } from '@detl/config';
 import type { GradCamExplainer } from './grad-cam';
 import { createPointingGameTally, scorePointingGame, type PointingGameTally } from './pointing-game-report';
 import { renderGradCamOverlay } from './rendering';
@@ -104,9 +105,13 @@ export interface GradCamTally {
   readonly pointing: PointingGameTally;
 }
 
-/** An empty tally wanting `imagesPerClass` overlays of every class. */
-export function createGradCamTally(imagesPerClass: number): GradCamTally {
-  return { imagesPerClass, taken: new Map(), hits: 0, scored: 0, pointing: createPointingGameTally() };
+/**
+ * An empty tally wanting `imagesPerClass` overlays of every class, for maps made with `method`
+ * (default `grad-cam`; {@link surveyGradCams} refuses an explainer of another method, so the
+ * pointing game's report names the method that made its maps).
+ */
+export function createGradCamTally(imagesPerClass: number, method: GradCamMethod = 'grad-cam'): GradCamTally {
+  return { imagesPerClass, taken: new Map(), hits: 0, scored: 0, pointing: createPointingGameTally(method) };
 }
 
 /** Share of scored images whose map peaks inside the lesion; null when no image could be scored. */
@@ -127,7 +132,8 @@ function maskLookup(masks: GradCamMasks): (imageId: string) => Uint8Array | null
 }
 
 /**
- * Surveys one fold's held-out images with the model that did not train on them: while the tally
+ * Surveys one fold's held-out images with the model that did not train on them (its explainer's
+ * method must be the tally's): while the tally
  * still wants overlays of an image's class, the image is explained and its overlay handed to
  * `onPick`; every image with a lesion mask is explained too, and when the model classified it
  * correctly its map is scored with the pointing game. Images needing neither are not explained.
@@ -153,6 +159,9 @@ export async function surveyGradCams(options: {
     throw new RangeError(`${options.scores.length} rows of class scores for ${options.images.count} images`);
   }
   const { explainer, images, tally } = options;
+  if (explainer.method !== tally.pointing.method) {
+    throw new Error(`the tally scores ${tally.pointing.method} maps, the explainer makes ${explainer.method} maps`);
+  }
   const maskOf = maskLookup(options.masks);
   const pixelsPerImage = images.size * images.size;
   for (let index = 0; index < images.count; index += 1) {

@@ -263,6 +263,81 @@ describe('createGradCamExplainer', () => {
   });
 });
 
+describe("gradCam.method 'hires-cam' (HiResCAM, Draelos & Carin 2020)", () => {
+  it('computes ReLU(Σ_k ∂y/∂A^k ⊙ A^k), upsampled and scaled as Grad-CAM is, on the same gradients', () => {
+    const model = denseHeadModel();
+    const gradCam = createGradCamExplainer(model);
+    const hiRes = createGradCamExplainer(model, { method: 'hires-cam' });
+    expect([gradCam.method, hiRes.method]).toEqual(['grad-cam', 'hires-cam']);
+    expect(hiRes.layerName).toBe(gradCam.layerName);
+    const pixels = randomImage(5);
+    const { features, gradients, shape } = hiRes.gradients(pixels, SIZE, 1);
+    expect(Array.from(gradients)).toEqual(Array.from(gradCam.gradients(pixels, SIZE, 1).gradients));
+    const [h, w, k] = shape;
+    const cam = new Float32Array(h * w);
+    for (let i = 0; i < h * w; i++) {
+      let s = 0;
+      for (let c = 0; c < k; c++) s += (gradients[i * k + c] as number) * (features[i * k + c] as number);
+      cam[i] = Math.max(0, s);
+    }
+    const up = tf.tidy(() => tf.image.resizeBilinear(tf.tensor4d(cam, [1, h, w, 1]), [SIZE, SIZE], false, true).dataSync());
+    const max = Math.max(...up);
+    expect(max).toBeGreaterThan(0);
+    const result = hiRes.explain(pixels, SIZE, 1);
+    result.heatmap.forEach((v, i) => expect(v).toBeCloseTo((up[i] as number) / max, 5));
+    expect(result.heatmap[result.peak.y * SIZE + result.peak.x]).toBe(Math.max(...result.heatmap));
+    // Not Grad-CAM's map under another name.
+    const plain = gradCam.explain(pixels, SIZE, 1).heatmap;
+    expect(Math.max(...result.heatmap.map((v, i) => Math.abs(v - (plain[i] as number))))).toBeGreaterThan(0.05);
+  });
+
+  it("finds the lesion where Grad-CAM's channel means cancel: a Flatten → Dense head by hand", () => {
+    // 4 × 4 image → 1×1 conv, 2 filters (A^0 = x, A^1 = x / 2, x = pixels / 255) → Flatten → Dense.
+    // Class 1's weights per channel sum to zero, so Grad-CAM's weights (their means) are 0 and its
+    // map is all zeros; y^1 − b = Σ W ⊙ A, so HiResCAM's map is each position's share of the score.
+    const size = 4;
+    const model = tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({ inputShape: [size, size, 1], filters: 2, kernelSize: 1, name: 'conv' }),
+        tfl.layers.flatten({ name: 'flat' }),
+        tfl.layers.dense({ units: 2, activation: 'softmax', name: 'out' }),
+      ],
+    });
+    model.getLayer('conv').setWeights([tf.tensor4d([1, 0.5], [1, 1, 1, 2]), tf.zeros([2])]);
+    const at = (row: number, col: number, channel: number) => (row * size + col) * 2 + channel;
+    const lesion = { row: 1, col: 2 };
+    const kernel = Array.from({ length: size * size * 2 }, () => [0, 0]);
+    const weight = (row: number, col: number, channel: number, value: number) => ((kernel[at(row, col, channel)] as number[])[1] = value);
+    weight(lesion.row, lesion.col, 0, 1);
+    weight(2, 2, 0, 0.5);
+    weight(3, 0, 0, -1.5);
+    weight(lesion.row, lesion.col, 1, 1);
+    weight(0, 3, 1, -1);
+    model.getLayer('out').setWeights([tf.tensor2d(kernel), tf.tensor1d([0.3, -0.2])]);
+    const pixels = new Uint8Array(size * size).fill(100);
+    pixels[lesion.row * size + lesion.col] = 200;
+    pixels[2 * size + 2] = 120;
+    // By hand: (1,2): 1 · 200/255 + 1 · 100/255 = 300/255; (2,2): 0.5 · 120/255 = 60/255;
+    // (3,0) and (0,3) negative, cut by the ReLU; the rest 0. Upsampling 4 → 4 is the identity.
+    const expected = new Array<number>(size * size).fill(0);
+    expected[lesion.row * size + lesion.col] = 1;
+    expected[2 * size + 2] = 60 / 300;
+    const hiRes = createGradCamExplainer(model, { method: 'hires-cam' }).explain(pixels, size, 1);
+    hiRes.heatmap.forEach((v, i) => expect(v).toBeCloseTo(expected[i] as number, 6));
+    expect(hiRes.peak).toEqual({ x: lesion.col, y: lesion.row });
+    const gradCam = createGradCamExplainer(model).explain(pixels, size, 1);
+    expect(Math.max(...gradCam.heatmap)).toBe(0);
+    const mask = new Uint8Array(size * size);
+    mask[lesion.row * size + lesion.col] = 1;
+    expect(pointingGame(hiRes.heatmap, mask, size).hit).toBe(true);
+    expect(pointingGame(gradCam.heatmap, mask, size).hit).toBe(false);
+  });
+
+  it('refuses a method it does not know', () => {
+    expect(() => createGradCamExplainer(denseHeadModel(), { method: 'score-cam' as 'grad-cam' })).toThrow(/unknown Grad-CAM method 'score-cam'/);
+  });
+});
+
 describe('Grad-CAM on the wasm backend', () => {
   it(`gives the ${REFERENCE_BACKEND} backend’s map using only kernels wasm has`, async () => {
     await import('@tensorflow/tfjs-backend-wasm');

@@ -2,7 +2,15 @@
  * Grad-CAM (Selvaraju et al. 2017) as the paper states it: for class c and the K feature maps A^k of
  * the last convolutional layer, w_k^c = mean over (h, w) of ∂y^c/∂A^k_{h,w}, and the map is
  * ReLU(Σ_k w_k^c A^k), upsampled bilinearly to the input size and normalised to [0, 1].
+ *
+ * HiResCAM (Draelos & Carin 2020), the other `gradCam.method`, keeps the gradient's positions:
+ * ReLU(Σ_k ∂y^c/∂A^k ⊙ A^k), upsampled and normalised the same way. When A reaches the logits through
+ * a Flatten and a Dense, y^c = Σ_{h,w,k} W^c_{h,w,k} A^k_{h,w} + b^c, so the map is each position's
+ * exact share of the score, while Grad-CAM's one weight per channel can cancel it out; with ReLU
+ * layers between (small-vgg: Flatten → Dense 128 → Dense) it is that share for the head's linear
+ * piece at this image.
  */
+import { GRAD_CAM_METHODS, type GradCamMethod } from '@detl/config';
 import * as tf from '@tensorflow/tfjs-core';
 // The layers bundle also registers every op's gradient, which tfjs-core's node bundle does not.
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -22,6 +30,12 @@ export interface GradCamOptions {
    * layer is used as is and must be such a cut of the graph.
    */
   lastConvLayerName?: string;
+  /**
+   * How the map is made from A and ∂y^c/∂A (`gradCam.method` of the experiment config):
+   * `grad-cam` (default) weights each channel by its gradient's spatial mean, `hires-cam` multiplies
+   * them element-wise; both then sum over channels, ReLU, upsample and normalise alike.
+   */
+  method?: GradCamMethod;
 }
 
 /** One Grad-CAM explanation. */
@@ -56,6 +70,8 @@ export interface GradCamExplainer {
   /** Name of the layer whose feature maps are explained. */
   readonly layerName: string;
   readonly numClasses: number;
+  /** How its maps are made ({@link GradCamOptions.method}). */
+  readonly method: GradCamMethod;
   /**
    * Explains one greyscale image.
    *
@@ -280,6 +296,8 @@ export function createGradCamExplainer(model: tfl.LayersModel, options: GradCamO
   if (outputShape.length !== 2 || typeof numClasses !== 'number') {
     throw new Error(`Grad-CAM needs [batch, classes] output, the model gives [${outputShape.join(', ')}]`);
   }
+  const method = options.method ?? 'grad-cam';
+  if (!GRAD_CAM_METHODS.includes(method)) throw new Error(`unknown Grad-CAM method '${String(method)}'`);
   const { scoreTensor, head } = describeScoreHead(model);
   const target = chooseTarget(model, scoreTensor, options.lastConvLayerName);
   // Wraps existing graph nodes: builds no layers and owns no weights, so it is never disposed
@@ -331,14 +349,16 @@ export function createGradCamExplainer(model: tfl.LayersModel, options: GradCamO
   return {
     layerName: target.tensor.sourceLayer.name,
     numClasses,
+    method,
 
     explain(pixels, size, requested) {
       checkInput(pixels, size, requested);
       return tf.tidy(() => {
         const { features, gradients, probabilities, classIndex } = compute(pixels, size, requested);
-        // w_k^c: spatial mean of the gradient, one weight per feature map.
-        const weights = tf.mean(gradients, [0, 1, 2]);
-        // ReLU(Σ_k w_k^c A^k): keep only evidence for the class.
+        // grad-cam: w_k^c, the spatial mean of the gradient, one weight per feature map;
+        // hires-cam: the gradient itself, one weight per position and feature map.
+        const weights = method === 'hires-cam' ? gradients : tf.mean(gradients, [0, 1, 2]);
+        // ReLU(Σ_k w^c_k ⊙ A^k): keep only evidence for the class.
         const cam = tf.relu(tf.sum(tf.mul(features, weights), -1, true)) as tf.Tensor4D;
         // Half-pixel centres map each feature cell onto the middle of the input patch it covers.
         const upsampled = tf.image.resizeBilinear(cam, [size, size], false, true);

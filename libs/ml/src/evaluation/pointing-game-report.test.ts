@@ -28,8 +28,15 @@ describe('pointing-game report', () => {
     expect(scorePointingGame(tally, near.heatmap, near.mask, SIZE, 3)).toMatchObject({ hit: true, distancePx: 4 });
     expect(scorePointingGame(tally, far.heatmap, far.mask, SIZE, 1).hit).toBe(false);
     const report = pointingGameReport(tally, ['normal', 'pneumonia', 'other_disease', 'covid']);
-    expect(report).toMatchObject({ scored: 3, rate: 2 / 3, strictRate: 1 / 3, imageSize: 64 });
+    expect(report).toMatchObject({ scored: 3, rate: 2 / 3, strictRate: 1 / 3, imageSize: 64, method: 'grad-cam' });
     expect(report?.perClass).toEqual({ pneumonia: { scored: 1, rate: 0, strictRate: 0 }, covid: { scored: 2, rate: 1, strictRate: 0.5 } });
+  });
+
+  it('names the method that made the maps', () => {
+    const tally = createPointingGameTally('hires-cam');
+    const inside = trial({ x: 20, y: 20 }, [18, 24, 18, 24]);
+    scorePointingGame(tally, inside.heatmap, inside.mask, SIZE, 3);
+    expect(pointingGameReport(tally, ['normal', 'pneumonia', 'other_disease', 'covid'])).toMatchObject({ method: 'hires-cam', scored: 1, rate: 1 });
   });
 
   it('is null with no trials, and refuses trials of two image sizes', () => {

@@ -6,6 +6,7 @@
  * one of its 64 cell centres (8 px apart), and at zero tolerance a correct map scores a miss
  * whenever the lesion lies between two centres. The strict (zero-tolerance) rate is kept beside it.
  */
+import type { GradCamMethod } from '@detl/config';
 import { pointingGame, type PointingGameResult } from './localization';
 
 /** Zhang et al.'s tolerance: this many pixels at `atImageSize` px, scaled to the image. */
@@ -22,11 +23,13 @@ export interface PointingGameTally {
   readonly perClass: Map<number, { scored: number; hits: number; strictHits: number }>;
   /** Image side of the trials (all must share it: the tolerance depends on it); null before the first. */
   size: number | null;
+  /** How the scored maps are made (`gradCam.method`): rates of different methods are not comparable. */
+  readonly method: GradCamMethod;
 }
 
-/** An empty tally. */
-export function createPointingGameTally(): PointingGameTally {
-  return { perClass: new Map(), size: null };
+/** An empty tally of maps made with `method` (default `grad-cam`). */
+export function createPointingGameTally(method: GradCamMethod = 'grad-cam'): PointingGameTally {
+  return { perClass: new Map(), size: null, method };
 }
 
 /**
@@ -58,6 +61,8 @@ export interface PointingGameRates {
 
 /** What {@link pointingGameReport} returns. */
 export interface PointingGameReport extends PointingGameRates {
+  /** How the scored maps were made (`gradCam.method`), so that rates are compared like with like. */
+  method: GradCamMethod;
   /** The tolerance used, in pixels of the scored images. */
   tolerancePx: number;
   imageSize: number;
@@ -81,5 +86,5 @@ export function pointingGameReport(tally: PointingGameTally, classNames: readonl
     total.strictHits += counts.strictHits;
     perClass[classNames[classIndex] ?? `class ${classIndex}`] = rates(counts);
   }
-  return { ...rates(total), tolerancePx: pointingGameTolerancePx(tally.size), imageSize: tally.size, perClass };
+  return { ...rates(total), method: tally.method, tolerancePx: pointingGameTolerancePx(tally.size), imageSize: tally.size, perClass };
 }

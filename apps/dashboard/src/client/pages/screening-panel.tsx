@@ -86,7 +86,7 @@ export function ScreeningPanel({ runId }: { runId: string }) {
         models.current = await ensemble.loadFoldModels(info.models, (loaded) => setState({ kind: 'working', step: `loaded ${loaded} of ${info.models.length} fold models` }));
       }
       setState({ kind: 'working', step: 'running the models and Grad-CAM' });
-      const result = await ensemble.screenImage(models.current, pixels, info.preprocessing.imageSize, info.preprocessing.scale, { testTimeFlip: info.testTimeFlip });
+      const result = await ensemble.screenImage(models.current, pixels, info.preprocessing.imageSize, info.preprocessing.scale, { testTimeFlip: info.testTimeFlip, gradCamMethod: info.gradCamMethod });
       setState({ kind: 'done', file: file.name, pixels, result });
     } catch (error) {
       // Whatever the file or the models do, the page stays usable and says what happened.
@@ -174,7 +174,9 @@ export function ScreeningPanel({ runId }: { runId: string }) {
                 width={preprocessing.imageSize}
                 height={preprocessing.imageSize}
               />
-              <figcaption>Grad-CAM for “{info.classes[state.result.predicted]}” (mean of the folds' maps)</figcaption>
+              <figcaption>
+                {info.gradCamMethod === 'hires-cam' ? 'HiResCAM' : 'Grad-CAM'} for “{info.classes[state.result.predicted]}” (mean of the folds' maps)
+              </figcaption>
             </figure>
             <table className="metrics probabilities">
               <thead>

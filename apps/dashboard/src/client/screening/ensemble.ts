@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
+import type { GradCamMethod } from '@detl/config/experiment-config';
 
 /** One fold model, loaded. */
 export interface LoadedModel {
@@ -18,7 +19,7 @@ export interface EnsembleResult {
   /** Each fold's own probabilities. */
   perFold: { fold: number; probabilities: number[] }[];
   predicted: number;
-  /** Grad-CAM of the predicted class: each fold's map averaged and scaled to a peak of 1, size² values. */
+  /** Grad-CAM (or HiResCAM) of the predicted class: each fold's map averaged and scaled to a peak of 1, size² values. */
   heatmap: Float32Array;
 }
 
@@ -106,8 +107,12 @@ function headLogits(plan: ReturnType<typeof gradCamPlan>, features: tf.Tensor): 
   return last as tf.Tensor2D;
 }
 
-/** One model's probabilities and Grad-CAM map (size², in [0, 1]) for class `classIndex`, or its own prediction. */
-function explain(model: tfl.LayersModel, input: tf.Tensor4D, size: number, classIndex: number | null): { probabilities: number[]; heatmap: Float32Array } {
+/**
+ * One model's probabilities and class-activation map (size², in [0, 1]) for class `classIndex`, or its
+ * own prediction: libs/ml's `createGradCamExplainer` in small. `grad-cam` weights each feature map by
+ * its gradient's spatial mean, `hires-cam` by the gradient itself, element-wise.
+ */
+function explain(model: tfl.LayersModel, input: tf.Tensor4D, size: number, classIndex: number | null, method: GradCamMethod): { probabilities: number[]; heatmap: Float32Array } {
   const plan = gradCamPlan(model);
   return tf.tidy(() => {
     const featureModel = tfl.model({ inputs: model.inputs, outputs: plan.target.output as tfl.SymbolicTensor });
@@ -117,7 +122,7 @@ function explain(model: tfl.LayersModel, input: tf.Tensor4D, size: number, class
     const explained = classIndex ?? probabilities.indexOf(Math.max(...probabilities));
     const oneHot = tf.cast(tf.oneHot(tf.tensor1d([explained], 'int32'), probabilities.length), 'float32');
     const gradients = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(headLogits(plan, a), oneHot)))(features);
-    const weights = tf.mean(gradients, [0, 1, 2]);
+    const weights = method === 'hires-cam' ? gradients : tf.mean(gradients, [0, 1, 2]);
     const cam = tf.relu(tf.sum(tf.mul(features, weights), -1, true)) as tf.Tensor4D;
     const upsampled = tf.image.resizeBilinear(cam, [size, size], false, true);
     const max = tf.max(upsampled);
@@ -142,10 +147,16 @@ function foldProbabilities(model: tfl.LayersModel, input: tf.Tensor4D, testTimeF
 /**
  * Screens one preprocessed image with every fold model: probabilities averaged over folds (the
  * ensemble of `detl predict`; each fold's flip-averaged when the run scores with `testTimeFlip`),
- * then each fold's Grad-CAM of the ensemble's class on the image as it is, averaged and scaled
- * back to a peak of 1 — the map `detl predict` draws.
+ * then each fold's map (the run's `gradCam.method`, default Grad-CAM) of the ensemble's class on the
+ * image as it is, averaged and scaled back to a peak of 1 — the map `detl predict` draws.
  */
-export async function screenImage(models: LoadedModel[], pixels: Uint8Array, size: number, scale: number, options: { testTimeFlip: boolean }): Promise<EnsembleResult> {
+export async function screenImage(
+  models: LoadedModel[],
+  pixels: Uint8Array,
+  size: number,
+  scale: number,
+  options: { testTimeFlip: boolean; gradCamMethod?: GradCamMethod },
+): Promise<EnsembleResult> {
   await initTf();
   const perFold = models.map(({ fold, model }) => {
     const channels = (model.inputs[0]?.shape[3] as number | undefined) ?? 1;
@@ -165,7 +176,7 @@ export async function screenImage(models: LoadedModel[], pixels: Uint8Array, siz
     const channels = (model.inputs[0]?.shape[3] as number | undefined) ?? 1;
     const input = inputTensor(pixels, size, channels, scale);
     try {
-      const map = explain(model, input, size, predicted).heatmap;
+      const map = explain(model, input, size, predicted, options.gradCamMethod ?? 'grad-cam').heatmap;
       for (let p = 0; p < heatmap.length; p += 1) heatmap[p] = (heatmap[p] as number) + (map[p] as number) / models.length;
     } finally {
       input.dispose();

@@ -1,0 +1,48 @@
+import { GRAD_CAM_METHODS } from '@detl/config';
+import { buildModel, createGradCamExplainer, ensembleGradCam, initBackend } from '@detl/ml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initTf, screenImage, type LoadedModel } from './client/screening/ensemble';
+
+// The page's screening keeps its own small copy of Grad-CAM (the browser bundle may not import
+// libs/ml). Here, without a browser, it is held to libs/ml's ensemble map — what `detl predict` and
+// the run's gallery draw — for every gradCam.method, on small-vgg fold models and tfjs' CPU backend.
+// dashboard-browser.test.ts checks the same in Chromium on a recorded run's models (grad-cam only).
+
+const SIZE = 16;
+let models: LoadedModel[];
+
+beforeAll(async () => {
+  await initBackend('cpu');
+  await initTf();
+  models = [5, 6].map((seed, fold) => ({ fold, model: buildModel({ architecture: 'small-vgg', widthMultiplier: 0.25, imageSize: SIZE, channels: 1, numClasses: 4, seed }) }));
+});
+
+afterAll(() => {
+  for (const { model } of models) model.dispose();
+});
+
+describe("the page's maps equal libs/ml's", () => {
+  it.each(GRAD_CAM_METHODS)('for %s', async (method) => {
+    const image = Uint8Array.from({ length: SIZE * SIZE }, (_, p) => ((p % SIZE) - 9) ** 2 + (Math.floor(p / SIZE) - 5) ** 2 < 12 ? 230 : 40 + ((p * 13) % 29));
+    const screened = await screenImage(models, image, SIZE, 255, { testTimeFlip: false, gradCamMethod: method });
+    const explainers = models.map(({ model }) => createGradCamExplainer(model, { method }));
+    const reference = ensembleGradCam(explainers, image, SIZE, screened.predicted);
+    explainers.forEach((explainer) => explainer.dispose());
+    expect(Math.max(...reference.heatmap)).toBe(1);
+    expect(screened.heatmap).toHaveLength(reference.heatmap.length);
+    screened.heatmap.forEach((value, p) => expect(value).toBeCloseTo(reference.heatmap[p] as number, 5));
+    expect(screened.heatmap.indexOf(1)).toBe(reference.heatmap.indexOf(1));
+  });
+
+  it('makes a different map per method, and Grad-CAM without one', async () => {
+    const image = Uint8Array.from({ length: SIZE * SIZE }, (_, p) => (p % SIZE < 6 ? 210 : 35) + ((p * 7) % 17));
+    const [gradCam, hiRes, unnamed] = await Promise.all([
+      screenImage(models, image, SIZE, 255, { testTimeFlip: false, gradCamMethod: 'grad-cam' }),
+      screenImage(models, image, SIZE, 255, { testTimeFlip: false, gradCamMethod: 'hires-cam' }),
+      screenImage(models, image, SIZE, 255, { testTimeFlip: false }),
+    ]);
+    expect(Array.from(unnamed?.heatmap ?? [])).toEqual(Array.from(gradCam?.heatmap ?? []));
+    const difference = Math.max(...(hiRes?.heatmap ?? []).map((value, p) => Math.abs(value - (gradCam?.heatmap[p] ?? 0))));
+    expect(difference).toBeGreaterThan(0.01);
+  });
+});
