@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { ESLint } from 'eslint';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 
 // The lint rules are the guard that keeps workflow code replay-safe; check they really bite.
 const workspaceRoot = path.resolve(__dirname, '../../..');
@@ -12,6 +12,12 @@ async function restrictedImportMessages(source: string): Promise<string[]> {
 }
 
 describe('workflow lint rules', () => {
+  // The first lint builds the type-aware program of the whole workspace (a minute on 2 busy cores, as
+  // CI saw); building it once here keeps each case's timeout about the rule it checks.
+  beforeAll(async () => {
+    await restrictedImportMessages('export const warm = 1;\n');
+  }, 300_000);
+
   it.each([
     ["import { readFile } from 'node:fs/promises';", 'Node built-ins'],
     ["import fs from 'fs';", 'Node built-ins'],
