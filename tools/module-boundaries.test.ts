@@ -3,7 +3,7 @@ import { createRequire, isBuiltin } from 'node:module';
 import path from 'node:path';
 import { ESLint } from 'eslint';
 import ts from 'typescript';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 
 // docs/architecture.md says which project may import which; the Nx tags and the boundary rule in
 // eslint.config.mjs are what enforce it, so check that they reject what the table forbids. The
@@ -31,6 +31,12 @@ const packages = ['libs', 'apps'].flatMap((group) =>
     return { folder, manifest: JSON.parse(readFileSync(path.join(workspaceRoot, folder, 'package.json'), 'utf8')) as { name: string; exports?: Record<string, string> } };
   }),
 );
+
+// The first lint builds the type-aware program of the whole workspace (over a minute on 2 busy cores);
+// building it once here keeps each case's timeout about the rule it checks.
+beforeAll(async () => {
+  await ruleMessages('@nx/enforce-module-boundaries', 'libs/config/src/index.ts', 'export const warm = 1;\n');
+}, 300_000);
 
 describe('module boundaries (Nx tags + @nx/enforce-module-boundaries)', () => {
   it.each([
