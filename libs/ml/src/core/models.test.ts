@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
-import { buildModel, describeArchitecture, modelSpecOf, ModelSpecError, type ModelSpec } from './models';
+import { buildModel, describeArchitecture, layerInitSeed, modelSpecOf, ModelSpecError, type ModelSpec } from './models';
 import { initBackendUnderTest } from '../test-support/backend-under-test';
 
 const standard = (architecture: ModelSpec['architecture']): ModelSpec => ({ architecture, widthMultiplier: 1, imageSize: 224, channels: 3, numClasses: 1000 });
@@ -57,6 +57,25 @@ describe('buildModel', () => {
     expect(first(a)).toEqual(first(b));
     expect(first(a)).not.toEqual(first(c));
     [a, b, c].forEach((m) => m.dispose());
+  });
+
+  it('draws disjoint streams for consecutive seeds', () => {
+    // Before layerInitSeed, seed 6's first kernel was seed 5's second kernel's numbers rescaled
+    // (correlation 1); independent draws correlate near 0.
+    const spec: ModelSpec = { architecture: 'small-vgg', widthMultiplier: 0.25, imageSize: 16, channels: 1, numClasses: 2, seed: 5 };
+    const five = buildModel(spec);
+    const six = buildModel({ ...spec, seed: 6 });
+    const kernels = (m: { weights: { originalName: string }[]; getWeights(): tf.Tensor[] }) => m.weights.flatMap((w, i) => (w.originalName.endsWith('/kernel') ? [Array.from((m.getWeights()[i] as tf.Tensor).dataSync())] : []));
+    const [sixFirst] = kernels(six) as [number[]];
+    const fiveSecond = (kernels(five)[1] as number[]).slice(0, sixFirst.length);
+    const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+    const [ma, mb] = [mean(sixFirst), mean(fiveSecond)];
+    const cov = mean(sixFirst.map((a, i) => (a - ma) * ((fiveSecond[i] as number) - mb)));
+    const correlation = cov / Math.sqrt(mean(sixFirst.map((a) => (a - ma) ** 2)) * mean(fiveSecond.map((b) => (b - mb) ** 2)));
+    expect(Math.abs(correlation)).toBeLessThan(0.5);
+    expect(layerInitSeed(6, 1)).not.toBe(layerInitSeed(5, 2));
+    expect(() => layerInitSeed(5, 0)).toThrow(RangeError);
+    [five, six].forEach((m) => m.dispose());
   });
 
   it('rejects bad specs with the value named', () => {

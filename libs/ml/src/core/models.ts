@@ -19,8 +19,9 @@ export interface ModelSpec {
   /** Outputs of the last dense layer (≥ 2). */
   numClasses: number;
   /**
-   * Seeds the kernel initialisers (each layer gets seed + its index) so that two builds with the
-   * same spec and seed start from identical weights; omitted, tfjs draws from Math.random.
+   * Seeds the kernel initialisers (each layer its own stream, {@link layerInitSeed}) so that two
+   * builds with the same spec and seed start from identical weights; omitted, tfjs draws from
+   * Math.random.
    */
   seed?: number;
 }
@@ -57,6 +58,23 @@ export interface ArchitectureDescription {
 const HEAD_PREFIX = 'head_';
 const PREDICTION_LAYER = 'head_predictions';
 
+/**
+ * Layers per seed: no architecture has this many initialised layers (ResNet-50 has 54), so the
+ * streams of two model seeds never meet.
+ */
+const LAYER_SEEDS_PER_MODEL_SEED = 1000;
+
+/**
+ * The initialiser seed of the `layerIndex`-th initialised layer (1-based) of a model seeded with
+ * `seed`. Spaced so that consecutive model seeds draw disjoint streams: with `seed + layerIndex`,
+ * seed 43's first layer drew seed 42's second layer's numbers, so a seed sweep's "independent"
+ * initialisations shared all but one layer's stream.
+ */
+export function layerInitSeed(seed: number, layerIndex: number): number {
+  if (layerIndex < 1 || layerIndex >= LAYER_SEEDS_PER_MODEL_SEED) throw new RangeError(`layer index ${layerIndex} outside 1…${LAYER_SEEDS_PER_MODEL_SEED - 1}`);
+  return seed * LAYER_SEEDS_PER_MODEL_SEED + layerIndex;
+}
+
 class Builder {
   private layerIndex = 0;
   /** Current spatial side, tracked so a vanishing map is reported by layer name before tfjs sees it. */
@@ -78,7 +96,7 @@ class Builder {
 
   init(): ReturnType<typeof initializers.glorotUniform> | 'glorotUniform' {
     this.layerIndex += 1;
-    return this.spec.seed === undefined ? 'glorotUniform' : initializers.glorotUniform({ seed: this.spec.seed + this.layerIndex });
+    return this.spec.seed === undefined ? 'glorotUniform' : initializers.glorotUniform({ seed: layerInitSeed(this.spec.seed, this.layerIndex) });
   }
 
   private shrink(layer: string, kernel: number, stride: number, padding: 'same' | 'valid'): void {
