@@ -36,13 +36,16 @@ describe("the page's maps equal libs/ml's", () => {
 
   it('makes a different map per method, and Grad-CAM without one', async () => {
     const image = Uint8Array.from({ length: SIZE * SIZE }, (_, p) => (p % SIZE < 6 ? 210 : 35) + ((p * 7) % 17));
-    const [gradCam, hiRes, unnamed] = await Promise.all([
+    const [gradCam, hiRes, plusPlus, unnamed] = await Promise.all([
       screenImage(models, image, SIZE, 255, { testTimeFlip: false, gradCamMethod: 'grad-cam' }),
       screenImage(models, image, SIZE, 255, { testTimeFlip: false, gradCamMethod: 'hires-cam' }),
+      screenImage(models, image, SIZE, 255, { testTimeFlip: false, gradCamMethod: 'grad-cam++' }),
       screenImage(models, image, SIZE, 255, { testTimeFlip: false }),
     ]);
     expect(Array.from(unnamed?.heatmap ?? [])).toEqual(Array.from(gradCam?.heatmap ?? []));
-    const difference = Math.max(...(hiRes?.heatmap ?? []).map((value, p) => Math.abs(value - (gradCam?.heatmap[p] ?? 0))));
-    expect(difference).toBeGreaterThan(0.01);
+    const difference = (a: Float32Array | undefined, b: Float32Array | undefined) => Math.max(...(a ?? []).map((value, p) => Math.abs(value - (b?.[p] ?? 0))));
+    expect(difference(hiRes?.heatmap, gradCam?.heatmap)).toBeGreaterThan(0.01);
+    expect(difference(plusPlus?.heatmap, gradCam?.heatmap)).toBeGreaterThan(0.01);
+    expect(difference(plusPlus?.heatmap, hiRes?.heatmap)).toBeGreaterThan(0.01);
   });
 });

@@ -38,10 +38,11 @@ describe('parseExperimentConfig', () => {
 });
 
 describe('gradCam.method (issue 11 item 6)', () => {
-  it("defaults to grad-cam, takes hires-cam, and rejects any other method naming the field and the choices", () => {
+  it("defaults to grad-cam, takes hires-cam and grad-cam++, and rejects any other method naming the field and the choices", () => {
     expect(parseExperimentConfig({}).gradCam.method).toBe('grad-cam');
     expect(parseExperimentConfig({ gradCam: { method: 'hires-cam' } }).gradCam.method).toBe('hires-cam');
-    expect(GRAD_CAM_METHODS).toEqual(['grad-cam', 'hires-cam']);
+    expect(parseExperimentConfig({ gradCam: { method: 'grad-cam++' } }).gradCam.method).toBe('grad-cam++');
+    expect(GRAD_CAM_METHODS).toEqual(['grad-cam', 'hires-cam', 'grad-cam++']);
     let error: unknown;
     try {
       parseExperimentConfig({ gradCam: { method: 'score-cam' } }, 'cam.json');
@@ -50,7 +51,7 @@ describe('gradCam.method (issue 11 item 6)', () => {
     }
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).fields).toEqual(['gradCam.method']);
-    expect((error as Error).message).toMatch(/cam\.json[\s\S]*gradCam\.method: .*grad-cam.*hires-cam/);
+    expect((error as Error).message).toMatch(/cam\.json[\s\S]*gradCam\.method: .*grad-cam.*hires-cam.*grad-cam\+\+/);
   });
 });
 

@@ -146,7 +146,7 @@ const modelSchema = z.strictObject({
  * The ways detl makes a class-activation map (`gradCam.method`), exported so that records naming a
  * method (the pointing game's report) validate against the same list.
  */
-export const gradCamMethodSchema = z.enum(['grad-cam', 'hires-cam']);
+export const gradCamMethodSchema = z.enum(['grad-cam', 'hires-cam', 'grad-cam++']);
 
 const gradCamSchema = z.strictObject({
   /** Correctly and incorrectly classified images explained per class (from the held-out folds). */
@@ -161,11 +161,16 @@ const gradCamSchema = z.strictObject({
    *   ReLU(Σ_k ∂y^c/∂A^k ⊙ A^k). For a Flatten → Dense head it is exactly each position's share of
    *   the score (small-vgg's ReLU hidden layer makes it the share at this image), which Grad-CAM's
    *   one weight per channel discards.
-   * Both are upsampled and normalised the same way.
+   * - `grad-cam++` (Chattopadhyay et al. 2018, Eq. 19 with the exponential's higher derivatives
+   *   written through the first, as the authors derive): one weight per channel, the positive
+   *   gradients weighted by α = g² / (2g² + Σ_ab A^k_ab · g³), g = ∂y^c/∂A^k_ij (0 where that is
+   *   undefined); ReLU(Σ_k (Σ_ij α_ij ReLU(g_ij)) A^k). The positive gradients are not cancelled by
+   *   the negative ones that Grad-CAM's mean averages in.
+   * All are upsampled and normalised the same way.
    */
   method: gradCamMethodSchema
     .default('grad-cam')
-    .describe('class-activation map: grad-cam (channel-averaged gradient) or hires-cam (element-wise gradient × activation)'),
+    .describe('class-activation map: grad-cam (channel-averaged gradient), hires-cam (element-wise gradient × activation) or grad-cam++ (α-weighted positive gradients)'),
 });
 
 const evaluationSchema = z.strictObject({
@@ -245,7 +250,7 @@ export type ClassWeighting = TrainingStageConfig['classWeighting'];
 export type FreezeMode = z.output<typeof fineTuneSchema>['freeze'];
 /** Every {@link FreezeMode}, in the schema's order. */
 export const FREEZE_MODES: readonly FreezeMode[] = fineTuneSchema.shape.freeze.unwrap().options;
-/** How a class-activation map is made (`gradCam.method`): `grad-cam` or `hires-cam`. */
+/** How a class-activation map is made (`gradCam.method`): `grad-cam`, `hires-cam` or `grad-cam++`. */
 export type GradCamMethod = z.output<typeof gradCamMethodSchema>;
 /** Every {@link GradCamMethod}, the default (`grad-cam`) first. */
 export const GRAD_CAM_METHODS: readonly GradCamMethod[] = gradCamMethodSchema.options;

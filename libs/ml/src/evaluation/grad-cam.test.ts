@@ -1,8 +1,9 @@
+import { GRAD_CAM_METHODS } from '@detl/config';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createGradCamExplainer } from './grad-cam';
+import { camWeights, createGradCamExplainer } from './grad-cam';
 import { pointingGame } from './localization';
 import { createSeededRandom } from './metrics';
 import { BACKEND_UNDER_TEST, initBackendUnderTest } from '../test-support/backend-under-test';
@@ -338,18 +339,122 @@ describe("gradCam.method 'hires-cam' (HiResCAM, Draelos & Carin 2020)", () => {
   });
 });
 
+describe("gradCam.method 'grad-cam++' (Grad-CAM++, Chattopadhyay et al. 2018)", () => {
+  it('computes ReLU(Σ_k w_k A^k), w_k = Σ_ij α_ij ReLU(g_ij), α = g² / (2g² + Σ_ab A^k_ab g³), on the same gradients', () => {
+    // 'last' is tanh: A takes both signs, so Σ_ab A^k_ab and the denominator do too.
+    const model = denseHeadModel();
+    const gradCam = createGradCamExplainer(model);
+    const plusPlus = createGradCamExplainer(model, { method: 'grad-cam++' });
+    expect(plusPlus.method).toBe('grad-cam++');
+    expect(plusPlus.layerName).toBe(gradCam.layerName);
+    const pixels = randomImage(5);
+    const { features, gradients, shape } = plusPlus.gradients(pixels, SIZE, 1);
+    expect(Array.from(gradients)).toEqual(Array.from(gradCam.gradients(pixels, SIZE, 1).gradients));
+    const [h, w, k] = shape;
+    const mapWith = (weightOf: (c: number) => number): number[] => {
+      const weights = Array.from({ length: k }, (_, c) => weightOf(c));
+      const cam = new Float32Array(h * w);
+      for (let i = 0; i < h * w; i++) {
+        let s = 0;
+        for (let c = 0; c < k; c++) s += (weights[c] as number) * (features[i * k + c] as number);
+        cam[i] = Math.max(0, s);
+      }
+      const up = tf.tidy(() => Array.from(tf.image.resizeBilinear(tf.tensor4d(cam, [1, h, w, 1]), [SIZE, SIZE], false, true).dataSync()));
+      const max = Math.max(...up);
+      return up.map((v) => (max > 0 ? v / max : 0));
+    };
+    const channelSum = (c: number): number => {
+      let s = 0;
+      for (let i = 0; i < h * w; i++) s += features[i * k + c] as number;
+      return s;
+    };
+    const alphaWeighted = (c: number): number => {
+      let weight = 0;
+      for (let i = 0; i < h * w; i++) {
+        const g = gradients[i * k + c] as number;
+        const denominator = 2 * g * g + channelSum(c) * g * g * g;
+        if (g > 0 && denominator !== 0) weight += ((g * g) / denominator) * g;
+      }
+      return weight;
+    };
+    const expected = mapWith(alphaWeighted);
+    expect(Math.max(...expected)).toBe(1);
+    const result = plusPlus.explain(pixels, SIZE, 1);
+    result.heatmap.forEach((v, i) => expect(v).toBeCloseTo(expected[i] as number, 5));
+    expect(result.heatmap[result.peak.y * SIZE + result.peak.x]).toBe(Math.max(...result.heatmap));
+    // Not Grad-CAM's map under another name. (With gradients this small α is close to 1/2 at every
+    // position, so the map is close to the plain sum of positive gradients; the hand case below
+    // checks α itself.)
+    const plain = gradCam.explain(pixels, SIZE, 1).heatmap;
+    expect(Math.max(...result.heatmap.map((v, i) => Math.abs(v - (plain[i] as number))))).toBeGreaterThan(0.05);
+  });
+
+  it("finds the lesion where Grad-CAM's channel means cancel: a Flatten → Dense head by hand", () => {
+    // The HiResCAM case above: A^0 = x, A^1 = x / 2 (x = pixels / 255), y^1 = Σ W ⊙ A + b, so
+    // g = W, and each channel's weights sum to zero (Grad-CAM: all-zero map). Grad-CAM++ counts the
+    // positive ones: with S = Σ x = 1720 / 255, channel 0 has g = 1 at the lesion and 0.5 at (2, 2),
+    // α = 1 / (2 + S g), so w_0 = 1 / (2 + S) + 0.5 / (2 + S / 2); channel 1 has g = 1 at the lesion,
+    // w_1 = 1 / (2 + S / 2). Both weights are positive and A^1 = A^0 / 2, so the map is
+    // (w_0 + w_1 / 2) x: the image itself, largest on the lesion. α is 0 where g = 0 (0 / 0).
+    const size = 4;
+    const model = tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({ inputShape: [size, size, 1], filters: 2, kernelSize: 1, name: 'conv' }),
+        tfl.layers.flatten({ name: 'flat' }),
+        tfl.layers.dense({ units: 2, activation: 'softmax', name: 'out' }),
+      ],
+    });
+    model.getLayer('conv').setWeights([tf.tensor4d([1, 0.5], [1, 1, 1, 2]), tf.zeros([2])]);
+    const at = (row: number, col: number, channel: number) => (row * size + col) * 2 + channel;
+    const lesion = { row: 1, col: 2 };
+    const kernel = Array.from({ length: size * size * 2 }, () => [0, 0]);
+    const weight = (row: number, col: number, channel: number, value: number) => ((kernel[at(row, col, channel)] as number[])[1] = value);
+    weight(lesion.row, lesion.col, 0, 1);
+    weight(2, 2, 0, 0.5);
+    weight(3, 0, 0, -1.5);
+    weight(lesion.row, lesion.col, 1, 1);
+    weight(0, 3, 1, -1);
+    model.getLayer('out').setWeights([tf.tensor2d(kernel), tf.tensor1d([0.3, -0.2])]);
+    const pixels = new Uint8Array(size * size).fill(100);
+    pixels[lesion.row * size + lesion.col] = 200;
+    pixels[2 * size + 2] = 120;
+    const plusPlus = createGradCamExplainer(model, { method: 'grad-cam++' }).explain(pixels, size, 1);
+    plusPlus.heatmap.forEach((v, i) => expect(v).toBeCloseTo((pixels[i] as number) / 200, 6));
+    expect(plusPlus.peak).toEqual({ x: lesion.col, y: lesion.row });
+    const gradCam = createGradCamExplainer(model).explain(pixels, size, 1);
+    expect(Math.max(...gradCam.heatmap)).toBe(0);
+    const mask = new Uint8Array(size * size);
+    mask[lesion.row * size + lesion.col] = 1;
+    expect(pointingGame(plusPlus.heatmap, mask, size).hit).toBe(true);
+    expect(pointingGame(gradCam.heatmap, mask, size).hit).toBe(false);
+    // The weights by hand: the map is their combination, so check them on the unnormalised cam too.
+    const S = 1720 / 255;
+    const w0 = 1 / (2 + S) + 0.5 / (2 + S / 2);
+    const w1 = 1 / (2 + S / 2);
+    const { features, gradients } = createGradCamExplainer(model, { method: 'grad-cam++' }).gradients(pixels, size, 1);
+    const weights = tf.tidy(() =>
+      Array.from(camWeights('grad-cam++', tf.tensor4d(features, [1, size, size, 2]), tf.tensor4d(gradients, [1, size, size, 2])).dataSync()),
+    );
+    expect(weights[0]).toBeCloseTo(w0, 6);
+    expect(weights[1]).toBeCloseTo(w1, 6);
+  });
+});
+
 describe('Grad-CAM on the wasm backend', () => {
-  it(`gives the ${REFERENCE_BACKEND} backend’s map using only kernels wasm has`, async () => {
+  it(`gives the ${REFERENCE_BACKEND} backend’s maps, every gradCam.method, using only kernels wasm has`, async () => {
     await import('@tensorflow/tfjs-backend-wasm');
     const model = denseHeadModel();
     const pixels = randomImage(21);
-    const onCpu = createGradCamExplainer(model).explain(pixels, SIZE, 2);
+    const onCpu = GRAD_CAM_METHODS.map((method) => createGradCamExplainer(model, { method }).explain(pixels, SIZE, 2));
     try {
       expect(await tf.setBackend('wasm')).toBe(true);
-      const onWasm = createGradCamExplainer(model).explain(pixels, SIZE, 2);
-      expect(onWasm.classIndex).toBe(2);
-      onWasm.heatmap.forEach((v, i) => expect(v).toBeCloseTo(onCpu.heatmap[i] as number, 4));
-      onWasm.probabilities.forEach((p, i) => expect(p).toBeCloseTo(onCpu.probabilities[i] as number, 5));
+      GRAD_CAM_METHODS.forEach((method, m) => {
+        const reference = onCpu[m] as { heatmap: Float32Array; probabilities: number[] };
+        const onWasm = createGradCamExplainer(model, { method }).explain(pixels, SIZE, 2);
+        expect(onWasm.classIndex).toBe(2);
+        onWasm.heatmap.forEach((v, i) => expect(v).toBeCloseTo(reference.heatmap[i] as number, 4));
+        onWasm.probabilities.forEach((p, i) => expect(p).toBeCloseTo(reference.probabilities[i] as number, 5));
+      });
     } finally {
       await tf.setBackend(REFERENCE_BACKEND);
     }

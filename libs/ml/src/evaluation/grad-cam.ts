@@ -9,6 +9,13 @@
  * exact share of the score, while Grad-CAM's one weight per channel can cancel it out; with ReLU
  * layers between (small-vgg: Flatten → Dense 128 → Dense) it is that share for the head's linear
  * piece at this image.
+ *
+ * Grad-CAM++ (Chattopadhyay et al. 2018), the third, keeps one weight per channel but builds it from
+ * the positive gradients only, each weighted by α_ij = g_ij² / (2 g_ij² + Σ_ab A^k_ab g_ij³)
+ * (g = ∂y^c/∂A^k; their Eq. 19, the exponential's higher derivatives written through the first):
+ * w_k = Σ_ij α_ij ReLU(g_ij), map ReLU(Σ_k w_k A^k), upsampled and normalised the same way. Where
+ * Grad-CAM's mean lets a channel's negative gradients elsewhere cancel its positive ones at the
+ * lesion, Grad-CAM++ does not.
  */
 import { GRAD_CAM_METHODS, type GradCamMethod } from '@detl/config';
 import * as tf from '@tensorflow/tfjs-core';
@@ -33,7 +40,8 @@ export interface GradCamOptions {
   /**
    * How the map is made from A and ∂y^c/∂A (`gradCam.method` of the experiment config):
    * `grad-cam` (default) weights each channel by its gradient's spatial mean, `hires-cam` multiplies
-   * them element-wise; both then sum over channels, ReLU, upsample and normalise alike.
+   * them element-wise, `grad-cam++` weights each channel by its α-weighted positive gradients
+   * ({@link camWeights}); all then sum over channels, ReLU, upsample and normalise alike.
    */
   method?: GradCamMethod;
 }
@@ -267,6 +275,27 @@ function argmax(values: ArrayLike<number>): number {
 }
 
 /**
+ * The weights by which `method` multiplies the feature maps A (shape [1, H, W, K]) before summing
+ * over channels, from the class score's gradient ∂y^c/∂A (same shape):
+ * - `grad-cam`: w_k = mean_ij ∂y^c/∂A^k_ij, shape [K];
+ * - `hires-cam`: the gradient itself, shape [1, H, W, K];
+ * - `grad-cam++`: w_k = Σ_ij α_ij ReLU(g_ij), α_ij = g_ij² / (2 g_ij² + Σ_ab A^k_ab · g_ij³),
+ *   g = ∂y^c/∂A^k, shape [K]. Only positive gradients count, and α is taken as 0 where its
+ *   denominator is 0 (a zero gradient), so the weights stay finite for any A.
+ * Call inside a `tf.tidy`. Uses only kernels the wasm backend has.
+ */
+export function camWeights(method: GradCamMethod, features: tf.Tensor4D, gradients: tf.Tensor4D): tf.Tensor {
+  if (method === 'hires-cam') return gradients;
+  if (method === 'grad-cam') return tf.mean(gradients, [0, 1, 2]);
+  const g2 = tf.square(gradients);
+  const denominator = tf.add(tf.mul(g2, 2), tf.mul(tf.sum(features, [0, 1, 2]), tf.mul(g2, gradients)));
+  const counted = tf.logicalAnd(tf.greater(gradients, 0), tf.notEqual(denominator, 0));
+  // The unselected quotients (0 / 0, or any x / 0) never reach the sum: `where` picks per element.
+  const terms = tf.where(counted, tf.mul(tf.div(g2, denominator), gradients), tf.zerosLike(gradients));
+  return tf.sum(terms, [0, 1, 2]);
+}
+
+/**
  * Builds a Grad-CAM explainer for a trained single-input, single-output classifier taking
  * [batch, H, W, 1] (or grey-replicated [batch, H, W, 3]) images and giving [batch, classes].
  *
@@ -356,8 +385,9 @@ export function createGradCamExplainer(model: tfl.LayersModel, options: GradCamO
       return tf.tidy(() => {
         const { features, gradients, probabilities, classIndex } = compute(pixels, size, requested);
         // grad-cam: w_k^c, the spatial mean of the gradient, one weight per feature map;
-        // hires-cam: the gradient itself, one weight per position and feature map.
-        const weights = method === 'hires-cam' ? gradients : tf.mean(gradients, [0, 1, 2]);
+        // hires-cam: the gradient itself, one weight per position and feature map;
+        // grad-cam++: the α-weighted sum of the positive gradients, one weight per feature map.
+        const weights = camWeights(method, features, gradients);
         // ReLU(Σ_k w^c_k ⊙ A^k): keep only evidence for the class.
         const cam = tf.relu(tf.sum(tf.mul(features, weights), -1, true)) as tf.Tensor4D;
         // Half-pixel centres map each feature cell onto the middle of the input patch it covers.

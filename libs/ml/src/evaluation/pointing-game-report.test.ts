@@ -32,11 +32,11 @@ describe('pointing-game report', () => {
     expect(report?.perClass).toEqual({ pneumonia: { scored: 1, rate: 0, strictRate: 0 }, covid: { scored: 2, rate: 1, strictRate: 0.5 } });
   });
 
-  it('names the method that made the maps', () => {
-    const tally = createPointingGameTally('hires-cam');
+  it.each(['hires-cam', 'grad-cam++'] as const)('names the method that made the maps (%s)', (method) => {
+    const tally = createPointingGameTally(method);
     const inside = trial({ x: 20, y: 20 }, [18, 24, 18, 24]);
     scorePointingGame(tally, inside.heatmap, inside.mask, SIZE, 3);
-    expect(pointingGameReport(tally, ['normal', 'pneumonia', 'other_disease', 'covid'])).toMatchObject({ method: 'hires-cam', scored: 1, rate: 1 });
+    expect(pointingGameReport(tally, ['normal', 'pneumonia', 'other_disease', 'covid'])).toMatchObject({ method, scored: 1, rate: 1 });
   });
 
   it('is null with no trials, and refuses trials of two image sizes', () => {

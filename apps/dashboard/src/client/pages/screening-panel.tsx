@@ -175,7 +175,7 @@ export function ScreeningPanel({ runId }: { runId: string }) {
                 height={preprocessing.imageSize}
               />
               <figcaption>
-                {info.gradCamMethod === 'hires-cam' ? 'HiResCAM' : 'Grad-CAM'} for “{info.classes[state.result.predicted]}” (mean of the folds' maps)
+                {info.gradCamMethod === 'hires-cam' ? 'HiResCAM' : info.gradCamMethod === 'grad-cam++' ? 'Grad-CAM++' : 'Grad-CAM'} for “{info.classes[state.result.predicted]}” (mean of the folds' maps)
               </figcaption>
             </figure>
             <table className="metrics probabilities">

@@ -19,7 +19,7 @@ export interface EnsembleResult {
   /** Each fold's own probabilities. */
   perFold: { fold: number; probabilities: number[] }[];
   predicted: number;
-  /** Grad-CAM (or HiResCAM) of the predicted class: each fold's map averaged and scaled to a peak of 1, size² values. */
+  /** Grad-CAM (or HiResCAM, Grad-CAM++) of the predicted class: each fold's map averaged and scaled to a peak of 1, size² values. */
   heatmap: Float32Array;
 }
 
@@ -107,10 +107,22 @@ function headLogits(plan: ReturnType<typeof gradCamPlan>, features: tf.Tensor): 
   return last as tf.Tensor2D;
 }
 
+/** The weights on the feature maps: libs/ml's `camWeights`, copied (the page may not import libs/ml). */
+function camWeights(method: GradCamMethod, features: tf.Tensor4D, gradients: tf.Tensor4D): tf.Tensor {
+  if (method === 'hires-cam') return gradients;
+  if (method === 'grad-cam') return tf.mean(gradients, [0, 1, 2]);
+  const g2 = tf.square(gradients);
+  const denominator = tf.add(tf.mul(g2, 2), tf.mul(tf.sum(features, [0, 1, 2]), tf.mul(g2, gradients)));
+  const counted = tf.logicalAnd(tf.greater(gradients, 0), tf.notEqual(denominator, 0));
+  const terms = tf.where(counted, tf.mul(tf.div(g2, denominator), gradients), tf.zerosLike(gradients));
+  return tf.sum(terms, [0, 1, 2]);
+}
+
 /**
  * One model's probabilities and class-activation map (size², in [0, 1]) for class `classIndex`, or its
  * own prediction: libs/ml's `createGradCamExplainer` in small. `grad-cam` weights each feature map by
- * its gradient's spatial mean, `hires-cam` by the gradient itself, element-wise.
+ * its gradient's spatial mean, `hires-cam` by the gradient itself, element-wise, `grad-cam++` by
+ * its positive gradients weighted by α = g² / (2g² + Σ A · g³) (libs/ml's `camWeights`).
  */
 function explain(model: tfl.LayersModel, input: tf.Tensor4D, size: number, classIndex: number | null, method: GradCamMethod): { probabilities: number[]; heatmap: Float32Array } {
   const plan = gradCamPlan(model);
@@ -122,7 +134,7 @@ function explain(model: tfl.LayersModel, input: tf.Tensor4D, size: number, class
     const explained = classIndex ?? probabilities.indexOf(Math.max(...probabilities));
     const oneHot = tf.cast(tf.oneHot(tf.tensor1d([explained], 'int32'), probabilities.length), 'float32');
     const gradients = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(headLogits(plan, a), oneHot)))(features);
-    const weights = method === 'hires-cam' ? gradients : tf.mean(gradients, [0, 1, 2]);
+    const weights = camWeights(method, features, gradients as tf.Tensor4D);
     const cam = tf.relu(tf.sum(tf.mul(features, weights), -1, true)) as tf.Tensor4D;
     const upsampled = tf.image.resizeBilinear(cam, [size, size], false, true);
     const max = tf.max(upsampled);
