@@ -38,8 +38,8 @@ describe('parseExperimentConfig', () => {
 });
 
 describe('gradCam.method (issue 11 item 6)', () => {
-  it("defaults to grad-cam, takes hires-cam and grad-cam++, and rejects any other method naming the field and the choices", () => {
-    expect(parseExperimentConfig({}).gradCam.method).toBe('grad-cam');
+  it("defaults to grad-cam++, takes grad-cam and hires-cam, and rejects any other method naming the field and the choices", () => {
+    expect(parseExperimentConfig({}).gradCam.method).toBe('grad-cam++');
     expect(parseExperimentConfig({ gradCam: { method: 'hires-cam' } }).gradCam.method).toBe('hires-cam');
     expect(parseExperimentConfig({ gradCam: { method: 'grad-cam++' } }).gradCam.method).toBe('grad-cam++');
     expect(GRAD_CAM_METHODS).toEqual(['grad-cam', 'hires-cam', 'grad-cam++']);

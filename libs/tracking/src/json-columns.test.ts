@@ -68,6 +68,18 @@ describe('JSON columns read from PostgreSQL', () => {
     expect(detail?.folds[0]?.confusionMatrix).toEqual([[1, 0], [1, 0]]);
   });
 
+  it("reads a run recorded before gradCam.method existed as Grad-CAM, the method it used, not today's default", async () => {
+    const id = await newExperiment('wf-gradcam-method');
+    expect((await store.getExperiment(id))?.config.gradCam.method).toBe('grad-cam++');
+    await sql(`UPDATE experiments SET config = config #- '{gradCam,method}' WHERE id = $1::uuid`, [id]);
+    expect((await store.getExperiment(id))?.config.gradCam).toEqual({ imagesPerClass: 2, method: 'grad-cam' });
+    expect((await queries.getRun(id))?.config.gradCam.method).toBe('grad-cam');
+    await sql(`UPDATE experiments SET config = config - 'gradCam' WHERE id = $1::uuid`, [id]);
+    expect((await store.getExperiment(id))?.config.gradCam).toEqual({ imagesPerClass: 2, method: 'grad-cam' });
+    await sql(`UPDATE experiments SET config = jsonb_set(config, '{gradCam}', '{"method": "hires-cam"}') WHERE id = $1::uuid`, [id]);
+    expect((await store.getExperiment(id))?.config.gradCam.method).toBe('hires-cam');
+  });
+
   it.each([
     ['experiments', 'summary', `UPDATE experiments SET summary = '{"meanAccuracy": "high"}'::jsonb WHERE id = $1::uuid`, /experiments\.summary of row [0-9a-f-]{36} is malformed: .*meanAccuracy/],
     ['experiments', 'config', `UPDATE experiments SET config = jsonb_set(config, '{dataset,imageSize}', '"big"') WHERE id = $1::uuid`, /experiments\.config of row [0-9a-f-]{36} is malformed: dataset\.imageSize/],

@@ -94,8 +94,19 @@ export const sweepPlanEntrySchema = z.object({
 /** The sweep specification as launched (`sweeps.spec`): validated by @detl/config before it is stored. */
 export const sweepSpecColumnSchema = z.record(z.string(), z.unknown());
 
-/** The run's validated configuration (`experiments.config`); defaults added since the run was recorded fill in. */
-export const experimentConfigColumnSchema = experimentConfigSchema;
+/**
+ * The run's validated configuration (`experiments.config`); defaults added since the run was
+ * recorded fill in, except `gradCam.method`: a run recorded before the option existed made its maps
+ * with Grad-CAM, so `detl predict` and the dashboard keep explaining it that way rather than with
+ * today's default.
+ */
+export const experimentConfigColumnSchema = z.preprocess((stored) => {
+  if (typeof stored !== 'object' || stored === null || Array.isArray(stored)) return stored;
+  const { gradCam } = stored as { gradCam?: unknown };
+  if (gradCam === undefined) return { ...stored, gradCam: { method: 'grad-cam' } };
+  if (typeof gradCam === 'object' && gradCam !== null && !('method' in gradCam)) return { ...stored, gradCam: { ...gradCam, method: 'grad-cam' } };
+  return stored;
+}, experimentConfigSchema);
 
 /** Precision, recall, F1 and support of one class (schema: `classMetricsSchema`). */
 export type ClassMetrics = z.output<typeof classMetricsSchema>;

@@ -23,10 +23,11 @@ describe('scoring of a run', () => {
     expect(describeScoring({ testTimeFlip: false })).toBe('');
   });
 
-  it("makes the overlays' maps with the run's gradCam.method; a model without a run with Grad-CAM", () => {
+  it("makes the overlays' maps with the run's gradCam.method; a model without a run with the default, Grad-CAM++", () => {
     const run = (raw: unknown) => ({ config: parseExperimentConfig(raw) }) as ExperimentDetail;
-    expect(gradCamMethodOf(null)).toBe('grad-cam');
-    expect(gradCamMethodOf(run({}))).toBe('grad-cam');
+    expect(gradCamMethodOf(null)).toBe('grad-cam++');
+    expect(gradCamMethodOf(run({}))).toBe('grad-cam++');
+    expect(gradCamMethodOf(run({ gradCam: { method: 'grad-cam' } }))).toBe('grad-cam');
     expect(gradCamMethodOf(run({ gradCam: { method: 'hires-cam' } }))).toBe('hires-cam');
     const size = 16;
     const models = [1, 2].map((seed) => ({ model: ml.buildModel({ architecture: 'small-vgg', widthMultiplier: 0.25, imageSize: size, channels: 1, numClasses: 4, seed }) }));

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { DATA_B_CLASSES, type GradCamMethod } from '@detl/config';
+import { DATA_B_CLASSES, parseExperimentConfig, type GradCamMethod } from '@detl/config';
 import type { DatasetManifest, PreprocessOptions } from '@detl/data';
 import { InvalidObjectKeyError, modelJsonKey, normalizeModelPrefix, parseExperimentKey, validateObjectKey } from '@detl/storage';
 import type { ExperimentDetail } from '@detl/tracking';
@@ -68,10 +68,10 @@ export function scoringOf(experiment: ExperimentDetail | null): Scoring {
 
 /**
  * How `experiment`'s maps are made (`gradCam.method`), so that predict's overlays look like the run's
- * gallery; a bare model prefix gets Grad-CAM, the default.
+ * gallery; a bare model prefix gets the configuration default (`grad-cam++`).
  */
 export function gradCamMethodOf(experiment: ExperimentDetail | null): GradCamMethod {
-  return experiment?.config.gradCam.method ?? 'grad-cam';
+  return experiment?.config.gradCam.method ?? parseExperimentConfig({}).gradCam.method;
 }
 
 /** One explainer per model, each making `method` maps (the caller disposes them). */

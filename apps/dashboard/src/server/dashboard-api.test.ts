@@ -211,8 +211,8 @@ describe('screening and the Grad-CAM gallery', () => {
     expect(body.ensemble).toBe('mean of probabilities');
     // The run's evaluation.testTimeFlip (off by default), which the page applies as detl predict does.
     expect(body.testTimeFlip).toBe(false);
-    // …and its gradCam.method (grad-cam by default), with which the page makes its maps.
-    expect(body.gradCamMethod).toBe('grad-cam');
+    // …and its gradCam.method (grad-cam++ by default), with which the page makes its maps.
+    expect(body.gradCamMethod).toBe('grad-cam++');
     // The failed run has no fold model; the scratch run no manifest.
     expect((await getJson<ErrorResponse>(`/api/runs/${runs.broken}/screening`)).status).toBe(409);
   });
