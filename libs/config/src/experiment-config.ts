@@ -120,7 +120,10 @@ const pretrainSchema = z.strictObject({
 });
 
 const fineTuneSchema = z.strictObject({
-  epochs: positiveInt.default(15),
+  // 40, not 15: with the paper's SGD 1e-4 the head was still learning at 15 (train loss 0.6–0.7 and
+  // falling), and the demo's folds ranged 55–94%. At 40 its accuracy over seeds 42 / 2 / 7 went
+  // from 74.7% to 87.1% and its pointing game from 76.1% to 79.3%, for about a minute more.
+  epochs: positiveInt.default(40),
   batchSize: positiveInt.default(16),
   optimizer: z.enum(['sgd', 'adam']).default('sgd'),
   learningRate: z.number().positive().default(1e-4),
