@@ -231,7 +231,10 @@ describe.skipIf(!hasChromium)('dashboard in Chromium', () => {
     // untrained nets (measured: heat sum 631.6 vs 651.0 for the same model and image in libs/ml alone).
     await initBackend('cpu');
     const models = await Promise.all([0, 1, 2, 3, 4].map((fold) => loadModelFromStore(store, `experiments/${runs.baseline}/folds/${fold}/final`)));
-    const explainers = models.map((model) => createGradCamExplainer(model));
+    // With the run's gradCam.method, which the page was told to use (grad-cam++, the default).
+    const method = (await tracking.getExperiment(runs.baseline))?.config.gradCam.method;
+    expect(method).toBe('grad-cam++');
+    const explainers = models.map((model) => createGradCamExplainer(model, { method }));
     const predictedClass = DATA_B_CLASSES.indexOf(Object.entries(browserProbabilities).sort((a, b) => b[1] - a[1])[0]?.[0] as (typeof DATA_B_CLASSES)[number]);
     const reference = ensembleGradCam(explainers, Uint8Array.from(drawn), SCREENING_IMAGE_SIZE, predictedClass).heatmap;
     explainers.forEach((explainer) => explainer.dispose());

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
@@ -52,9 +52,45 @@ export function checkDashboardBinding(host: string, token: string | undefined): 
   }
 }
 
-/** Builds the browser bundle with Vite when it is missing (a fresh clone), so `detl dashboard` just works. */
+const DASHBOARD_DIR = path.resolve(__dirname, '../..');
+
+/**
+ * What the browser bundle is built from (Vite's root, its config, and the Node-free shared modules the
+ * client imports): a change to any of them after a build makes the built bundle stale.
+ */
+export const CLIENT_SOURCES: readonly string[] = [
+  path.join(DASHBOARD_DIR, 'src/client'),
+  path.join(DASHBOARD_DIR, 'src/api-types.ts'),
+  path.join(DASHBOARD_DIR, 'vite.config.mts'),
+  path.resolve(DASHBOARD_DIR, '../../libs/config/src'),
+  path.resolve(DASHBOARD_DIR, '../../libs/tracking/src/json-shapes.ts'),
+];
+
+function newestModification(file: string): number {
+  if (!existsSync(file)) return 0;
+  const stat = statSync(file);
+  if (!stat.isDirectory()) return stat.mtimeMs;
+  return readdirSync(file).reduce((newest, entry) => Math.max(newest, newestModification(path.join(file, entry))), stat.mtimeMs);
+}
+
+/**
+ * Whether the bundle whose entry is `indexFile` is missing or older than any of `sources` (files or
+ * folders, searched recursively; absent ones, as in an installed package without sources, count as old).
+ */
+export function isClientBuildStale(indexFile: string, sources: readonly string[] = CLIENT_SOURCES): boolean {
+  if (!existsSync(indexFile)) return true;
+  const built = statSync(indexFile).mtimeMs;
+  return sources.some((source) => newestModification(source) > built);
+}
+
+/**
+ * Builds the browser bundle with Vite when it is missing (a fresh clone) or older than its sources (a
+ * checkout updated since the last build, which would otherwise serve the old client), so `detl
+ * dashboard` just works. A `clientDir` other than the default is used as it is.
+ */
 export async function ensureClientBuilt(clientDir = CLIENT_DIST_DIR): Promise<void> {
-  if (existsSync(path.join(clientDir, 'index.html'))) return;
+  const index = path.join(clientDir, 'index.html');
+  if (clientDir === CLIENT_DIST_DIR ? !isClientBuildStale(index) : existsSync(index)) return;
   const { build } = await import('vite');
   await build({ configFile: path.resolve(__dirname, '../../vite.config.mts'), logLevel: 'warn' });
 }
