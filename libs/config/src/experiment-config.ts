@@ -121,8 +121,8 @@ const pretrainSchema = z.strictObject({
 
 const fineTuneSchema = z.strictObject({
   // 40, not 15: with the paper's SGD 1e-4 the head was still learning at 15 (train loss 0.6–0.7 and
-  // falling), and the demo's folds ranged 55–94%. At 40 its accuracy over seeds 42 / 2 / 7 went
-  // from 74.7% to 87.1% and its pointing game from 76.1% to 79.3%, for about a minute more.
+  // falling), and the demo's folds ranged 55–91%. At 40 its accuracy over seeds 42 / 2 / 7 went
+  // from 74.7% to 87.1% and its pointing game from 76.1% to 79.2%, for about a minute more.
   epochs: positiveInt.default(40),
   batchSize: positiveInt.default(16),
   optimizer: z.enum(['sgd', 'adam']).default('sgd'),
@@ -170,8 +170,8 @@ const gradCamSchema = z.strictObject({
    *   undefined); ReLU(Σ_k (Σ_ij α_ij ReLU(g_ij)) A^k). The positive gradients are not cancelled by
    *   the negative ones that Grad-CAM's mean averages in.
    * All are upsampled and normalised the same way. The default is `grad-cam++`: on the demo's fold
-   * models (small-vgg's Flatten → Dense head, three seeds) it points at the synthetic lesions 86% of
-   * the time against Grad-CAM's 58% and HiResCAM's 67% (README); set `grad-cam` for the paper's own
+   * models (small-vgg's Flatten → Dense head, three seeds) it points at the synthetic lesions 79% of
+   * the time against Grad-CAM's 68% and HiResCAM's 72% (README); set `grad-cam` for the paper's own
    * method (`configs/paper-vgg16.json` does). Runs recorded before this option existed read back as
    * `grad-cam`, the method they used (`@detl/tracking`'s config column).
    */
