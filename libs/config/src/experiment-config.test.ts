@@ -7,7 +7,7 @@ describe('parseExperimentConfig', () => {
   it('fills every default, with the paper fine-tuning recipe', () => {
     const config = parseExperimentConfig({});
     expect(config.dataset.source).toEqual({ kind: 'synthetic', imagesPerClass: 80, pretrainImagesPerClass: 200 });
-    expect([config.pretrain.epochs, config.fineTune.epochs]).toEqual([20, 40]);
+    expect([config.pretrain.epochs, config.fineTune.epochs]).toEqual([30, 40]);
     expect(config.dataset.folds).toBe(5);
     expect(config.pretrain).toMatchObject({ optimizer: 'adam', learningRate: 1e-3, schedule: 'cosine' });
     expect(config.fineTune).toMatchObject({ optimizer: 'sgd', learningRate: 1e-4, momentum: 0.9, freeze: 'below-last-conv-block' });
