@@ -173,8 +173,8 @@ const gradCamSchema = z.strictObject({
    *   undefined); ReLU(Σ_k (Σ_ij α_ij ReLU(g_ij)) A^k). The positive gradients are not cancelled by
    *   the negative ones that Grad-CAM's mean averages in.
    * All are upsampled and normalised the same way. The default is `grad-cam++`: on the demo's fold
-   * models (small-vgg's Flatten → Dense head, three seeds) it points at the synthetic lesions 84% of
-   * the time against Grad-CAM's 68% and HiResCAM's 71% (README); set `grad-cam` for the paper's own
+   * models (small-vgg's Flatten → Dense head, three seeds) it points at the synthetic lesions 87% of
+   * the time against Grad-CAM's 76% and HiResCAM's 71% (README); set `grad-cam` for the paper's own
    * method (`configs/paper-vgg16.json` does). Runs recorded before this option existed read back as
    * `grad-cam`, the method they used (`@detl/tracking`'s config column).
    */
