@@ -264,6 +264,39 @@ describe('createGradCamExplainer', () => {
   });
 });
 
+/**
+ * The hand-checkable case where Grad-CAM's channel means cancel: a 4 × 4 image → 1×1 conv, 2 filters
+ * (A^0 = x, A^1 = x / 2, x = pixels / 255) → Flatten → Dense, class 1's weights per channel summing to
+ * zero, the lesion at (1, 2) brightest and a weaker positive weight at (2, 2).
+ */
+function cancellingMeansCase() {
+  const size = 4;
+  const model = tfl.sequential({
+    layers: [
+      tfl.layers.conv2d({ inputShape: [size, size, 1], filters: 2, kernelSize: 1, name: 'conv' }),
+      tfl.layers.flatten({ name: 'flat' }),
+      tfl.layers.dense({ units: 2, activation: 'softmax', name: 'out' }),
+    ],
+  });
+  model.getLayer('conv').setWeights([tf.tensor4d([1, 0.5], [1, 1, 1, 2]), tf.zeros([2])]);
+  const at = (row: number, col: number, channel: number) => (row * size + col) * 2 + channel;
+  const lesion = { row: 1, col: 2 };
+  const kernel = Array.from({ length: size * size * 2 }, () => [0, 0]);
+  const weight = (row: number, col: number, channel: number, value: number) => ((kernel[at(row, col, channel)] as number[])[1] = value);
+  weight(lesion.row, lesion.col, 0, 1);
+  weight(2, 2, 0, 0.5);
+  weight(3, 0, 0, -1.5);
+  weight(lesion.row, lesion.col, 1, 1);
+  weight(0, 3, 1, -1);
+  model.getLayer('out').setWeights([tf.tensor2d(kernel), tf.tensor1d([0.3, -0.2])]);
+  const pixels = new Uint8Array(size * size).fill(100);
+  pixels[lesion.row * size + lesion.col] = 200;
+  pixels[2 * size + 2] = 120;
+  const mask = new Uint8Array(size * size);
+  mask[lesion.row * size + lesion.col] = 1;
+  return { size, model, lesion, pixels, mask };
+}
+
 describe("gradCam.method 'hires-cam' (HiResCAM, Draelos & Carin 2020)", () => {
   it('computes ReLU(Σ_k ∂y/∂A^k ⊙ A^k), upsampled and scaled as Grad-CAM is, on the same gradients', () => {
     const model = denseHeadModel();
@@ -296,28 +329,7 @@ describe("gradCam.method 'hires-cam' (HiResCAM, Draelos & Carin 2020)", () => {
     // 4 × 4 image → 1×1 conv, 2 filters (A^0 = x, A^1 = x / 2, x = pixels / 255) → Flatten → Dense.
     // Class 1's weights per channel sum to zero, so Grad-CAM's weights (their means) are 0 and its
     // map is all zeros; y^1 − b = Σ W ⊙ A, so HiResCAM's map is each position's share of the score.
-    const size = 4;
-    const model = tfl.sequential({
-      layers: [
-        tfl.layers.conv2d({ inputShape: [size, size, 1], filters: 2, kernelSize: 1, name: 'conv' }),
-        tfl.layers.flatten({ name: 'flat' }),
-        tfl.layers.dense({ units: 2, activation: 'softmax', name: 'out' }),
-      ],
-    });
-    model.getLayer('conv').setWeights([tf.tensor4d([1, 0.5], [1, 1, 1, 2]), tf.zeros([2])]);
-    const at = (row: number, col: number, channel: number) => (row * size + col) * 2 + channel;
-    const lesion = { row: 1, col: 2 };
-    const kernel = Array.from({ length: size * size * 2 }, () => [0, 0]);
-    const weight = (row: number, col: number, channel: number, value: number) => ((kernel[at(row, col, channel)] as number[])[1] = value);
-    weight(lesion.row, lesion.col, 0, 1);
-    weight(2, 2, 0, 0.5);
-    weight(3, 0, 0, -1.5);
-    weight(lesion.row, lesion.col, 1, 1);
-    weight(0, 3, 1, -1);
-    model.getLayer('out').setWeights([tf.tensor2d(kernel), tf.tensor1d([0.3, -0.2])]);
-    const pixels = new Uint8Array(size * size).fill(100);
-    pixels[lesion.row * size + lesion.col] = 200;
-    pixels[2 * size + 2] = 120;
+    const { size, model, lesion, pixels, mask } = cancellingMeansCase();
     // By hand: (1,2): 1 · 200/255 + 1 · 100/255 = 300/255; (2,2): 0.5 · 120/255 = 60/255;
     // (3,0) and (0,3) negative, cut by the ReLU; the rest 0. Upsampling 4 → 4 is the identity.
     const expected = new Array<number>(size * size).fill(0);
@@ -328,8 +340,6 @@ describe("gradCam.method 'hires-cam' (HiResCAM, Draelos & Carin 2020)", () => {
     expect(hiRes.peak).toEqual({ x: lesion.col, y: lesion.row });
     const gradCam = createGradCamExplainer(model).explain(pixels, size, 1);
     expect(Math.max(...gradCam.heatmap)).toBe(0);
-    const mask = new Uint8Array(size * size);
-    mask[lesion.row * size + lesion.col] = 1;
     expect(pointingGame(hiRes.heatmap, mask, size).hit).toBe(true);
     expect(pointingGame(gradCam.heatmap, mask, size).hit).toBe(false);
   });
@@ -396,35 +406,12 @@ describe("gradCam.method 'grad-cam++' (Grad-CAM++, Chattopadhyay et al. 2018)", 
     // α = 1 / (2 + S g), so w_0 = 1 / (2 + S) + 0.5 / (2 + S / 2); channel 1 has g = 1 at the lesion,
     // w_1 = 1 / (2 + S / 2). Both weights are positive and A^1 = A^0 / 2, so the map is
     // (w_0 + w_1 / 2) x: the image itself, largest on the lesion. α is 0 where g = 0 (0 / 0).
-    const size = 4;
-    const model = tfl.sequential({
-      layers: [
-        tfl.layers.conv2d({ inputShape: [size, size, 1], filters: 2, kernelSize: 1, name: 'conv' }),
-        tfl.layers.flatten({ name: 'flat' }),
-        tfl.layers.dense({ units: 2, activation: 'softmax', name: 'out' }),
-      ],
-    });
-    model.getLayer('conv').setWeights([tf.tensor4d([1, 0.5], [1, 1, 1, 2]), tf.zeros([2])]);
-    const at = (row: number, col: number, channel: number) => (row * size + col) * 2 + channel;
-    const lesion = { row: 1, col: 2 };
-    const kernel = Array.from({ length: size * size * 2 }, () => [0, 0]);
-    const weight = (row: number, col: number, channel: number, value: number) => ((kernel[at(row, col, channel)] as number[])[1] = value);
-    weight(lesion.row, lesion.col, 0, 1);
-    weight(2, 2, 0, 0.5);
-    weight(3, 0, 0, -1.5);
-    weight(lesion.row, lesion.col, 1, 1);
-    weight(0, 3, 1, -1);
-    model.getLayer('out').setWeights([tf.tensor2d(kernel), tf.tensor1d([0.3, -0.2])]);
-    const pixels = new Uint8Array(size * size).fill(100);
-    pixels[lesion.row * size + lesion.col] = 200;
-    pixels[2 * size + 2] = 120;
+    const { size, model, lesion, pixels, mask } = cancellingMeansCase();
     const plusPlus = createGradCamExplainer(model, { method: 'grad-cam++' }).explain(pixels, size, 1);
     plusPlus.heatmap.forEach((v, i) => expect(v).toBeCloseTo((pixels[i] as number) / 200, 6));
     expect(plusPlus.peak).toEqual({ x: lesion.col, y: lesion.row });
     const gradCam = createGradCamExplainer(model).explain(pixels, size, 1);
     expect(Math.max(...gradCam.heatmap)).toBe(0);
-    const mask = new Uint8Array(size * size);
-    mask[lesion.row * size + lesion.col] = 1;
     expect(pointingGame(plusPlus.heatmap, mask, size).hit).toBe(true);
     expect(pointingGame(gradCam.heatmap, mask, size).hit).toBe(false);
     // The weights by hand: the map is their combination, so check them on the unnormalised cam too.
