@@ -1,5 +1,5 @@
 import { Context } from '@temporalio/activity';
-import { DATA_B_CLASSES, type EvaluationConfig, type ExperimentConfig, type GradCamMethod } from '@detl/config';
+import { DATA_B_CLASSES, GRAD_CAM_METHOD_BEFORE_OPTION, type EvaluationConfig, type ExperimentConfig, type GradCamMethod } from '@detl/config';
 import { loadImages, loadManifest, loadMasks, selectItems } from '@detl/data';
 import { createGradCamExplainer, createGradCamTally, initBackend, loadModelFromStore, pointingGameReport, surveyGradCams, tallyPointingGameRate } from '@detl/ml';
 import { gradCamOverlayKey, writeGradCamGallery, type GradCamGalleryEntry, type StoredObject } from '@detl/storage';
@@ -38,7 +38,7 @@ export function createGradCamStage({ tracking, store }: ActivityDependencies, ru
         await initBackend(config.runtime.backend);
         const manifest = await loadManifest(store, manifestKey);
         // A config from before gradCam.method (a workflow in flight) made Grad-CAM maps.
-        const method = (config.gradCam.method as GradCamMethod | undefined) ?? 'grad-cam';
+        const method = (config.gradCam.method as GradCamMethod | undefined) ?? GRAD_CAM_METHOD_BEFORE_OPTION;
         const tally = createGradCamTally(config.gradCam.imagesPerClass, method);
         // A config from before the evaluation section (a workflow in flight) scored without flips.
         const testTimeFlip = (config.evaluation as EvaluationConfig | undefined)?.testTimeFlip ?? false;

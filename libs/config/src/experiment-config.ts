@@ -154,6 +154,12 @@ const modelSchema = z.strictObject({
  */
 export const gradCamMethodSchema = z.enum(['grad-cam', 'hires-cam', 'grad-cam++']);
 
+/**
+ * The method of every map made before `gradCam.method` existed: what a stored config, pointing-game
+ * record or in-flight workflow input without the field means (today's default is another).
+ */
+export const GRAD_CAM_METHOD_BEFORE_OPTION = 'grad-cam' as const;
+
 const gradCamSchema = z.strictObject({
   /** Correctly and incorrectly classified images explained per class (from the held-out folds). */
   imagesPerClass: z.number().int().min(0).max(50).default(2),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { experimentConfigSchema, gradCamMethodSchema } from '@detl/config/experiment-config';
+import { experimentConfigSchema, GRAD_CAM_METHOD_BEFORE_OPTION, gradCamMethodSchema } from '@detl/config/experiment-config';
 
 /**
  * What the JSON columns hold: the zod schemas that `json-columns.ts` parses every read with, and
@@ -67,7 +67,7 @@ export const resultSummarySchema = z.object({
    */
   pointingGame: z
     .object({
-      method: gradCamMethodSchema.default('grad-cam'),
+      method: gradCamMethodSchema.default(GRAD_CAM_METHOD_BEFORE_OPTION),
       scored: z.number().int().min(0),
       rate: z.number(),
       strictRate: z.number(),
@@ -103,8 +103,8 @@ export const sweepSpecColumnSchema = z.record(z.string(), z.unknown());
 export const experimentConfigColumnSchema = z.preprocess((stored) => {
   if (typeof stored !== 'object' || stored === null || Array.isArray(stored)) return stored;
   const { gradCam } = stored as { gradCam?: unknown };
-  if (gradCam === undefined) return { ...stored, gradCam: { method: 'grad-cam' } };
-  if (typeof gradCam === 'object' && gradCam !== null && !('method' in gradCam)) return { ...stored, gradCam: { ...gradCam, method: 'grad-cam' } };
+  if (gradCam === undefined) return { ...stored, gradCam: { method: GRAD_CAM_METHOD_BEFORE_OPTION } };
+  if (typeof gradCam === 'object' && gradCam !== null && !('method' in gradCam)) return { ...stored, gradCam: { ...gradCam, method: GRAD_CAM_METHOD_BEFORE_OPTION } };
   return stored;
 }, experimentConfigSchema);
 
