@@ -95,5 +95,7 @@ export function modelSpecOf(config: ExperimentConfig, numClasses: number): Model
     channels: 1,
     numClasses,
     seed: config.seed,
+    // Recorded only for an ensemble, so a single network's spec stays what it was.
+    ...(config.model.members > 1 ? { members: config.model.members } : {}),
   };
 }

@@ -96,6 +96,31 @@ describe('the training levers and test-time flip (issue 11)', () => {
   });
 });
 
+describe('model.members (issue 11: an ensemble of initial draws per fold)', () => {
+  const fieldsOf = (raw: unknown): string[] => {
+    try {
+      parseExperimentConfig(raw);
+    } catch (error) {
+      if (error instanceof ConfigError) return error.fields;
+      throw error;
+    }
+    return [];
+  };
+
+  it('defaults to one network and takes 1 to 8 members for a scratch recipe', () => {
+    expect(parseExperimentConfig({}).model.members).toBe(1);
+    expect(parseExperimentConfig({ model: { members: 3 }, fineTune: { freeze: 'scratch' } }).model.members).toBe(3);
+    expect(fieldsOf({ model: { members: 0 }, fineTune: { freeze: 'scratch' } })).toEqual(['model.members']);
+    expect(fieldsOf({ model: { members: 9 }, fineTune: { freeze: 'scratch' } })).toEqual(['model.members']);
+    expect(fieldsOf({ model: { members: 1.5 }, fineTune: { freeze: 'scratch' } })).toEqual(['model.members']);
+  });
+
+  it('refuses several members for a recipe that fine-tunes a pretrained network, naming the field and the freeze', () => {
+    expect(fieldsOf({ model: { members: 2 } })).toEqual(['model.members']);
+    expect(() => parseExperimentConfig({ model: { members: 2 }, fineTune: { freeze: 'none' } }, 'ens.json')).toThrow(/ens\.json[\s\S]*model\.members: 2 members need fineTune\.freeze 'scratch'.*'none'/);
+  });
+});
+
 describe('applyConfigOverrides', () => {
   it('sets dotted paths, parsing JSON values', () => {
     const raw = applyConfigOverrides({ pretrain: { epochs: 2 } }, ['pretrain.epochs=7', 'name=my run', 'fineTune.augmentation.horizontalFlip=false']);

@@ -146,6 +146,14 @@ const modelSchema = z.strictObject({
   architecture: z.enum(['small-vgg', 'alexnet', 'vgg16', 'resnet50']).default('small-vgg'),
   /** Multiplies every layer's filter / unit count; 1 is the standard architecture. */
   widthMultiplier: z.number().positive().max(4).default(1),
+  /**
+   * Independently initialised copies of the network trained side by side on the same batches, each
+   * on its own loss, whose logits are averaged at prediction time: an ensemble inside one model, so
+   * checkpoints, resume, prediction and Grad-CAM treat it as one network (at `members` times the
+   * cost). Member 1 starts from the weights a single network of the same seed has. Only for
+   * `fineTune.freeze: 'scratch'`: a pretrained base is one network.
+   */
+  members: z.number().int().min(1).max(8).default(1),
 });
 
 /**
@@ -243,6 +251,13 @@ export const experimentConfigSchema = z.strictObject({
       code: 'custom',
       path: ['dataset', 'dataB'],
       message: `'all' leaves no patients for pretraining; it needs fineTune.freeze 'scratch' (got '${config.fineTune.freeze}')`,
+    });
+  }
+  if (config.model.members > 1 && config.fineTune.freeze !== 'scratch') {
+    context.addIssue({
+      code: 'custom',
+      path: ['model', 'members'],
+      message: `${config.model.members} members need fineTune.freeze 'scratch': DETL fine-tunes one pretrained network (got freeze '${config.fineTune.freeze}')`,
     });
   }
 });

@@ -54,6 +54,9 @@ export function assertArchitecture(model: LayersModel, expected: Architecture | 
 export function prepareForFineTuning(pretrained: LayersModel, options: FineTuneOptions): LayersModel {
   const spec = assertArchitecture(pretrained, options.architecture, 'pretrained model');
   const target: ModelSpec = { ...spec, numClasses: options.numClasses, ...(options.seed === undefined ? {} : { seed: options.seed }) };
+  if ((spec.members ?? 1) > 1 && options.freeze !== 'scratch') {
+    throw new CheckpointMismatchError(`pretrained model is an ensemble of ${spec.members} networks; fine-tuning with freeze '${options.freeze}' needs one network`);
+  }
   const model = buildModel(target);
   if (options.freeze === 'scratch') return model;
 

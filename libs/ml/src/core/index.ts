@@ -6,7 +6,10 @@ export { installNativeTrainingKernels, batchNormInTraining, nativeBatchNormAvail
 export {
   ARCHITECTURES,
   SPEC_METADATA_KEY,
+  ENSEMBLE_OUTPUT_LAYER,
+  MAX_MEMBERS,
   buildModel,
+  memberLogits,
   describeArchitecture,
   modelSpecOf,
   validateModelSpec,

@@ -19,6 +19,14 @@ export interface ModelSpec {
   /** Outputs of the last dense layer (≥ 2). */
   numClasses: number;
   /**
+   * Independently initialised copies of the network side by side (default 1): an ensemble inside
+   * one model, whose output is the mean of the members' logits ({@link ENSEMBLE_OUTPUT_LAYER}).
+   * Member m's layers are named `member<m>_<layer>`; member 1 starts from the weights of a
+   * single network of the same spec and seed, later members continue its initialiser streams.
+   * Train it with {@link memberLogits}, one loss per member, for an ensemble of independent nets.
+   */
+  members?: number;
+  /**
    * Seeds the kernel initialisers (each layer its own stream, {@link layerInitSeed}) so that two
    * builds with the same spec and seed start from identical weights; omitted, tfjs draws from
    * Math.random.
@@ -57,6 +65,10 @@ export interface ArchitectureDescription {
 
 const HEAD_PREFIX = 'head_';
 const PREDICTION_LAYER = 'head_predictions';
+/** The layer that averages the members' logits into an ensemble model's output. */
+export const ENSEMBLE_OUTPUT_LAYER = 'ensemble_logits';
+/** Most members a model may have: every member's layers must fit one seed's initialiser streams. */
+export const MAX_MEMBERS = 8;
 
 /**
  * Layers per seed: no architecture has this many initialised layers (ResNet-50 has 54), so the
@@ -76,12 +88,25 @@ export function layerInitSeed(seed: number, layerIndex: number): number {
 }
 
 class Builder {
-  private layerIndex = 0;
   /** Current spatial side, tracked so a vanishing map is reported by layer name before tfjs sees it. */
   size: number;
 
-  constructor(readonly spec: ModelSpec) {
+  /**
+   * @param layerIndex - initialised layers before this one's first (an earlier member's), so every
+   *   member of a model draws its own streams
+   * @param prefix - prepended to every layer name (`member<m>_` in an ensemble, '' otherwise)
+   */
+  constructor(
+    readonly spec: ModelSpec,
+    public layerIndex = 0,
+    private readonly prefix = '',
+  ) {
     this.size = spec.imageSize;
+  }
+
+  /** The model-wide name of a layer of this network. */
+  name(layer: string): string {
+    return this.prefix + layer;
   }
 
   width(base: number, layer: string): number {
@@ -115,7 +140,7 @@ class Builder {
     this.shrink(name, kernel, stride, padding);
     return tf.layers
       .conv2d({
-        name,
+        name: this.name(name),
         filters: this.width(filters, name),
         kernelSize: kernel,
         strides: stride,
@@ -128,23 +153,23 @@ class Builder {
 
   maxPool(x: SymbolicTensor, name: string, pool: number, stride: number, padding: 'same' | 'valid' = 'valid'): SymbolicTensor {
     this.shrink(name, pool, stride, padding);
-    return tf.layers.maxPooling2d({ name, poolSize: pool, strides: stride, padding }).apply(x) as SymbolicTensor;
+    return tf.layers.maxPooling2d({ name: this.name(name), poolSize: pool, strides: stride, padding }).apply(x) as SymbolicTensor;
   }
 
   zeroPad(x: SymbolicTensor, name: string, pad: number): SymbolicTensor {
     this.size += 2 * pad;
-    return tf.layers.zeroPadding2d({ name, padding: pad }).apply(x) as SymbolicTensor;
+    return tf.layers.zeroPadding2d({ name: this.name(name), padding: pad }).apply(x) as SymbolicTensor;
   }
 
   dense(x: SymbolicTensor, name: string, units: number, activation: 'relu' | 'linear', scale = true): SymbolicTensor {
     return tf.layers
-      .dense({ name, units: scale ? this.width(units, name) : units, activation, kernelInitializer: this.init() })
+      .dense({ name: this.name(name), units: scale ? this.width(units, name) : units, activation, kernelInitializer: this.init() })
       .apply(x) as SymbolicTensor;
   }
 
   batchNorm(x: SymbolicTensor, name: string, momentum = 0.99): SymbolicTensor {
     // Keras' ResNet epsilon, so imported Keras statistics would behave the same.
-    return tf.layers.batchNormalization({ name, axis: -1, epsilon: 1.001e-5, momentum }).apply(x) as SymbolicTensor;
+    return tf.layers.batchNormalization({ name: this.name(name), axis: -1, epsilon: 1.001e-5, momentum }).apply(x) as SymbolicTensor;
   }
 }
 
@@ -159,7 +184,7 @@ function vggBlocks(b: Builder, x: SymbolicTensor, blocks: ReadonlyArray<readonly
 }
 
 function denseHead(b: Builder, x: SymbolicTensor, hidden: readonly number[]): SymbolicTensor {
-  let y = tf.layers.flatten({ name: `${HEAD_PREFIX}flatten` }).apply(x) as SymbolicTensor;
+  let y = tf.layers.flatten({ name: b.name(`${HEAD_PREFIX}flatten`) }).apply(x) as SymbolicTensor;
   hidden.forEach((units, index) => {
     y = b.dense(y, `${HEAD_PREFIX}fc${index + 1}`, units, 'relu');
   });
@@ -181,7 +206,7 @@ function smallVgg(b: Builder, input: SymbolicTensor): SymbolicTensor {
       // A faster moving average than Keras' 0.99: CPU runs take a few hundred steps, and the
       // inference statistics must have caught up with the data by the end of them.
       y = b.batchNorm(y, `${block}_bn${c}`, 0.9);
-      y = tf.layers.activation({ name: `${block}_relu${c}`, activation: 'relu' }).apply(y) as SymbolicTensor;
+      y = tf.layers.activation({ name: b.name(`${block}_relu${c}`), activation: 'relu' }).apply(y) as SymbolicTensor;
     }
     y = b.maxPool(y, `${block}_pool`, 2, 2);
   });
@@ -227,14 +252,14 @@ function bottleneck(b: Builder, x: SymbolicTensor, name: string, filters: number
   }
   let y = b.conv(x, `${name}_1_conv`, filters, 1, { stride, padding: 'valid', activation: 'linear' });
   y = b.batchNorm(y, `${name}_1_bn`);
-  y = tf.layers.activation({ name: `${name}_1_relu`, activation: 'relu' }).apply(y) as SymbolicTensor;
+  y = tf.layers.activation({ name: b.name(`${name}_1_relu`), activation: 'relu' }).apply(y) as SymbolicTensor;
   y = b.conv(y, `${name}_2_conv`, filters, 3, { activation: 'linear' });
   y = b.batchNorm(y, `${name}_2_bn`);
-  y = tf.layers.activation({ name: `${name}_2_relu`, activation: 'relu' }).apply(y) as SymbolicTensor;
+  y = tf.layers.activation({ name: b.name(`${name}_2_relu`), activation: 'relu' }).apply(y) as SymbolicTensor;
   y = b.conv(y, `${name}_3_conv`, 4 * filters, 1, { activation: 'linear' });
   y = b.batchNorm(y, `${name}_3_bn`);
-  y = tf.layers.add({ name: `${name}_add` }).apply([shortcut, y]) as SymbolicTensor;
-  return tf.layers.activation({ name: `${name}_out`, activation: 'relu' }).apply(y) as SymbolicTensor;
+  y = tf.layers.add({ name: b.name(`${name}_add`) }).apply([shortcut, y]) as SymbolicTensor;
+  return tf.layers.activation({ name: b.name(`${name}_out`), activation: 'relu' }).apply(y) as SymbolicTensor;
 }
 
 /**
@@ -246,7 +271,7 @@ function resnet50(b: Builder, input: SymbolicTensor): SymbolicTensor {
   let y = b.zeroPad(input, 'stem_pad', 3);
   y = b.conv(y, 'stem_conv', 64, 7, { stride: 2, padding: 'valid', activation: 'linear' });
   y = b.batchNorm(y, 'stem_bn');
-  y = tf.layers.activation({ name: 'stem_relu', activation: 'relu' }).apply(y) as SymbolicTensor;
+  y = tf.layers.activation({ name: b.name('stem_relu'), activation: 'relu' }).apply(y) as SymbolicTensor;
   y = b.zeroPad(y, 'stem_pool_pad', 1);
   y = b.maxPool(y, 'stem_pool', 3, 2);
   const stages: ReadonlyArray<readonly [number, number, number]> = [
@@ -261,7 +286,7 @@ function resnet50(b: Builder, input: SymbolicTensor): SymbolicTensor {
       y = bottleneck(b, y, name, filters, i === 0 ? stride : 1, i === 0);
     }
   });
-  y = tf.layers.globalAveragePooling2d({ name: `${HEAD_PREFIX}avg_pool` }).apply(y) as SymbolicTensor;
+  y = tf.layers.globalAveragePooling2d({ name: b.name(`${HEAD_PREFIX}avg_pool`) }).apply(y) as SymbolicTensor;
   return b.dense(y, PREDICTION_LAYER, b.spec.numClasses, 'linear', false);
 }
 
@@ -292,6 +317,10 @@ export function validateModelSpec(spec: ModelSpec): void {
   if (spec.channels !== 1 && spec.channels !== 3) {
     throw new ModelSpecError(`channels must be 1 or 3, got ${String(spec.channels)}`);
   }
+  const members = spec.members ?? 1;
+  if (!Number.isInteger(members) || members < 1 || members > MAX_MEMBERS) {
+    throw new ModelSpecError(`members must be an integer 1…${MAX_MEMBERS}, got ${members}`);
+  }
 }
 
 /**
@@ -307,13 +336,41 @@ export function validateModelSpec(spec: ModelSpec): void {
  */
 export function buildModel(spec: ModelSpec): tf.LayersModel {
   validateModelSpec(spec);
-  const builder = new Builder(spec);
+  const members = spec.members ?? 1;
   const input = tf.input({ shape: [spec.imageSize, spec.imageSize, spec.channels], name: 'input' });
-  const output = BUILDERS[spec.architecture](builder, input);
+  let output: SymbolicTensor;
+  if (members === 1) {
+    output = BUILDERS[spec.architecture](new Builder(spec), input);
+  } else {
+    const logits: SymbolicTensor[] = [];
+    let layerIndex = 0;
+    for (let member = 1; member <= members; member += 1) {
+      const builder = new Builder(spec, layerIndex, `member${member}_`);
+      logits.push(BUILDERS[spec.architecture](builder, input));
+      layerIndex = builder.layerIndex;
+    }
+    output = tf.layers.average({ name: ENSEMBLE_OUTPUT_LAYER }).apply(logits) as SymbolicTensor;
+  }
   const model = tf.model({ inputs: input, outputs: output, name: spec.architecture.replace('-', '_') });
-  const { seed: _seed, ...shape } = spec;
-  model.setUserDefinedMetadata({ [SPEC_METADATA_KEY]: shape });
+  // A single network's metadata stays as it was before ensembles existed.
+  const { seed: _seed, members: _members, ...shape } = spec;
+  model.setUserDefinedMetadata({ [SPEC_METADATA_KEY]: members === 1 ? shape : { ...shape, members } });
   return model;
+}
+
+/**
+ * The logits tensor of every member of a model, in member order: the inputs of an ensemble's
+ * {@link ENSEMBLE_OUTPUT_LAYER}, or the single output of any other model. Training takes one loss
+ * per member over these (so each member learns as if alone); prediction uses the model's output,
+ * their mean.
+ */
+export function memberLogits(model: tf.LayersModel): SymbolicTensor[] {
+  const output = model.outputs[0];
+  if (output === undefined) throw new Error(`model '${model.name}' has no output`);
+  if (model.outputs.length !== 1 || output.sourceLayer.name !== ENSEMBLE_OUTPUT_LAYER) return [...model.outputs];
+  const node = output.sourceLayer.inboundNodes[output.nodeIndex];
+  if (node === undefined) throw new Error(`'${ENSEMBLE_OUTPUT_LAYER}' of model '${model.name}' has no inputs`);
+  return [...node.inputTensors];
 }
 
 /** The spec a model was built from, read from its metadata; null for models detl did not build. */

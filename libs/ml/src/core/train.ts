@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { LayersModel } from '@tensorflow/tfjs-layers';
+import { model as functionalModel, type LayersModel } from '@tensorflow/tfjs-layers';
 import type { AugmentationConfig, EpochMetrics, TrainingStageConfig } from '@detl/config';
 import { assertLabelledImages, type LabelledImages } from './labelled-images';
+import { memberLogits } from './models';
 import { batchNormInTraining, installNativeTrainingKernels, nativeBatchNormAvailable } from './native-training-kernels';
 import { SeededRandom } from './random';
 import { classWeightsFor, decayedKernels, decayKernels, trainingLoss, type TrainingLevers } from './training-levers';
@@ -381,6 +382,9 @@ function argMax(values: Float32Array, offset: number, length: number): number {
  * `weightDecay` shrinks the trainable kernels every step ({@link decayKernels}). Validation is
  * scored without any of them, and without test-time flips.
  *
+ * An ensemble model (`members` > 1 in its spec) trains each member on its own loss over the same
+ * batches (their sum is differentiated, their mean reported); train accuracy is the ensemble's.
+ *
  * Pixels are divided by 255. Only weights whose layer is `trainable` are updated. Every batch
  * runs inside `tf.tidy`, so the tensor count is flat across epochs.
  * @throws an `AbortError` when `signal` aborts (between batches), or when the data does not fit
@@ -409,6 +413,10 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
   const kernels = weightDecay > 0 ? decayedKernels(model) : [];
   const stepsPerEpoch = Math.ceil(train.count / stage.batchSize);
   const totalSteps = stepsPerEpoch * stage.epochs;
+  const memberOutputs = memberLogits(model);
+  const members = memberOutputs.length;
+  // Wraps the model's own graph nodes (no layers, no weights of its own), so it is never disposed.
+  const membersView = members > 1 ? functionalModel({ inputs: model.inputs, outputs: memberOutputs }) : null;
   const history: EpochMetrics[] = [];
   let best: BestWeights | null = options.previousBest ?? null;
 
@@ -434,14 +442,22 @@ export async function trainModel(options: TrainOptions): Promise<TrainResult> {
         let kept: tf.Tensor | null = null;
         // optimizer.minimize's own steps, with the decoupled weight decay between gradient and update.
         const { value: cost, grads } = optimizer.computeGradients(() => {
-          const logits = model.apply(x, { training: true }) as tf.Tensor2D;
-          kept = tf.keep(tf.argMax(logits, 1));
-          return trainingLoss(oneHot as tf.Tensor2D, logits, labelSmoothing, weights);
+          if (!membersView) {
+            const logits = model.apply(x, { training: true }) as tf.Tensor2D;
+            kept = tf.keep(tf.argMax(logits, 1));
+            return trainingLoss(oneHot as tf.Tensor2D, logits, labelSmoothing, weights);
+          }
+          // An ensemble: the sum of the members' own losses, so each member's gradient (and with it
+          // any optimizer's step) is the one it would get training alone on these batches.
+          const logits = membersView.apply(x, { training: true }) as tf.Tensor2D[];
+          kept = tf.keep(tf.argMax(tf.addN(logits), 1));
+          return tf.addN(logits.map((memberLogits) => trainingLoss(oneHot as tf.Tensor2D, memberLogits, labelSmoothing, weights))) as tf.Scalar;
         }, variables);
         decayKernels(kernels, rate, weightDecay);
         optimizer.applyGradients(variables.map((variable) => ({ name: variable.name, tensor: grads[variable.name] as tf.Tensor })));
         const predictedTensor = kept as unknown as tf.Tensor;
-        const result = { loss: cost.dataSync()[0] as number, predicted: predictedTensor.dataSync().slice() as Int32Array };
+        // An ensemble reports its members' mean loss.
+        const result = { loss: (cost.dataSync()[0] as number) / members, predicted: predictedTensor.dataSync().slice() as Int32Array };
         predictedTensor.dispose();
         return result;
       });

@@ -21,6 +21,7 @@ import { GRAD_CAM_METHODS, type GradCamMethod } from '@detl/config';
 import * as tf from '@tensorflow/tfjs-core';
 // The layers bundle also registers every op's gradient, which tfjs-core's node bundle does not.
 import * as tfl from '@tensorflow/tfjs-layers';
+import { memberLogits } from '../core/models';
 import { heatmapPeak } from './localization';
 
 type Layer = tfl.LayersModel['layers'][number];
@@ -34,7 +35,8 @@ export interface GradCamOptions {
    * moved forward to the last later layer that keeps its spatial size and through which every path
    * to the output passes — so `conv → BatchNorm → ReLU` explains the rectified maps, and a residual
    * block explains the block output after its `Add`/ReLU, as Keras Grad-CAM examples do. A named
-   * layer is used as is and must be such a cut of the graph.
+   * layer is used as is and must be such a cut of the graph. For an ensemble model (`members` > 1)
+   * the name is a member's layer without its `member<m>_` prefix, used in every member.
    */
   lastConvLayerName?: string;
   /**
@@ -75,7 +77,7 @@ export interface GradCamGradients {
 
 /** What {@link createGradCamExplainer} returns. */
 export interface GradCamExplainer {
-  /** Name of the layer whose feature maps are explained. */
+  /** Name of the layer whose feature maps are explained (an ensemble's members' layers, joined by '+'). */
   readonly layerName: string;
   readonly numClasses: number;
   /** How its maps are made ({@link GradCamOptions.method}). */
@@ -306,6 +308,10 @@ export function camWeights(method: GradCamMethod, features: tf.Tensor4D, gradien
  * kernel and bias at each call (no copies, so it follows later weight updates). A linear output is
  * taken as the logits.
  *
+ * An ensemble model (`members` > 1, its output the mean of the members' logits) is explained as one
+ * network whose A is the channel-wise concatenation of every member's A (each chosen as above within
+ * its member): the map weighs every member's evidence for the ensemble's score.
+ *
  * Implementation: one functional model maps the image to A (sharing the model's layers and weights),
  * and the layers after A are re-run eagerly on A inside `tf.valueAndGrad`, which gives ∂y^c/∂A
  * directly. Only ops with gradients on the wasm backend are used (no `gather`: the class score is
@@ -328,14 +334,37 @@ export function createGradCamExplainer(model: tfl.LayersModel, options: GradCamO
   const method = options.method ?? 'grad-cam';
   if (!GRAD_CAM_METHODS.includes(method)) throw new Error(`unknown Grad-CAM method '${String(method)}'`);
   const { scoreTensor, head } = describeScoreHead(model);
-  const target = chooseTarget(model, scoreTensor, options.lastConvLayerName);
+  const members = memberLogits(model);
+  // An ensemble's A is its members' feature maps side by side (channels concatenated), each member's
+  // chosen as for a model of its own; the score is the mean of the members' logits, as the output.
+  const targets =
+    members.length === 1
+      ? [{ ...chooseTarget(model, scoreTensor, options.lastConvLayerName), scoreTensor }]
+      : members.map((logits, m) => ({
+          ...chooseTarget(tfl.model({ inputs: model.inputs, outputs: logits }), logits, options.lastConvLayerName && `member${m + 1}_${options.lastConvLayerName}`),
+          scoreTensor: logits,
+        }));
   // Wraps existing graph nodes: builds no layers and owns no weights, so it is never disposed
   // (LayersModel.dispose would release the shared layers' weights).
-  const featureModel = tfl.model({ inputs: model.inputs, outputs: target.tensor });
+  const featureModel = tfl.model({ inputs: model.inputs, outputs: targets.map((target) => target.tensor) });
+  const channelsPerTarget = targets.map((target) => target.tensor.shape[3] as number);
   let disposed = false;
 
+  const featuresOf = (image: tf.Tensor): tf.Tensor4D => {
+    const out = featureModel.predict(image);
+    return (Array.isArray(out) ? tf.concat(out, 3) : out) as tf.Tensor4D;
+  };
+  const scoreInputOf = (features: tf.Tensor): tf.Tensor => {
+    if (targets.length === 1) {
+      const [target] = targets as [(typeof targets)[number]];
+      return runHead(target.steps, target.tensor, target.scoreTensor, features);
+    }
+    const parts = tf.split(features, channelsPerTarget, 3);
+    return tf.div(tf.addN(targets.map((target, m) => runHead(target.steps, target.tensor, target.scoreTensor, parts[m] as tf.Tensor))), targets.length);
+  };
+
   const logitsOf = (features: tf.Tensor): tf.Tensor2D => {
-    const scoreInput = runHead(target.steps, target.tensor, scoreTensor, features);
+    const scoreInput = scoreInputOf(features);
     if (head.kind !== 'dense') return scoreInput as tf.Tensor2D;
     const [kernel, bias] = head.layer.getWeights();
     if (kernel === undefined) throw new Error(`dense layer '${head.layer.name}' has no kernel`);
@@ -365,7 +394,7 @@ export function createGradCamExplainer(model: tfl.LayersModel, options: GradCamO
     // model: exactly what the training code feeds.
     const grey = tf.div(tf.tensor4d(pixels, [1, size, size, 1], 'float32'), 255);
     const image = channels === 1 ? grey : tf.tile(grey, [1, 1, 1, channels]);
-    const features = featureModel.predict(image) as tf.Tensor4D;
+    const features = featuresOf(image);
     // A separate forward pass: tensors made inside valueAndGrad's function are disposed with it.
     const probabilities = probabilitiesOf(logitsOf(features));
     const classIndex = requested ?? argmax(probabilities.dataSync());
@@ -376,7 +405,7 @@ export function createGradCamExplainer(model: tfl.LayersModel, options: GradCamO
   };
 
   return {
-    layerName: target.tensor.sourceLayer.name,
+    layerName: targets.map((target) => target.tensor.sourceLayer.name).join('+'),
     numClasses,
     method,
 
