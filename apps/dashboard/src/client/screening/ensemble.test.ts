@@ -1,3 +1,5 @@
+import { GRAD_CAM_METHODS } from '@detl/config';
+import { buildModel, createGradCamExplainer, ENSEMBLE_OUTPUT_LAYER, initBackend } from '@detl/ml';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -45,5 +47,50 @@ describe('screenImage with test-time flip', () => {
     expect(flipped.predicted).toBe(plain.predicted);
     expect(Array.from(flipped.heatmap)).toEqual(Array.from(plain.heatmap));
     expect(tf.memory().numTensors).toBeLessThan(100);
+  });
+});
+
+// A run trained with `model.members` > 1 has fold models that are ensembles of their own: members
+// side by side on one input, the output the mean of their logits. No single layer separates such a
+// model's image from its output, so the page plans Grad-CAM per member, as libs/ml does, and is held
+// here to libs/ml's explainer (what `detl predict` and the run's gallery draw) for every method.
+describe('screenImage on ensemble fold models (model.members > 1)', () => {
+  const ENSEMBLE_SIZE = 16;
+  const MEMBERS = [2, 3];
+  let ensembles: LoadedModel[];
+
+  beforeAll(async () => {
+    await initBackend('cpu');
+    await initTf();
+    ensembles = MEMBERS.map((members, fold) => ({
+      fold,
+      model: buildModel({ architecture: 'small-vgg', widthMultiplier: 0.25, imageSize: ENSEMBLE_SIZE, channels: 1, numClasses: 4, seed: 5 + fold, members }),
+    }));
+  });
+
+  afterAll(() => {
+    for (const { model } of ensembles) model.dispose();
+  });
+
+  it.each(GRAD_CAM_METHODS)("gives libs/ml's probabilities and %s map for each fold's ensemble", async (method) => {
+    const image = Uint8Array.from({ length: ENSEMBLE_SIZE ** 2 }, (_, p) =>
+      ((p % ENSEMBLE_SIZE) - 9) ** 2 + (Math.floor(p / ENSEMBLE_SIZE) - 5) ** 2 < 12 ? 230 : 40 + ((p * 13) % 29),
+    );
+    const tensors = tf.memory().numTensors;
+    for (const [f, entry] of ensembles.entries()) {
+      // The page's literal for the averaging layer is libs/ml's.
+      expect(entry.model.outputs[0]?.sourceLayer.name).toBe(ENSEMBLE_OUTPUT_LAYER);
+      const screened = await screenImage([entry], image, ENSEMBLE_SIZE, 255, { testTimeFlip: false, gradCamMethod: method });
+      const explainer = createGradCamExplainer(entry.model, { method });
+      const reference = explainer.explain(image, ENSEMBLE_SIZE, screened.predicted);
+      explainer.dispose();
+      expect(explainer.layerName.split('+')).toHaveLength(MEMBERS[f] as number);
+      screened.probabilities.forEach((p, c) => expect(p).toBeCloseTo(reference.probabilities[c] as number, 6));
+      expect(Math.max(...reference.heatmap)).toBe(1);
+      expect(screened.heatmap).toHaveLength(reference.heatmap.length);
+      screened.heatmap.forEach((value, p) => expect(value).toBeCloseTo(reference.heatmap[p] as number, 5));
+      expect(screened.heatmap.indexOf(1)).toBe(reference.heatmap.indexOf(1));
+    }
+    expect(tf.memory().numTensors).toBe(tensors);
   });
 });

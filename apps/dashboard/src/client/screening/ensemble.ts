@@ -51,8 +51,11 @@ export async function loadFoldModels(models: { fold: number; modelUrl: string }[
 
 /** The network input: grey / scale as [1, size, size, channels] (grey repeated for a 3-channel model), as the training code feeds it. */
 function inputTensor(pixels: Uint8Array, size: number, channels: number, scale: number): tf.Tensor4D {
-  const grey = tf.div(tf.tensor4d(pixels, [1, size, size, 1], 'float32'), scale) as tf.Tensor4D;
-  return channels === 1 ? grey : (tf.tile(grey, [1, 1, 1, channels]) as tf.Tensor4D);
+  // Tidy, or the raw pixel tensor (and the grey one under a tile) outlives every screening.
+  return tf.tidy(() => {
+    const grey = tf.div(tf.tensor4d(pixels, [1, size, size, 1], 'float32'), scale) as tf.Tensor4D;
+    return channels === 1 ? grey : (tf.tile(grey, [1, 1, 1, channels]) as tf.Tensor4D);
+  });
 }
 
 type Layer = tfl.LayersModel['layers'][number];
@@ -89,8 +92,11 @@ function gradCamPlan(model: tfl.LayersModel): { target: Layer; head: Layer[]; so
   throw new Error(`no layer of ${model.name} after its last Conv2D separates the image from the output`);
 }
 
+/** One network's Grad-CAM layer and head ({@link gradCamPlan}). */
+type GradCamPlan = ReturnType<typeof gradCamPlan>;
+
 /** Re-runs the head layers eagerly on feature maps A and returns the class logits. */
-function headLogits(plan: ReturnType<typeof gradCamPlan>, features: tf.Tensor): tf.Tensor2D {
+function headLogits(plan: GradCamPlan, features: tf.Tensor): tf.Tensor2D {
   const values = new Map<Layer, tf.Tensor>([[plan.target, features]]);
   let last = features;
   for (const layer of plan.head) {
@@ -119,21 +125,65 @@ function camWeights(method: GradCamMethod, features: tf.Tensor4D, gradients: tf.
 }
 
 /**
+ * The name of the layer that averages an ensemble model's members' logits into its output: libs/ml's
+ * `ENSEMBLE_OUTPUT_LAYER`, copied (the page may not import libs/ml).
+ */
+const ENSEMBLE_OUTPUT_LAYER = 'ensemble_logits';
+
+/**
+ * Grad-CAM's plan for every member network of a model, in member order: one plan of the whole model,
+ * or, for an ensemble (`model.members` > 1, its output the {@link ENSEMBLE_OUTPUT_LAYER} mean of the
+ * members' logits), one per member, each planned within the member's own network — its paths never
+ * cross the others', so no single layer of the ensemble separates the image from the output.
+ */
+function gradCamPlans(model: tfl.LayersModel): GradCamPlan[] {
+  const output = model.outputs[0];
+  if (model.outputs.length !== 1 || output?.sourceLayer.name !== ENSEMBLE_OUTPUT_LAYER) return [gradCamPlan(model)];
+  const node = output.sourceLayer.inboundNodes[output.nodeIndex];
+  if (node === undefined) throw new Error(`'${ENSEMBLE_OUTPUT_LAYER}' of model ${model.name} has no inputs`);
+  // Wraps the model's own graph nodes (no layers, no weights of its own), so it is never disposed:
+  // LayersModel.dispose would release the shared layers' weights.
+  return node.inputTensors.map((logits, m) => gradCamPlan(tfl.model({ inputs: model.inputs, outputs: logits, name: `${model.name}_member${m + 1}` })));
+}
+
+/**
+ * The class logits from feature maps A of every plan of {@link gradCamPlans}: a single plan's head as
+ * it is; an ensemble's A holds its members' maps side by side (channels concatenated, in member
+ * order), each member's head runs on its own channels and the logits are their mean, as the
+ * ensemble's output (libs/ml's Grad-CAM of an ensemble).
+ */
+function plansLogits(plans: GradCamPlan[], features: tf.Tensor): tf.Tensor2D {
+  const [only] = plans;
+  if (plans.length === 1 && only !== undefined) return headLogits(only, features);
+  const parts = tf.split(features, plans.map(channelsOf), 3);
+  return tf.div(tf.addN(plans.map((plan, m) => headLogits(plan, parts[m] as tf.Tensor))), plans.length) as tf.Tensor2D;
+}
+
+/** Feature maps in a plan's A (the last axis of its target's output). */
+function channelsOf(plan: GradCamPlan): number {
+  return (plan.target.outputShape as number[])[3] as number;
+}
+
+/**
  * One model's probabilities and class-activation map (size², in [0, 1]) for class `classIndex`, or its
  * own prediction: libs/ml's `createGradCamExplainer` in small. `grad-cam` weights each feature map by
  * its gradient's spatial mean, `hires-cam` by the gradient itself, element-wise, `grad-cam++` by
- * its positive gradients weighted by α = g² / (2g² + Σ A · g³) (libs/ml's `camWeights`).
+ * its positive gradients weighted by α = g² / (2g² + Σ A · g³) (libs/ml's `camWeights`). An ensemble
+ * model is explained as one network whose A is every member's A and whose score is the members' mean
+ * logit ({@link plansLogits}), so the map weighs every member's evidence for the ensemble's class.
  */
 function explain(model: tfl.LayersModel, input: tf.Tensor4D, size: number, classIndex: number | null, method: GradCamMethod): { probabilities: number[]; heatmap: Float32Array } {
-  const plan = gradCamPlan(model);
+  const plans = gradCamPlans(model);
   return tf.tidy(() => {
-    const featureModel = tfl.model({ inputs: model.inputs, outputs: plan.target.output as tfl.SymbolicTensor });
-    const features = featureModel.predict(input) as tf.Tensor4D;
-    const logits = headLogits(plan, features);
+    const targets = plans.map((plan) => plan.target.output as tfl.SymbolicTensor);
+    const featureModel = tfl.model({ inputs: model.inputs, outputs: targets.length === 1 ? (targets[0] as tfl.SymbolicTensor) : targets });
+    const predicted = featureModel.predict(input);
+    const features = (Array.isArray(predicted) ? tf.concat(predicted, 3) : predicted) as tf.Tensor4D;
+    const logits = plansLogits(plans, features);
     const probabilities = Array.from(tf.softmax(logits).dataSync());
     const explained = classIndex ?? probabilities.indexOf(Math.max(...probabilities));
     const oneHot = tf.cast(tf.oneHot(tf.tensor1d([explained], 'int32'), probabilities.length), 'float32');
-    const gradients = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(headLogits(plan, a), oneHot)))(features);
+    const gradients = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(plansLogits(plans, a), oneHot)))(features);
     const weights = camWeights(method, features, gradients as tf.Tensor4D);
     const cam = tf.relu(tf.sum(tf.mul(features, weights), -1, true)) as tf.Tensor4D;
     const upsampled = tf.image.resizeBilinear(cam, [size, size], false, true);
