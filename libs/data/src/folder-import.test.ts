@@ -1,4 +1,4 @@
-import { stat, utimes, writeFile } from 'node:fs/promises';
+import { readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -162,6 +162,14 @@ describe('importFolderDataset', () => {
     // A real change (new size / time) is decoded again and caught.
     await writeFile(target, Buffer.from('broken'));
     await expect(importFolderDataset(root, { onCorruptImage: 'fail', cacheFile })).rejects.toThrow(/a\.png: unreadable image/);
+  });
+
+  it('with a cache file, imports one folder several times at once in one process (a sweep\'s experiments)', async () => {
+    const root = await dataset({ 'normal/a.png': image(0), 'normal/b.png': image(1), 'covid/c.png': image(2) });
+    const cacheFile = path.join(await temporaryFolder(), 'cache.json');
+    const imports = await Promise.all(Array.from({ length: 4 }, () => importFolderDataset(root, { onCorruptImage: 'fail', cacheFile })));
+    for (const { catalog } of imports) expect(catalog.map((e) => e.file)).toEqual(['covid/c.png', 'normal/a.png', 'normal/b.png']);
+    expect((await readdir(path.dirname(cacheFile))).filter((name) => name.endsWith('.tmp'))).toEqual([]);
   });
 
   it('reports and drops duplicates by content', async () => {

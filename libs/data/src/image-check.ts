@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -80,7 +81,9 @@ async function readCache(cacheFile: string): Promise<Map<string, CacheRecord>> {
 
 async function writeCache(cacheFile: string, records: Map<string, CacheRecord>): Promise<void> {
   await mkdir(path.dirname(cacheFile), { recursive: true });
-  const temporary = `${cacheFile}.${process.pid}.tmp`;
+  // Unique per write: the experiments of a sweep import one dataset at once in one worker process,
+  // and a name per process let one write rename another's file away (ENOENT, a failed attempt).
+  const temporary = `${cacheFile}.${process.pid}.${randomUUID()}.tmp`;
   await writeFile(temporary, JSON.stringify(Object.fromEntries([...records].sort((a, b) => (a[0] < b[0] ? -1 : 1)))));
   await rename(temporary, cacheFile);
 }
