@@ -26,11 +26,12 @@ let work: string;
 let env: NodeJS.ProcessEnv;
 let ensemble: ExperimentRecord;
 let mismatched: ExperimentRecord;
+let memberEnsembles: ExperimentRecord;
 let images: { png: string; jpeg: string; corrupt: string; truncated: string };
 
-/** A succeeded run on the sampling whose fold models are untrained nets of the given sizes. */
-function recordExperiment(foldSizes: number[]): Promise<ExperimentRecord> {
-  return recordTrainedRun(tracking, store, services.config, services.manifestKey, foldSizes);
+/** A succeeded run on the sampling whose fold models are untrained nets of the given sizes (each an ensemble of `members`). */
+function recordExperiment(foldSizes: number[], members = 1): Promise<ExperimentRecord> {
+  return recordTrainedRun(tracking, store, services.config, services.manifestKey, foldSizes, members);
 }
 
 async function run(args: string[], cwd = work): Promise<DetlRun> {
@@ -49,6 +50,7 @@ beforeAll(async () => {
     model.dispose();
   }
   mismatched = await recordExperiment([SIZE / 2]);
+  memberEnsembles = await recordExperiment([SIZE, SIZE], 3);
 
   const fresh = path.join(work, 'fresh');
   await generateSyntheticDataset({ root: fresh, seed: 99, imageSize: 96, dataB: { normal: 1, pneumonia: 0, other_disease: 0, covid: 1 }, dataA: { normal: 0, diseased: 0 } });
@@ -119,6 +121,16 @@ describe('detl predict', () => {
     }
     expect(output.overlayDir).toBe(path.join(work, 'home', 'predictions', ensemble.id));
     expect(await readdir(cwd)).toEqual([]);
+  });
+
+  it('screens with fold models that are ensembles of three networks (model.members), with a Grad-CAM overlay over all members', async () => {
+    const result = await run(['predict', '--model', memberEnsembles.workflowId, '--json', images.png]);
+    expect(result.stderr).not.toMatch(/detl: /);
+    expect(result.code).toBe(0);
+    const [prediction] = (JSON.parse(result.stdout) as PredictJson).predictions;
+    expect(prediction?.perModel).toHaveLength(2);
+    expectDistribution(prediction?.probabilities ?? {});
+    await expectPng(prediction?.overlay ?? '');
   });
 
   it('screens a folder without overlays and writes one CSV row per image', async () => {
