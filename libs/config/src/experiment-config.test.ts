@@ -3,6 +3,17 @@ import { describe, expect, it } from 'vitest';
 import { applyConfigOverrides, ConfigError, GRAD_CAM_METHODS, parseExperimentConfig } from './experiment-config';
 import { loadServiceSettings, serviceEnvironment } from './service-settings';
 
+/** The fields a ConfigError names for `raw`, or [] when it parses. */
+function fieldsOf(raw: unknown): string[] {
+  try {
+    parseExperimentConfig(raw);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.fields;
+    throw error;
+  }
+  return [];
+}
+
 describe('parseExperimentConfig', () => {
   it('fills every default, with the paper fine-tuning recipe', () => {
     const config = parseExperimentConfig({});
@@ -76,15 +87,6 @@ describe('the training levers and test-time flip (issue 11)', () => {
   });
 
   it('reject out-of-range values naming the field', () => {
-    const fieldsOf = (raw: unknown): string[] => {
-      try {
-        parseExperimentConfig(raw);
-      } catch (error) {
-        if (error instanceof ConfigError) return error.fields;
-        throw error;
-      }
-      return [];
-    };
     expect(fieldsOf({ pretrain: { labelSmoothing: 0.6 } })).toEqual(['pretrain.labelSmoothing']);
     expect(fieldsOf({ fineTune: { labelSmoothing: -0.1 } })).toEqual(['fineTune.labelSmoothing']);
     expect(fieldsOf({ fineTune: { classWeighting: 'inverse' } })).toEqual(['fineTune.classWeighting']);
@@ -97,16 +99,6 @@ describe('the training levers and test-time flip (issue 11)', () => {
 });
 
 describe('model.members (issue 11: an ensemble of initial draws per fold)', () => {
-  const fieldsOf = (raw: unknown): string[] => {
-    try {
-      parseExperimentConfig(raw);
-    } catch (error) {
-      if (error instanceof ConfigError) return error.fields;
-      throw error;
-    }
-    return [];
-  };
-
   it('defaults to one network and takes 1 to 8 members for a scratch recipe', () => {
     expect(parseExperimentConfig({}).model.members).toBe(1);
     expect(parseExperimentConfig({ model: { members: 3 }, fineTune: { freeze: 'scratch' } }).model.members).toBe(3);
