@@ -3,10 +3,10 @@ import { buildModel, createGradCamExplainer, ensembleGradCam, initBackend } from
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initTf, screenImage, type LoadedModel } from './client/screening/ensemble';
 
-// The page's screening keeps its own small copy of Grad-CAM (the browser bundle may not import
-// libs/ml). Here, without a browser, it is held to libs/ml's ensemble map — what `detl predict` and
-// the run's gallery draw — for every gradCam.method, on small-vgg fold models and tfjs' CPU backend.
-// dashboard-browser.test.ts checks the same in Chromium on a recorded run's models (grad-cam only).
+// The page's screening explains each fold with libs/ml's explainer (@detl/ml/browser) and averages the
+// folds' maps itself. Here, without a browser, that average is held to libs/ml's ensemble map — what
+// `detl predict` and the run's gallery draw — for every gradCam.method, on small-vgg fold models and
+// tfjs' CPU backend. dashboard-browser.test.ts checks the same in Chromium on a recorded run's models.
 
 const SIZE = 16;
 let models: LoadedModel[];

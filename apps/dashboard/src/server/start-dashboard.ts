@@ -64,6 +64,11 @@ export const CLIENT_SOURCES: readonly string[] = [
   path.join(DASHBOARD_DIR, 'vite.config.mts'),
   path.resolve(DASHBOARD_DIR, '../../libs/config/src'),
   path.resolve(DASHBOARD_DIR, '../../libs/tracking/src/json-shapes.ts'),
+  // @detl/ml/browser (the screening page's Grad-CAM) and the files it imports.
+  path.resolve(DASHBOARD_DIR, '../../libs/ml/src/browser.ts'),
+  path.resolve(DASHBOARD_DIR, '../../libs/ml/src/evaluation/grad-cam.ts'),
+  path.resolve(DASHBOARD_DIR, '../../libs/ml/src/evaluation/localization.ts'),
+  path.resolve(DASHBOARD_DIR, '../../libs/ml/src/core/models.ts'),
 ];
 
 function newestModification(file: string): number {

@@ -17,7 +17,7 @@
  * Grad-CAM's mean lets a channel's negative gradients elsewhere cancel its positive ones at the
  * lesion, Grad-CAM++ does not.
  */
-import { GRAD_CAM_METHODS, type GradCamMethod } from '@detl/config';
+import { GRAD_CAM_METHODS, type GradCamMethod } from '@detl/config/experiment-config';
 import * as tf from '@tensorflow/tfjs-core';
 // The layers bundle also registers every op's gradient, which tfjs-core's node bundle does not.
 import * as tfl from '@tensorflow/tfjs-layers';
