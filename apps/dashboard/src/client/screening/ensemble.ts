@@ -7,9 +7,8 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { GradCamMethod } from '@detl/config/experiment-config';
 // Grad-CAM (every method, ensemble fold models) is libs/ml's own code, not a copy: its Node-free
 // entry reaches tfjs and @detl/config/experiment-config only (tools/module-boundaries.test.ts walks
-// this client's imports and fails on any Node built-in). The boundary table lets the dashboard depend
-// on config, storage and tracking; this one browser-safe subpath of ml is the exception.
-// eslint-disable-next-line @nx/enforce-module-boundaries -- Node-free @detl/ml/browser only, see above
+// this client's imports and fails on any Node built-in); eslint.config.mjs allows the client this
+// one subpath of ml.
 import { createGradCamExplainer, type GradCamExplainer } from '@detl/ml/browser';
 
 /** One fold model, loaded. */
