@@ -94,6 +94,11 @@ describe('the training levers and test-time flip (issue 11)', () => {
     expect(fieldsOf({ fineTune: { weightDecay: -1 } })).toEqual(['fineTune.weightDecay']);
     expect(fieldsOf({ evaluation: { testTimeFlip: 'yes' } })).toEqual(['evaluation.testTimeFlip']);
     expect(fieldsOf({ evaluation: { flip: true } })).toEqual(['evaluation.flip']);
+    expect(fieldsOf({ fineTune: { augmentation: { translatePixels: 1.5 } } })).toEqual(['fineTune.augmentation.translatePixels']);
+    expect(fieldsOf({ fineTune: { augmentation: { translatePixels: 17 } } })).toEqual(['fineTune.augmentation.translatePixels']);
+    expect(parseExperimentConfig({ fineTune: { augmentation: { translatePixels: 4 } } }).fineTune.augmentation.translatePixels).toBe(4);
+    // Absent stays absent, so the stored configs (and their hashes) of earlier runs do not change.
+    expect(parseExperimentConfig({}).fineTune.augmentation).not.toHaveProperty('translatePixels');
     expect(() => parseExperimentConfig({ fineTune: { labelSmoothing: 0.6 } }, 'lever.json')).toThrow(/lever\.json[\s\S]*fineTune\.labelSmoothing: .*0\.5/);
   });
 });

@@ -16,6 +16,12 @@ const augmentationSchema = z.strictObject({
   scale: z.number().min(0).max(0.5).default(0.1),
   /** Mirror left-right with probability 0.5. */
   horizontalFlip: z.boolean().default(true),
+  /**
+   * Maximum shift, in whole pixels, along each axis (absent = 0): each image moves by a random
+   * integer offset, edges replicated. Whole-pixel shifts move pixels without resampling them, so
+   * unlike rotation and zoom they never blur the fine texture a 64 px X-ray is classified by.
+   */
+  translatePixels: z.number().int().min(0).max(16).optional(),
 });
 
 const syntheticSourceSchema = z.strictObject({

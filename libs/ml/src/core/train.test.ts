@@ -175,4 +175,30 @@ describe('schedule and augmentation', () => {
     expect(identical(a, b)).toBe(0);
     expect(identical(a, c)).toBeGreaterThan(0.1);
   });
+
+  it('shifts by whole pixels without resampling, edges replicated, within ±translatePixels', () => {
+    const size = 8;
+    const x = tf.tensor4d(Float32Array.from({ length: 16 * size * size }, (_, i) => (i * 7919) % 101), [16, size, size, 1]);
+    const shiftOnly = { rotationDegrees: 0, scale: 0, horizontalFlip: false, translatePixels: 2 };
+    const out = augmentBatch(x, new SeededRandom(3), shiftOnly);
+    const input = x.arraySync();
+    const output = out.arraySync();
+    const offsets = new Set<string>();
+    for (let i = 0; i < 16; i += 1) {
+      // The shift that reproduces image i exactly: output(y, x) = input(clamp(y - dy), clamp(x - dx)).
+      const clamp = (v: number) => Math.min(size - 1, Math.max(0, v));
+      const matches = [-2, -1, 0, 1, 2].flatMap((dy) => [-2, -1, 0, 1, 2].map((dx) => ({ dx, dy }))).filter(({ dx, dy }) =>
+        Array.from({ length: size * size }, (_, p) => [Math.floor(p / size), p % size] as const).every(
+          ([row, col]) => Math.abs((output[i]?.[row]?.[col]?.[0] as number) - (input[i]?.[clamp(row - dy)]?.[clamp(col - dx)]?.[0] as number)) < 1e-4,
+        ),
+      );
+      expect(matches.length).toBeGreaterThan(0);
+      offsets.add(JSON.stringify(matches[0]));
+    }
+    expect(offsets.size).toBeGreaterThan(3);
+    // Absent, no shift is drawn: the draws of every stage written before the option are unchanged.
+    const before = { rotationDegrees: 5, scale: 0.05, horizontalFlip: true };
+    const identical = (a: tf.Tensor, b: tf.Tensor) => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0] as number;
+    expect(identical(augmentBatch(x, new SeededRandom(9), before), augmentBatch(x, new SeededRandom(9), { ...before, translatePixels: 0 }))).toBe(0);
+  });
 });

@@ -122,13 +122,16 @@ export function imagesToTensor(images: LabelledImages, indices: ArrayLike<number
 }
 
 /**
- * Random rotation about the centre, zoom and left-right mirroring of a batch, one draw per
- * image from `rng`, applied with `tf.image.transform` (a kernel wasm has). Edge pixels are
- * replicated into the corners a rotation uncovers, as Keras' `fill_mode='nearest'` does.
+ * Random rotation about the centre, zoom, left-right mirroring and whole-pixel shift of a batch,
+ * one draw per image from `rng`, applied with `tf.image.transform` (a kernel wasm has). Edge pixels
+ * are replicated into the corners a rotation or shift uncovers, as Keras' `fill_mode='nearest'`
+ * does. Without `translatePixels` no shift is drawn, so such a stage's draws are what they were
+ * before the option existed.
  */
 export function augmentBatch(x: tf.Tensor4D, rng: SeededRandom, augmentation: AugmentationOptions): tf.Tensor4D {
   const { rotationDegrees, scale, horizontalFlip } = augmentation;
-  if (rotationDegrees === 0 && scale === 0 && !horizontalFlip) return tf.clone(x);
+  const translate = augmentation.translatePixels ?? 0;
+  if (rotationDegrees === 0 && scale === 0 && !horizontalFlip && translate === 0) return tf.clone(x);
   const [n, height, width] = x.shape;
   const cx = (width - 1) / 2;
   const cy = (height - 1) / 2;
@@ -137,12 +140,15 @@ export function augmentBatch(x: tf.Tensor4D, rng: SeededRandom, augmentation: Au
     const theta = (rng.uniform(-rotationDegrees, rotationDegrees) * Math.PI) / 180;
     const zoom = rng.uniform(1 - scale, 1 + scale);
     const flip = horizontalFlip && rng.next() < 0.5 ? -1 : 1;
-    // The matrix maps output pixel coordinates to input coordinates (inverse warp).
+    const dx = translate > 0 ? Math.floor(rng.next() * (2 * translate + 1)) - translate : 0;
+    const dy = translate > 0 ? Math.floor(rng.next() * (2 * translate + 1)) - translate : 0;
+    // The matrix maps output pixel coordinates to input coordinates (inverse warp); output pixel
+    // (x, y) reads input (x - dx, y - dy) after the rotation, zoom and mirror about the centre.
     const a0 = (Math.cos(theta) * flip) / zoom;
     const a1 = -Math.sin(theta) / zoom;
     const b0 = (Math.sin(theta) * flip) / zoom;
     const b1 = Math.cos(theta) / zoom;
-    transforms.set([a0, a1, cx - a0 * cx - a1 * cy, b0, b1, cy - b0 * cx - b1 * cy, 0, 0], i * 8);
+    transforms.set([a0, a1, cx - a0 * (cx + dx) - a1 * (cy + dy), b0, b1, cy - b0 * (cx + dx) - b1 * (cy + dy), 0, 0], i * 8);
   }
   return tf.tidy(() => tf.image.transform(x, tf.tensor2d(transforms, [n, 8]), 'bilinear', 'nearest'));
 }
