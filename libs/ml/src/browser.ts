@@ -14,3 +14,4 @@ export {
   type GradCamResult,
 } from './evaluation/grad-cam';
 export { ENSEMBLE_OUTPUT_LAYER, memberLogits } from './core/models';
+export { classProbabilities, type ScoringOptions } from './core/scoring';

@@ -49,6 +49,7 @@ describe('isClientBuildStale', () => {
       'libs/ml/src/evaluation/grad-cam.ts',
       'libs/ml/src/evaluation/localization.ts',
       'libs/ml/src/core/models.ts',
+      'libs/ml/src/core/scoring.ts',
     ]);
     // A moved source would silently stop counting; a missing one fails here instead.
     expect(CLIENT_SOURCES.filter((source) => !existsSync(source))).toEqual([]);

@@ -69,6 +69,7 @@ export const CLIENT_SOURCES: readonly string[] = [
   path.resolve(DASHBOARD_DIR, '../../libs/ml/src/evaluation/grad-cam.ts'),
   path.resolve(DASHBOARD_DIR, '../../libs/ml/src/evaluation/localization.ts'),
   path.resolve(DASHBOARD_DIR, '../../libs/ml/src/core/models.ts'),
+  path.resolve(DASHBOARD_DIR, '../../libs/ml/src/core/scoring.ts'),
 ];
 
 function newestModification(file: string): number {

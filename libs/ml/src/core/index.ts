@@ -22,7 +22,6 @@ export { writeLabelledImages, readLabelledImages, assertLabelledImages, type Lab
 export { SeededRandom } from './random';
 export {
   trainModel,
-  classProbabilities,
   evaluateModel,
   augmentBatch,
   createOptimizer,
@@ -38,7 +37,6 @@ export {
   type BestWeights,
   type EpochMetrics,
   type ModelEvaluation,
-  type ScoringOptions,
   type TrainingStage,
   type TrainOptions,
   type TrainResult,
@@ -69,3 +67,4 @@ export {
 export { runTrainingJobInProcess, evaluateOnTest } from './training-runner';
 export type { TrainingJob, PretrainJob, FineTuneJob, TrainingJobResult, TrainingJobEpoch, TestEvaluation } from './training-job';
 export { measureThroughput, type ThroughputOptions, type ThroughputResult } from './throughput';
+export { classProbabilities, type ScoringOptions } from './scoring';

@@ -5,6 +5,7 @@ import { assertLabelledImages, type LabelledImages } from './labelled-images';
 import { memberLogits } from './models';
 import { batchNormInTraining, installNativeTrainingKernels, nativeBatchNormAvailable } from './native-training-kernels';
 import { SeededRandom } from './random';
+import { classProbabilities, probabilitiesOf, type ScoringOptions } from './scoring';
 import { classWeightsFor, decayedKernels, decayKernels, trainingLoss, type TrainingLevers } from './training-levers';
 
 /**
@@ -270,29 +271,6 @@ function abortError(): Error {
   const error = new Error('training aborted');
   error.name = 'AbortError';
   return error;
-}
-
-/** How a trained model scores images (the experiment config's `evaluation` section). */
-export interface ScoringOptions {
-  /** Average the softmax of each image and of its left-right mirror (default false). */
-  testTimeFlip?: boolean;
-}
-
-/**
- * Class probabilities of a batch in inference mode: the softmax of the model's output or, with
- * `testTimeFlip`, the mean of the softmax of `x` and of `tf.reverse(x, 2)` (each image mirrored
- * left-right). The one place detl averages over flips; every scorer of images calls it.
- */
-export function classProbabilities(model: LayersModel, x: tf.Tensor4D, options: ScoringOptions = {}): tf.Tensor2D {
-  return tf.tidy(() => probabilitiesOf(model, x, model.predict(x) as tf.Tensor2D, options));
-}
-
-/** {@link classProbabilities} given the model's logits for `x`, computed already. */
-function probabilitiesOf(model: LayersModel, x: tf.Tensor4D, logits: tf.Tensor2D, options: ScoringOptions): tf.Tensor2D {
-  const plain = tf.softmax(logits);
-  if (!options.testTimeFlip) return plain;
-  const mirrored = tf.softmax(model.predict(tf.reverse(x, 2)) as tf.Tensor2D);
-  return tf.div(tf.add(plain, mirrored), 2);
 }
 
 /** What {@link evaluateModel} measured. */

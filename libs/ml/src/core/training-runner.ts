@@ -7,7 +7,8 @@ import { prepareForFineTuning } from './fine-tune';
 import { readLabelledImages, type LabelledImages } from './labelled-images';
 import { CHECKPOINT_FILES, loadModel, loadOptimizer, modelToFiles, saveModel } from './model-io';
 import { buildModel } from './models';
-import { createOptimizer, evaluateModel, outputClasses, snapshotWeights, trainModel, type BestWeights, type ScoringOptions } from './train';
+import type { ScoringOptions } from './scoring';
+import { createOptimizer, evaluateModel, outputClasses, snapshotWeights, trainModel, type BestWeights } from './train';
 import type { TestEvaluation, TrainingJob, TrainingJobEpoch, TrainingJobResult } from './training-job';
 
 /**

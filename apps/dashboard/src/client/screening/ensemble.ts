@@ -5,11 +5,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { GradCamMethod } from '@detl/config/experiment-config';
-// Grad-CAM (every method, ensemble fold models) is libs/ml's own code, not a copy: its Node-free
+// Scoring (classProbabilities) and Grad-CAM (every method, ensemble fold models) are libs/ml's own code, not a copy: its Node-free
 // entry reaches tfjs and @detl/config/experiment-config only (tools/module-boundaries.test.ts walks
 // this client's imports and fails on any Node built-in); eslint.config.mjs allows the client this
 // one subpath of ml.
-import { createGradCamExplainer, type GradCamExplainer } from '@detl/ml/browser';
+import { classProbabilities, createGradCamExplainer, type GradCamExplainer } from '@detl/ml/browser';
 
 /** One fold model, loaded. */
 export interface LoadedModel {
@@ -80,18 +80,9 @@ function explainerOf(model: tfl.LayersModel, method: GradCamMethod): GradCamExpl
 /** What libs/ml's explainer divides the grey values by before feeding them (its `explain` takes 0–255 pixels). */
 const EXPLAINER_PIXEL_SCALE = 255;
 
-/**
- * One fold's probabilities: the softmax of its output or, with test-time flip, the mean of the
- * softmax of the image and of its left-right mirror (`tf.reverse` on the width axis) — what
- * libs/ml's `classProbabilities` computes for `detl predict` (it lives in libs/ml's training code,
- * outside the Node-free `@detl/ml/browser`).
- */
+/** One fold's probabilities for one image: libs/ml's `classProbabilities`, as `detl predict` scores. */
 function foldProbabilities(model: tfl.LayersModel, input: tf.Tensor4D, testTimeFlip: boolean): number[] {
-  return tf.tidy(() => {
-    const plain = tf.softmax(model.predict(input) as tf.Tensor2D);
-    const probabilities = testTimeFlip ? tf.div(tf.add(plain, tf.softmax(model.predict(tf.reverse(input, 2)) as tf.Tensor2D)), 2) : plain;
-    return Array.from(probabilities.dataSync());
-  });
+  return tf.tidy(() => Array.from(classProbabilities(model, input, { testTimeFlip }).dataSync()));
 }
 
 /**
