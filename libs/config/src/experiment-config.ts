@@ -148,6 +148,12 @@ const fineTuneSchema = z.strictObject({
   ...trainingLevers,
 });
 
+/**
+ * Most networks a model may hold (`model.members`): libs/ml gives each member's layers their own
+ * initialiser streams within one seed's range, which 8 ResNet-50s still fit.
+ */
+export const MAX_MODEL_MEMBERS = 8;
+
 const modelSchema = z.strictObject({
   architecture: z.enum(['small-vgg', 'alexnet', 'vgg16', 'resnet50']).default('small-vgg'),
   /** Multiplies every layer's filter / unit count; 1 is the standard architecture. */
@@ -159,7 +165,7 @@ const modelSchema = z.strictObject({
    * cost). Member 1 starts from the weights a single network of the same seed has. Only for
    * `fineTune.freeze: 'scratch'`: a pretrained base is one network.
    */
-  members: z.number().int().min(1).max(8).default(1),
+  members: z.number().int().min(1).max(MAX_MODEL_MEMBERS).default(1),
 });
 
 /**

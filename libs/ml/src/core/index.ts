@@ -7,7 +7,6 @@ export {
   ARCHITECTURES,
   SPEC_METADATA_KEY,
   ENSEMBLE_OUTPUT_LAYER,
-  MAX_MEMBERS,
   buildModel,
   memberLogits,
   describeArchitecture,

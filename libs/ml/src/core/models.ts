@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-layers';
 import type { SymbolicTensor } from '@tensorflow/tfjs-layers';
 import { initializers } from '@tensorflow/tfjs-layers';
+import { MAX_MODEL_MEMBERS } from '@detl/config/experiment-config';
 
 /** The network families of the paper plus the small CPU default. */
 export const ARCHITECTURES = ['small-vgg', 'alexnet', 'vgg16', 'resnet50'] as const;
@@ -67,8 +68,6 @@ const HEAD_PREFIX = 'head_';
 const PREDICTION_LAYER = 'head_predictions';
 /** The layer that averages the members' logits into an ensemble model's output. */
 export const ENSEMBLE_OUTPUT_LAYER = 'ensemble_logits';
-/** Most members a model may have: every member's layers must fit one seed's initialiser streams. */
-export const MAX_MEMBERS = 8;
 
 /**
  * Layers per seed: no architecture has this many initialised layers (ResNet-50 has 54), so the
@@ -318,8 +317,8 @@ export function validateModelSpec(spec: ModelSpec): void {
     throw new ModelSpecError(`channels must be 1 or 3, got ${String(spec.channels)}`);
   }
   const members = spec.members ?? 1;
-  if (!Number.isInteger(members) || members < 1 || members > MAX_MEMBERS) {
-    throw new ModelSpecError(`members must be an integer 1…${MAX_MEMBERS}, got ${members}`);
+  if (!Number.isInteger(members) || members < 1 || members > MAX_MODEL_MEMBERS) {
+    throw new ModelSpecError(`members must be an integer 1…${MAX_MODEL_MEMBERS}, got ${members}`);
   }
 }
 
@@ -338,19 +337,16 @@ export function buildModel(spec: ModelSpec): tf.LayersModel {
   validateModelSpec(spec);
   const members = spec.members ?? 1;
   const input = tf.input({ shape: [spec.imageSize, spec.imageSize, spec.channels], name: 'input' });
-  let output: SymbolicTensor;
-  if (members === 1) {
-    output = BUILDERS[spec.architecture](new Builder(spec), input);
-  } else {
-    const logits: SymbolicTensor[] = [];
-    let layerIndex = 0;
-    for (let member = 1; member <= members; member += 1) {
-      const builder = new Builder(spec, layerIndex, `member${member}_`);
-      logits.push(BUILDERS[spec.architecture](builder, input));
-      layerIndex = builder.layerIndex;
-    }
-    output = tf.layers.average({ name: ENSEMBLE_OUTPUT_LAYER }).apply(logits) as SymbolicTensor;
+  // One network keeps its unprefixed layer names; an ensemble's members continue each other's
+  // initialiser streams, so member 1 is the single network of the same seed.
+  const logits: SymbolicTensor[] = [];
+  let layerIndex = 0;
+  for (let member = 1; member <= members; member += 1) {
+    const builder = new Builder(spec, layerIndex, members === 1 ? '' : `member${member}_`);
+    logits.push(BUILDERS[spec.architecture](builder, input));
+    layerIndex = builder.layerIndex;
   }
+  const output = members === 1 ? (logits[0] as SymbolicTensor) : (tf.layers.average({ name: ENSEMBLE_OUTPUT_LAYER }).apply(logits) as SymbolicTensor);
   const model = tf.model({ inputs: input, outputs: output, name: spec.architecture.replace('-', '_') });
   // A single network's metadata stays as it was before ensembles existed.
   const { seed: _seed, members: _members, ...shape } = spec;
